@@ -1,0 +1,40 @@
+//! The claim: one atomic findOneAndUpdate turns the best due `pending` job of a name
+//! into `processing` under a fresh `claimId` (the fencing token) and a lease.
+
+use mongodb::bson::{doc, oid::ObjectId, DateTime};
+use mongodb::options::ReturnDocument;
+
+use crate::client::Inner;
+use crate::error::Result;
+use crate::job::{Job, JobStatus};
+
+impl Inner {
+    /// Claims one due job of `name`, or `None` when none is due.
+    #[tracing::instrument(level = "debug", skip(self), fields(instance = %self.instance_id))]
+    pub(crate) async fn claim_one(&self, name: &str) -> Result<Option<Job>> {
+        let now = DateTime::now();
+        let lease_until = DateTime::from_millis(now.timestamp_millis() + self.opts.lease_duration.as_millis() as i64);
+        let claimed = self
+            .coll
+            .find_one_and_update(
+                doc! { "name": name, "status": JobStatus::Pending.as_str(), "nextRunAt": { "$lte": now } },
+                doc! { "$set": {
+                    "status": JobStatus::Processing.as_str(),
+                    "claimId": ObjectId::new(),
+                    "claimedBy": &self.instance_id,
+                    "lockedAt": now,
+                    "leaseExpiresAt": lease_until,
+                    "updatedAt": now,
+                } },
+            )
+            .sort(doc! { "priority": -1, "nextRunAt": 1 })
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let job = claimed.map(Job::from_document).transpose()?;
+        if let Some(job) = &job {
+            tracing::debug!(job.id = %job.id, "claimed");
+        }
+        Ok(job)
+    }
+}

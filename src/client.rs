@@ -1,0 +1,266 @@
+//! `Monque`: the public handle. Connects, creates indexes, enqueues, registers workers
+//! and starts / stops the background services.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use mongodb::bson::{doc, Document};
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection, Database};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::enqueue::{BatchResult, EnqueueOptions, NewJob};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventBus};
+use crate::executor::Running;
+use crate::handler::Handler;
+use crate::job::{validate_job_name, Job};
+use crate::notify::NotifyMode;
+use crate::options::{MonqueOptions, WorkerOptions};
+use crate::worker::Worker;
+
+/// A job queue on one MongoDB collection. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Monque {
+    inner: Arc<Inner>,
+}
+
+/// State shared by the handle and every background task.
+pub(crate) struct Inner {
+    pub(crate) db: Database,
+    pub(crate) coll: Collection<Document>,
+    /// uniqueKey locks (unique.rs).
+    pub(crate) locks: Collection<Document>,
+    pub(crate) opts: MonqueOptions,
+    pub(crate) instance_id: String,
+    pub(crate) events: EventBus,
+    pub(crate) workers: RwLock<HashMap<String, Arc<Worker>>>,
+    pub(crate) running: Running,
+    pub(crate) instance_slots: Option<Arc<Semaphore>>,
+    pub(crate) notify_mode: AtomicU8,
+    lifecycle: Mutex<Lifecycle>,
+}
+
+/// What `start()` set going and `stop()` must wind down.
+#[derive(Default)]
+enum Lifecycle {
+    #[default]
+    Stopped,
+    Started(Services),
+}
+
+pub(crate) struct Services {
+    /// Cancelled first on stop: no more claims.
+    pub(crate) claiming: CancellationToken,
+    /// Cancelled after the drain: heartbeats, recovery and change stream stop.
+    pub(crate) background: CancellationToken,
+    /// Aborts running handlers' signals when the shutdown timeout passes.
+    pub(crate) abort: CancellationToken,
+    pub(crate) producers: Vec<JoinHandle<()>>,
+    pub(crate) maintenance: Vec<JoinHandle<()>>,
+}
+
+impl Monque {
+    /// Connects with a MongoDB connection string and checks the server answers within
+    /// `server_selection_timeout` (a `CONNECTION_ERROR` otherwise). The database is
+    /// `options.database`, else the one named in the URI, else `monque`.
+    pub async fn connect(uri: &str, options: MonqueOptions) -> Result<Monque> {
+        options.validate()?;
+        let mut client_opts = ClientOptions::parse(uri).await.map_err(|e| Error::InvalidUri(e.to_string()))?;
+        client_opts.server_selection_timeout.get_or_insert(options.server_selection_timeout);
+        client_opts.app_name.get_or_insert_with(|| "monque".to_owned());
+        let db_name = options
+            .database
+            .clone()
+            .or_else(|| client_opts.default_database.clone())
+            .unwrap_or_else(|| "monque".to_owned());
+        let client = Client::with_options(client_opts).map_err(|e| Error::InvalidUri(e.to_string()))?;
+        let monque = Monque::from_database(client.database(&db_name), options)?;
+        monque.ping().await?;
+        Ok(monque)
+    }
+
+    /// Uses a database handle you already have. Does no I/O.
+    pub fn from_database(db: Database, options: MonqueOptions) -> Result<Monque> {
+        options.validate()?;
+        let instance_id = options.instance_id.clone().unwrap_or_else(default_instance_id);
+        let inner = Inner {
+            coll: db.collection(&options.collection_name),
+            locks: db.collection(&format!("{}_unique", options.collection_name)),
+            db,
+            instance_slots: options.instance_concurrency.map(|n| Arc::new(Semaphore::new(n))),
+            opts: options,
+            instance_id,
+            events: EventBus::default(),
+            workers: RwLock::default(),
+            running: Running::default(),
+            notify_mode: AtomicU8::new(NotifyMode::Off as u8),
+            lifecycle: Mutex::default(),
+        };
+        Ok(Monque { inner: Arc::new(inner) })
+    }
+
+    /// Creates the indexes and puts back jobs whose lease expired while nothing ran.
+    /// Idempotent: call it on every start.
+    pub async fn initialize(&self) -> Result<()> {
+        crate::indexes::ensure(&self.inner.coll).await.map_err(|e| self.inner.db_err(e))?;
+        let recovered = self.inner.recover_expired().await?;
+        if recovered > 0 {
+            self.inner.emit(Event::StaleRecovered { count: recovered });
+        }
+        Ok(())
+    }
+
+    /// Enqueues a job.
+    pub async fn enqueue<T: Serialize>(&self, name: &str, data: T, options: EnqueueOptions) -> Result<Job> {
+        let data = serde_json::to_value(data).map_err(|e| Error::InvalidData(e.to_string()))?;
+        self.inner.enqueue_one(NewJob { name: name.to_owned(), data, options }).await
+    }
+
+    /// Enqueues a job to run as soon as a worker is free.
+    pub async fn now<T: Serialize>(&self, name: &str, data: T) -> Result<Job> {
+        self.enqueue(name, data, EnqueueOptions::default()).await
+    }
+
+    /// Enqueues many jobs in one round trip (two when some have a `unique_key`).
+    /// Every job is validated first; one bad job means nothing is written.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<BatchResult> {
+        if jobs.is_empty() {
+            return Ok(BatchResult::default());
+        }
+        self.inner.enqueue_batch(jobs).await
+    }
+
+    /// Registers the handler for jobs named `name`. If the queue is started, the worker
+    /// starts claiming at once.
+    pub fn register(&self, name: &str, handler: impl Handler, options: WorkerOptions) -> Result<()> {
+        self.register_arc(name, Arc::new(handler), options)
+    }
+
+    /// [`register`](Self::register) for a handler already behind an `Arc`.
+    pub fn register_arc(&self, name: &str, handler: Arc<dyn Handler>, options: WorkerOptions) -> Result<()> {
+        validate_job_name(name)?;
+        options.validate()?;
+        let inner = &self.inner;
+        let worker = Arc::new(Worker::new(name, handler, &options, &inner.opts));
+        let previous = {
+            let mut workers = inner.workers.write().expect("workers lock");
+            if workers.contains_key(name) && !options.replace {
+                return Err(Error::WorkerExists(name.to_owned()));
+            }
+            workers.insert(name.to_owned(), worker.clone())
+        };
+        if let Some(old) = previous {
+            old.retire();
+        }
+        if let Lifecycle::Started(services) = &mut *inner.lifecycle.lock().expect("lifecycle lock") {
+            services.producers.push(worker.spawn(inner.clone(), services));
+        }
+        Ok(())
+    }
+
+    /// Calls `listener` for every event. See [`Event`].
+    pub fn on_event(&self, listener: impl Fn(&Event) + Send + Sync + 'static) {
+        self.inner.events.subscribe(Arc::new(listener));
+    }
+
+    /// Starts the workers and the background services (heartbeats, lease recovery,
+    /// change-stream wake-ups). Calling it while started does nothing.
+    pub fn start(&self) -> Result<()> {
+        let inner = &self.inner;
+        let mut lifecycle = inner.lifecycle.lock().expect("lifecycle lock");
+        if matches!(*lifecycle, Lifecycle::Started(_)) {
+            return Ok(());
+        }
+        let mut services = Services {
+            claiming: CancellationToken::new(),
+            background: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            producers: Vec::new(),
+            maintenance: Vec::new(),
+        };
+        inner.notify_mode.store(NotifyMode::Polling as u8, Ordering::Relaxed);
+        let workers: Vec<_> = inner.workers.read().expect("workers lock").values().cloned().collect();
+        for worker in &workers {
+            services.producers.push(worker.spawn(inner.clone(), &services));
+        }
+        let background = services.background.clone();
+        services.maintenance.push(tokio::spawn(crate::lease::run(inner.clone(), background.clone())));
+        if inner.opts.change_streams {
+            services.maintenance.push(tokio::spawn(crate::notify::watch(inner.clone(), background)));
+        }
+        *lifecycle = Lifecycle::Started(services);
+        tracing::info!(instance = %inner.instance_id, workers = workers.len(), "monque started");
+        Ok(())
+    }
+
+    /// Stops claiming at once, waits up to `timeout` (default `shutdown_timeout`) for
+    /// running handlers, then aborts their signals and hands every unfinished job back
+    /// to `pending`. Returns how many jobs were handed back.
+    pub async fn stop(&self, timeout: Option<Duration>) -> Result<u64> {
+        let services = match std::mem::take(&mut *self.inner.lifecycle.lock().expect("lifecycle lock")) {
+            Lifecycle::Started(services) => services,
+            Lifecycle::Stopped => return Ok(0),
+        };
+        crate::shutdown::run(&self.inner, services, timeout.unwrap_or(self.inner.opts.shutdown_timeout)).await
+    }
+
+    /// True when the queue is started and the server answered a ping.
+    pub async fn is_healthy(&self) -> bool {
+        let started = matches!(*self.inner.lifecycle.lock().expect("lifecycle lock"), Lifecycle::Started(_));
+        started && self.ping().await.is_ok()
+    }
+
+    /// How idle workers learn of new jobs right now.
+    pub fn notify_mode(&self) -> NotifyMode {
+        NotifyMode::from_u8(self.inner.notify_mode.load(Ordering::Relaxed))
+    }
+
+    /// This instance's `claimedBy` value.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// The jobs collection, for your own queries.
+    pub fn collection(&self) -> &Collection<Document> {
+        &self.inner.coll
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner.db.run_command(doc! { "ping": 1 }).await.map_err(|e| self.inner.db_err(e))?;
+        Ok(())
+    }
+}
+
+impl Inner {
+    pub(crate) fn db_err(&self, err: mongodb::error::Error) -> Error {
+        Error::from_driver(err, self.opts.server_selection_timeout)
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        self.events.emit(event);
+    }
+
+    /// Wakes the local worker for `name`, if there is one.
+    pub(crate) fn wake(&self, name: &str) {
+        if let Some(worker) = self.workers.read().expect("workers lock").get(name) {
+            worker.wake();
+        }
+    }
+
+    pub(crate) fn wake_all(&self) {
+        for worker in self.workers.read().expect("workers lock").values() {
+            worker.wake();
+        }
+    }
+}
+
+fn default_instance_id() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
+    format!("{host}:{}:{:04x}", std::process::id(), rand::random::<u16>())
+}

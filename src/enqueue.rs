@@ -1,0 +1,115 @@
+//! Adding jobs: one insert, or a lock-guarded insert when a `uniqueKey` asks for dedup
+//! (unique.rs); batches take one round trip per kind. Everything is validated first.
+
+use mongodb::bson::{self, doc, oid::ObjectId, DateTime, Document};
+
+use crate::client::Inner;
+use crate::error::{Error, Result};
+use crate::job::{validate_data, validate_job_name, Job, JobStatus};
+
+/// Options for one enqueue.
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueOptions {
+    /// At most one pending or processing job per `(name, unique_key)`: enqueueing again
+    /// returns the existing job.
+    pub unique_key: Option<String>,
+    /// Do not run before this time. Default: now.
+    pub run_at: Option<DateTime>,
+    /// Higher runs first among due jobs of one name. Default 0.
+    pub priority: i32,
+}
+
+/// One job in a batch for [`Monque::enqueue_many`](crate::Monque::enqueue_many).
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub name: String,
+    pub data: serde_json::Value,
+    pub options: EnqueueOptions,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchResult {
+    /// New jobs written.
+    pub inserted: u64,
+    /// Jobs not written because an active job with the same `(name, uniqueKey)` exists.
+    pub deduplicated: u64,
+}
+
+/// Longest accepted uniqueKey, in bytes (it is part of an index key).
+const MAX_UNIQUE_KEY_LEN: usize = 1024;
+
+/// Validates one job and builds its document. Pure: no I/O.
+pub(crate) fn build(inner: &Inner, job: &NewJob, now: DateTime) -> Result<Document> {
+    validate_job_name(&job.name)?;
+    validate_data(&job.data)?;
+    let size = serde_json::to_vec(&job.data).map(|v| v.len()).unwrap_or(usize::MAX);
+    let limit = inner.opts.max_payload_size;
+    if size > limit {
+        return Err(Error::PayloadTooLarge { size, limit });
+    }
+    if let Some(key) = &job.options.unique_key {
+        if key.is_empty() || key.len() > MAX_UNIQUE_KEY_LEN {
+            return Err(Error::option("unique_key", "must be 1-1024 bytes"));
+        }
+    }
+    let data = bson::to_bson(&job.data).map_err(|e| Error::InvalidData(e.to_string()))?;
+    let mut doc = doc! {
+        "_id": ObjectId::new(),
+        "name": &job.name,
+        "data": data,
+        "status": JobStatus::Pending.as_str(),
+        "priority": job.options.priority,
+        "nextRunAt": job.options.run_at.unwrap_or(now),
+        "failCount": 0,
+        "createdAt": now,
+        "updatedAt": now,
+    };
+    if let Some(key) = &job.options.unique_key {
+        doc.insert("uniqueKey", key);
+    }
+    Ok(doc)
+}
+
+impl Inner {
+    pub(crate) async fn enqueue_one(&self, job: NewJob) -> Result<Job> {
+        let doc = build(self, &job, DateTime::now())?;
+        let created = if job.options.unique_key.is_some() {
+            self.enqueue_unique(doc).await?.0
+        } else {
+            self.coll.insert_one(&doc).await.map_err(|e| self.db_err(e))?;
+            Job::from_document(doc)?
+        };
+        self.wake(&created.name);
+        Ok(created)
+    }
+
+    pub(crate) async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<BatchResult> {
+        let now = DateTime::now();
+        let mut plain = Vec::new();
+        let mut unique = Vec::new();
+        for job in &jobs {
+            let doc = build(self, job, now)?;
+            if job.options.unique_key.is_some() {
+                unique.push(doc);
+            } else {
+                plain.push(doc);
+            }
+        }
+        let mut result = BatchResult::default();
+        if !plain.is_empty() {
+            result.inserted += plain.len() as u64;
+            self.coll.insert_many(plain).ordered(false).await.map_err(|e| self.db_err(e))?;
+        }
+        if !unique.is_empty() {
+            let inserted = self.enqueue_unique_batch(unique).await?;
+            result.inserted += inserted.0;
+            result.deduplicated += inserted.1;
+        }
+        for name in jobs.iter().map(|j| j.name.as_str()).collect::<std::collections::HashSet<_>>() {
+            self.wake(name);
+        }
+        Ok(result)
+    }
+}
+

@@ -1,0 +1,116 @@
+//! One error type for the whole crate. Every variant has a stable `code()` that the
+//! Node binding puts on the JS `Error`, so callers can branch on it without parsing text.
+
+use std::time::Duration;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in monque. Validation errors are returned before
+/// anything is written to the database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A job name is empty, too long or contains control characters.
+    #[error("invalid job name {name:?}: {reason}")]
+    InvalidJobName { name: String, reason: &'static str },
+
+    /// An option is out of range or inconsistent with another option.
+    #[error("invalid option `{name}`: {reason}")]
+    InvalidOption { name: &'static str, reason: String },
+
+    /// The job's data, encoded as JSON, is larger than `max_payload_size`.
+    #[error("job data is {size} bytes, over the limit of {limit} bytes")]
+    PayloadTooLarge { size: usize, limit: usize },
+
+    /// The job's data cannot be stored as given (operator-like or dotted keys, bad JSON).
+    #[error("invalid job data: {0}")]
+    InvalidData(String),
+
+    /// A job id is not a 24-character hex ObjectId.
+    #[error("invalid job id {0:?}: expected a 24-character hex ObjectId")]
+    InvalidJobId(String),
+
+    /// A worker for this job name is already registered on this instance.
+    #[error("a worker for job `{0}` is already registered; pass `replace: true` to swap it")]
+    WorkerExists(String),
+
+    /// The queue was asked to do something it cannot do in its current state.
+    #[error("{0}")]
+    InvalidState(&'static str),
+
+    /// The server could not be reached (server selection timed out, network failure).
+    #[error("cannot reach MongoDB within {timeout:?}: {source}")]
+    Connection {
+        timeout: Duration,
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
+
+    /// The connection string is malformed.
+    #[error("invalid connection string: {0}")]
+    InvalidUri(String),
+
+    /// Any other error the server or driver returned.
+    #[error("database error: {0}")]
+    Database(#[source] Box<mongodb::error::Error>),
+}
+
+impl Error {
+    /// A stable, machine-readable code for this error (the JS `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidJobName { .. } => "INVALID_JOB_NAME",
+            Error::InvalidOption { .. } => "INVALID_OPTION",
+            Error::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Error::InvalidData(_) => "INVALID_DATA",
+            Error::InvalidJobId(_) => "INVALID_JOB_ID",
+            Error::WorkerExists(_) => "WORKER_EXISTS",
+            Error::InvalidState(_) => "INVALID_STATE",
+            Error::Connection { .. } => "CONNECTION_ERROR",
+            Error::InvalidUri(_) => "INVALID_URI",
+            Error::Database(_) => "DATABASE_ERROR",
+        }
+    }
+
+    pub(crate) fn option(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidOption {
+            name,
+            reason: reason.into(),
+        }
+    }
+
+    /// Wraps a driver error, telling "cannot reach the server" apart from the rest.
+    pub(crate) fn from_driver(err: mongodb::error::Error, timeout: Duration) -> Self {
+        use mongodb::error::ErrorKind;
+        let unreachable = matches!(
+            *err.kind,
+            ErrorKind::Io(_)
+                | ErrorKind::ConnectionPoolCleared { .. }
+                | ErrorKind::ServerSelection { .. }
+                | ErrorKind::DnsResolve { .. }
+        );
+        if unreachable {
+            Error::Connection {
+                timeout,
+                source: Box::new(err),
+            }
+        } else {
+            Error::Database(Box::new(err))
+        }
+    }
+
+    /// True for the server's duplicate-key error (E11000), which the uniqueKey index raises.
+    pub(crate) fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+        use mongodb::error::{ErrorKind, WriteFailure};
+        match &*err.kind {
+            ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+            ErrorKind::Command(e) => e.code == 11000,
+            ErrorKind::InsertMany(e) => e
+                .write_errors
+                .as_ref()
+                .is_some_and(|errs| errs.iter().all(|e| e.code == 11000)),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Runs one claimed job: calls the handler in its own task (so a panic is a failure, not
+//! a crash), then hands the outcome to the completer. Tracks what is running so the
+//! heartbeat can renew leases and shutdown can wait for, abort and hand back jobs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mongodb::bson::oid::ObjectId;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::client::Inner;
+use crate::events::Event;
+use crate::handler::{AbortSignal, HandlerError, JobContext};
+use crate::job::Job;
+use crate::worker::{Slots, Worker};
+
+/// The executions in flight on this instance: claimId -> job id.
+pub(crate) struct Running {
+    jobs: Mutex<HashMap<ObjectId, ObjectId>>,
+    count: watch::Sender<usize>,
+}
+
+impl Default for Running {
+    fn default() -> Self {
+        Running { jobs: Mutex::default(), count: watch::Sender::new(0) }
+    }
+}
+
+impl Running {
+    fn insert(&self, claim_id: ObjectId, job_id: ObjectId) {
+        let mut jobs = self.jobs.lock().expect("running lock");
+        jobs.insert(claim_id, job_id);
+        self.count.send_replace(jobs.len());
+    }
+
+    fn remove(&self, claim_id: &ObjectId) {
+        let mut jobs = self.jobs.lock().expect("running lock");
+        jobs.remove(claim_id);
+        self.count.send_replace(jobs.len());
+    }
+
+    /// `(job id, claim id)` of every execution in flight.
+    pub(crate) fn snapshot(&self) -> Vec<(ObjectId, ObjectId)> {
+        let jobs = self.jobs.lock().expect("running lock");
+        jobs.iter().map(|(claim, id)| (*id, *claim)).collect()
+    }
+
+    /// Waits until nothing runs; false if `timeout` passed first.
+    pub(crate) async fn wait_idle(&self, timeout: Duration) -> bool {
+        let mut rx = self.count.subscribe();
+        let idle = tokio::time::timeout(timeout, rx.wait_for(|n| *n == 0)).await;
+        idle.is_ok()
+    }
+}
+
+impl Inner {
+    pub(crate) fn execute(self: &Arc<Self>, worker: Arc<Worker>, job: Job, slots: Slots, abort_root: &CancellationToken) {
+        let Some(claim_id) = job.claim_id else {
+            tracing::error!(job.id = %job.id, "claimed job has no claimId; skipped");
+            return;
+        };
+        let abort = abort_root.child_token();
+        self.running.insert(claim_id, job.id);
+        let span = tracing::info_span!("monque.job", job.id = %job.id, job.name = %job.name, attempt = job.fail_count + 1);
+        let inner = self.clone();
+        tokio::spawn(
+            async move {
+                let job = Arc::new(job);
+                inner.emit(Event::JobStarted { job: job.clone() });
+                let started = Instant::now();
+                let ctx = JobContext { job: job.clone(), signal: AbortSignal(abort.clone()) };
+                let outcome = match tokio::spawn(worker.handler.call(ctx)).await {
+                    Ok(outcome) => outcome,
+                    Err(err) => Err(HandlerError::new(format!("handler panicked: {}", panic_message(err)))),
+                };
+                inner.finish(&worker, &job, outcome, started.elapsed(), abort.is_cancelled()).await;
+                inner.running.remove(&claim_id);
+                drop(slots);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+fn panic_message(err: tokio::task::JoinError) -> String {
+    match err.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into()),
+        Err(err) => err.to_string(),
+    }
+}

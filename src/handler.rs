@@ -1,0 +1,97 @@
+//! What a worker runs: anything implementing [`Handler`], most often an async closure
+//! `|ctx: JobContext| async move { ... }` returning `Result<T: Serialize, E>`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::job::Job;
+
+/// Why a handler failed. Build one from any `std::error::Error`, a `String` or a `&str`;
+/// use [`HandlerError::permanent`] to fail the job at once, without retries.
+#[derive(Debug, Clone)]
+pub struct HandlerError {
+    message: String,
+    retryable: bool,
+}
+
+impl HandlerError {
+    /// A failure that follows the retry rules.
+    pub fn new(message: impl Into<String>) -> Self {
+        HandlerError { message: message.into(), retryable: true }
+    }
+
+    /// A failure that marks the job `failed` at once, whatever retries are left.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        HandlerError { message: message.into(), retryable: false }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+/// Any error type, `String` or `&str` converts (with `?` or `.into()`) to a retryable failure.
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError {
+    fn from(err: E) -> Self {
+        HandlerError::new(err.into().to_string())
+    }
+}
+
+/// Aborted when the job must stop: `stop()`'s timeout passed or the lease was lost.
+/// Long handlers should watch it and return early.
+#[derive(Debug, Clone)]
+pub struct AbortSignal(pub(crate) CancellationToken);
+
+impl AbortSignal {
+    pub fn is_aborted(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// Resolves when the signal aborts.
+    pub async fn aborted(&self) {
+        self.0.cancelled().await
+    }
+}
+
+/// What a handler receives for one execution.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub job: Arc<Job>,
+    pub signal: AbortSignal,
+}
+
+/// The outcome of one execution: the value to store (if any) or why it failed.
+pub type Outcome = Result<Option<serde_json::Value>, HandlerError>;
+
+/// A job handler. Implemented for async closures; implement it yourself for stateful
+/// handlers (the Node binding does).
+pub trait Handler: Send + Sync + 'static {
+    fn call(&self, ctx: JobContext) -> BoxFuture<'static, Outcome>;
+}
+
+impl<F, Fut, T, E> Handler for F
+where
+    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: serde::Serialize,
+    E: Into<HandlerError>,
+{
+    fn call(&self, ctx: JobContext) -> BoxFuture<'static, Outcome> {
+        let fut = self(ctx);
+        Box::pin(async move {
+            let value = fut.await.map_err(Into::into)?;
+            match serde_json::to_value(value) {
+                Ok(serde_json::Value::Null) => Ok(None),
+                Ok(v) => Ok(Some(v)),
+                Err(e) => Err(HandlerError::new(format!("handler result is not JSON: {e}"))),
+            }
+        })
+    }
+}

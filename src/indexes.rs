@@ -1,0 +1,34 @@
+//! The indexes `initialize()` creates. Each one exists for one query, named beside it.
+
+use mongodb::bson::{doc, Document};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, IndexModel};
+
+pub(crate) fn models() -> Vec<IndexModel> {
+    vec![
+        // The claim (claim.rs): equality on name + status, sort by priority then
+        // nextRunAt, range on nextRunAt (equality, sort, range).
+        index(
+            doc! { "name": 1, "status": 1, "priority": -1, "nextRunAt": 1 },
+            IndexOptions::builder().name("monque_claim".to_owned()).build(),
+        ),
+        // Lease recovery (lease.rs): expired `processing` jobs. Partial, so it only
+        // holds the few jobs running right now.
+        index(
+            doc! { "leaseExpiresAt": 1 },
+            IndexOptions::builder()
+                .name("monque_lease".to_owned())
+                .partial_filter_expression(doc! { "status": "processing" })
+                .build(),
+        ),
+    ]
+}
+
+fn index(keys: Document, options: IndexOptions) -> IndexModel {
+    IndexModel::builder().keys(keys).options(options).build()
+}
+
+pub(crate) async fn ensure(coll: &Collection<Document>) -> mongodb::error::Result<()> {
+    coll.create_indexes(models()).await.map(|_| ())
+    // The `<collection>_unique` locks need no index of their own: their `_id` is the key.
+}

@@ -1,0 +1,229 @@
+//! The job document as stored in MongoDB, its statuses, and the JSON view handed to
+//! handlers and to Node.
+
+use mongodb::bson::{self, oid::ObjectId, DateTime, Document};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for `nextRunAt` and a free worker.
+    Pending,
+    /// Claimed by a worker that holds a lease on it.
+    Processing,
+    /// The handler succeeded.
+    Completed,
+    /// The handler failed and no retries are left (the dead-letter set).
+    Failed,
+    /// Cancelled before it finished.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// Every status, in a fixed order.
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Pending,
+        JobStatus::Processing,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    /// The name stored in the document.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Processing => "processing",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Active jobs hold their `uniqueKey`: at most one per `(name, uniqueKey)`.
+    pub fn is_active(self) -> bool {
+        matches!(self, JobStatus::Pending | JobStatus::Processing)
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job document. Field names in MongoDB are the camelCase forms.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub name: String,
+    pub data: serde_json::Value,
+    pub status: JobStatus,
+    /// Higher runs first among due jobs of one name.
+    #[serde(default)]
+    pub priority: i32,
+    pub next_run_at: DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_at: Option<DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+    /// Fencing token: new for every claim; every write of that execution matches on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<ObjectId>,
+    #[serde(default)]
+    pub fail_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_interval: Option<String>,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime>,
+}
+
+impl Job {
+    pub(crate) fn from_document(doc: Document) -> Result<Job> {
+        bson::from_document(doc).map_err(|e| Error::InvalidData(format!("unreadable job document: {e}")))
+    }
+
+    /// Decodes `data` into your own type.
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_value(self.data.clone())
+    }
+
+    /// The JSON view used by the Node binding: ids as hex strings, times as epoch ms.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let ms = |d: &DateTime| d.timestamp_millis();
+        let mut v = json!({
+            "id": self.id.to_hex(),
+            "name": self.name,
+            "data": self.data,
+            "status": self.status,
+            "priority": self.priority,
+            "nextRunAt": ms(&self.next_run_at),
+            "failCount": self.fail_count,
+            "createdAt": ms(&self.created_at),
+            "updatedAt": ms(&self.updated_at),
+        });
+        let o = v.as_object_mut().expect("object literal");
+        let mut put = |k: &str, val: Option<serde_json::Value>| {
+            if let Some(val) = val {
+                o.insert(k.into(), val);
+            }
+        };
+        put("lockedAt", self.locked_at.as_ref().map(|d| ms(d).into()));
+        put("leaseExpiresAt", self.lease_expires_at.as_ref().map(|d| ms(d).into()));
+        put("claimedBy", self.claimed_by.clone().map(Into::into));
+        put("claimId", self.claim_id.map(|c| c.to_hex().into()));
+        put("failReason", self.fail_reason.clone().map(Into::into));
+        put("uniqueKey", self.unique_key.clone().map(Into::into));
+        put("repeatInterval", self.repeat_interval.clone().map(Into::into));
+        put("completedAt", self.completed_at.as_ref().map(|d| ms(d).into()));
+        v
+    }
+}
+
+/// Parses a job id given as a 24-character hex string.
+pub fn parse_job_id(id: &str) -> Result<ObjectId> {
+    ObjectId::parse_str(id).map_err(|_| Error::InvalidJobId(id.to_owned()))
+}
+
+/// Longest job name accepted, in bytes.
+pub const MAX_JOB_NAME_LEN: usize = 255;
+
+/// Job names are non-empty, at most 255 bytes, and free of control characters (they
+/// show up in logs, metrics labels and dashboards).
+pub fn validate_job_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "must not be empty"
+    } else if name.len() > MAX_JOB_NAME_LEN {
+        "must be at most 255 bytes"
+    } else if name.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else if name.trim() != name {
+        "must not start or end with whitespace"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidJobName {
+        name: name.chars().take(64).collect(),
+        reason,
+    })
+}
+
+/// Job data keys must not start with `$` or contain `.`: MongoDB would read the first
+/// as an operator inside update documents and cannot address the second in queries.
+/// Refusing them keeps every stored payload round-trippable.
+pub fn validate_data(data: &serde_json::Value) -> Result<()> {
+    fn walk(v: &serde_json::Value, path: &mut Vec<String>) -> Result<()> {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    if k.starts_with('$') || k.contains('.') || k.contains('\0') {
+                        let at = if path.is_empty() { "the top level".to_owned() } else { path.join(".") };
+                        return Err(Error::InvalidData(format!(
+                            "key {k:?} at {at}: keys must not start with `$` or contain `.` or NUL"
+                        )));
+                    }
+                    path.push(k.clone());
+                    walk(child, path)?;
+                    path.pop();
+                }
+                Ok(())
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    walk(child, path)?;
+                    path.pop();
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    walk(data, &mut Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn job_names() {
+        assert!(validate_job_name("send-email").is_ok());
+        assert!(validate_job_name("reports:daily/europe").is_ok());
+        for bad in ["", " x", "x ", "a\nb", "a\u{0}b", &"x".repeat(256)] {
+            assert_eq!(validate_job_name(bad).unwrap_err().code(), "INVALID_JOB_NAME", "{bad:?}");
+        }
+        assert!(validate_job_name(&"x".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn operator_and_dotted_keys_are_refused_anywhere() {
+        assert!(validate_data(&json!({"a": [1, {"b": "$not-a-key"}]})).is_ok());
+        for bad in [json!({"$set": 1}), json!({"a": {"b.c": 1}}), json!([{"x": {"$gt": 1}}])] {
+            assert_eq!(validate_data(&bad).unwrap_err().code(), "INVALID_DATA", "{bad}");
+        }
+    }
+
+    #[test]
+    fn job_ids() {
+        assert!(parse_job_id("65f0c0ffee0123456789abcd").is_ok());
+        for bad in ["", "xyz", "65f0c0ffee0123456789abc", "65f0c0ffee0123456789abcg"] {
+            assert_eq!(parse_job_id(bad).unwrap_err().code(), "INVALID_JOB_ID");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Leases: every `heartbeat_interval` this instance renews the leases of the jobs it
+//! runs, and puts back to `pending` any job whose lease expired (its worker died or
+//! lost the server). A crashed process's jobs run again within about one lease.
+
+use std::sync::Arc;
+
+use mongodb::bson::{doc, DateTime};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Inner;
+use crate::completer::unlock;
+use crate::error::Result;
+use crate::events::Event;
+use crate::job::JobStatus;
+
+pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(inner.opts.heartbeat_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(err) = inner.renew_leases().await {
+            inner.emit(Event::JobError { error: format!("heartbeat failed: {err}"), code: err.code(), job: None });
+        }
+        match inner.recover_expired().await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::warn!(count, "recovered jobs whose lease expired");
+                inner.emit(Event::StaleRecovered { count });
+                inner.wake_all();
+            }
+            Err(err) => inner.emit(Event::JobError { error: format!("lease recovery failed: {err}"), code: err.code(), job: None }),
+        }
+    }
+}
+
+impl Inner {
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn renew_leases(&self) -> Result<()> {
+        let running = self.running.snapshot();
+        if running.is_empty() {
+            return Ok(());
+        }
+        let (ids, claims): (Vec<_>, Vec<_>) = running.iter().copied().unzip();
+        let until = DateTime::from_millis(DateTime::now().timestamp_millis() + self.opts.lease_duration.as_millis() as i64);
+        let res = self
+            .coll
+            .update_many(
+                doc! { "_id": { "$in": ids }, "claimId": { "$in": claims }, "status": JobStatus::Processing.as_str() },
+                doc! { "$set": { "leaseExpiresAt": until } },
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if (res.matched_count as usize) < running.len() {
+            tracing::warn!(running = running.len(), renewed = res.matched_count, "some running jobs lost their lease");
+        }
+        Ok(())
+    }
+
+    /// Puts every `processing` job whose lease has expired back to `pending`.
+    pub(crate) async fn recover_expired(&self) -> Result<u64> {
+        let now = DateTime::now();
+        let res = self
+            .coll
+            .update_many(
+                doc! { "status": JobStatus::Processing.as_str(), "leaseExpiresAt": { "$lt": now } },
+                doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": now }, "$unset": unlock() },
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(res.modified_count)
+    }
+}

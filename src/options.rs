@@ -1,0 +1,177 @@
+//! Every option with its default, validated in one place before anything connects or writes.
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::error::{Error, Result};
+
+/// The largest document MongoDB stores is 16 MiB; the payload must leave room for the
+/// job's own fields.
+pub const MAX_PAYLOAD_CEILING: usize = 16 * 1024 * 1024 - 16 * 1024;
+
+/// Options for a [`Monque`](crate::Monque) instance. `Default` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct MonqueOptions {
+    /// Collection that holds the jobs. Default `monque_jobs`.
+    pub collection_name: String,
+    /// Database name when the connection string names none. Default `monque`.
+    pub database: Option<String>,
+    /// How often idle workers look for due jobs when no wake-up arrives. Default 1 s.
+    pub poll_interval: Duration,
+    /// Default number of jobs of one name this instance runs at once. Default 5.
+    pub worker_concurrency: usize,
+    /// Cap on jobs of all names this instance runs at once. Default: no cap.
+    pub instance_concurrency: Option<usize>,
+    /// Retries after the first attempt before a job is `failed`. Default 10.
+    pub max_retries: u32,
+    /// Delay before each retry. Default `2^failCount × 60 s`, capped at 24 h, +0–10 % jitter.
+    pub backoff: Backoff,
+    /// How long a claim is valid without a heartbeat. Default 30 s.
+    pub lease_duration: Duration,
+    /// How often running jobs' leases are renewed and expired leases recovered. Default 10 s.
+    pub heartbeat_interval: Duration,
+    /// How long `stop()` waits for running handlers before handing their jobs back. Default 30 s.
+    pub shutdown_timeout: Duration,
+    /// Largest job data accepted, measured as its JSON encoding in bytes. Default 1 MiB.
+    pub max_payload_size: usize,
+    /// How long to wait for a reachable server before an operation fails. Default 10 s.
+    pub server_selection_timeout: Duration,
+    /// Watch the collection with a change stream to wake workers at once. Default true;
+    /// falls back to polling when the server cannot open one.
+    pub change_streams: bool,
+    /// Identifies this instance in `claimedBy`. Default `<host>:<pid>:<random>`.
+    pub instance_id: Option<String>,
+}
+
+impl Default for MonqueOptions {
+    fn default() -> Self {
+        MonqueOptions {
+            collection_name: "monque_jobs".into(),
+            database: None,
+            poll_interval: Duration::from_secs(1),
+            worker_concurrency: 5,
+            instance_concurrency: None,
+            max_retries: 10,
+            backoff: Backoff::default(),
+            lease_duration: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
+            max_payload_size: 1024 * 1024,
+            server_selection_timeout: Duration::from_secs(10),
+            change_streams: true,
+            instance_id: None,
+        }
+    }
+}
+
+impl MonqueOptions {
+    /// Checks every option; the first problem found is returned as `INVALID_OPTION`.
+    pub fn validate(&self) -> Result<()> {
+        let name = &self.collection_name;
+        if name.is_empty() || name.len() > 200 || name.contains('$') || name.contains('\0') {
+            return Err(Error::option(
+                "collection_name",
+                "must be 1-200 characters without `$` or NUL",
+            ));
+        }
+        if name.starts_with("system.") {
+            return Err(Error::option("collection_name", "`system.` names are reserved"));
+        }
+        positive("poll_interval", self.poll_interval)?;
+        positive("lease_duration", self.lease_duration)?;
+        positive("heartbeat_interval", self.heartbeat_interval)?;
+        positive("server_selection_timeout", self.server_selection_timeout)?;
+        if self.heartbeat_interval >= self.lease_duration {
+            return Err(Error::option(
+                "heartbeat_interval",
+                format!(
+                    "must be shorter than lease_duration ({:?}) so leases are renewed before they expire",
+                    self.lease_duration
+                ),
+            ));
+        }
+        at_least_one("worker_concurrency", self.worker_concurrency)?;
+        if let Some(n) = self.instance_concurrency {
+            at_least_one("instance_concurrency", n)?;
+        }
+        if self.max_payload_size == 0 || self.max_payload_size > MAX_PAYLOAD_CEILING {
+            return Err(Error::option(
+                "max_payload_size",
+                format!("must be between 1 and {MAX_PAYLOAD_CEILING} bytes"),
+            ));
+        }
+        if self.instance_id.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::option("instance_id", "must not be empty"));
+        }
+        self.backoff.validate()
+    }
+}
+
+/// Per-worker options given to [`Monque::register`](crate::Monque::register).
+#[derive(Debug, Clone, Default)]
+pub struct WorkerOptions {
+    /// Jobs of this name run at once on this instance. Default: `worker_concurrency`.
+    pub concurrency: Option<usize>,
+    /// Overrides the instance's `max_retries` for this job name.
+    pub max_retries: Option<u32>,
+    /// Swap out an already registered worker instead of failing with `WORKER_EXISTS`.
+    pub replace: bool,
+}
+
+impl WorkerOptions {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(n) = self.concurrency {
+            at_least_one("concurrency", n)?;
+        }
+        Ok(())
+    }
+}
+
+fn positive(name: &'static str, value: Duration) -> Result<()> {
+    if value.is_zero() {
+        return Err(Error::option(name, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+fn at_least_one(name: &'static str, value: usize) -> Result<()> {
+    if value == 0 {
+        return Err(Error::option(name, "must be at least 1"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        MonqueOptions::default().validate().unwrap();
+    }
+
+    #[test]
+    fn heartbeat_must_be_shorter_than_lease() {
+        let opts = MonqueOptions {
+            heartbeat_interval: Duration::from_secs(30),
+            ..Default::default()
+        };
+        assert_eq!(opts.validate().unwrap_err().code(), "INVALID_OPTION");
+    }
+
+    #[test]
+    fn zero_concurrency_and_bad_collection_names_are_refused() {
+        for opts in [
+            MonqueOptions { worker_concurrency: 0, ..Default::default() },
+            MonqueOptions { instance_concurrency: Some(0), ..Default::default() },
+            MonqueOptions { collection_name: "".into(), ..Default::default() },
+            MonqueOptions { collection_name: "a$b".into(), ..Default::default() },
+            MonqueOptions { collection_name: "system.jobs".into(), ..Default::default() },
+            MonqueOptions { max_payload_size: 0, ..Default::default() },
+            MonqueOptions { poll_interval: Duration::ZERO, ..Default::default() },
+        ] {
+            let err = opts.validate().unwrap_err();
+            assert_eq!(err.code(), "INVALID_OPTION", "{opts:?}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! uniqueKey: at most one `pending`/`processing` job per `(name, uniqueKey)`.
+//!
+//! Each active key has a lock document in `<collection>_unique` whose `_id` is the key
+//! and whose `jobId` names the job holding it. Only inserts and deletes touch locks, so
+//! the `_id` index alone enforces uniqueness, on every MongoDB version (no partial index
+//! needed). A lock is deleted when its job finishes; a lock left behind (a crash between
+//! two writes) is noticed and healed by the next enqueue of that key:
+//!
+//! - holder job active    -> that job is the answer (dedup);
+//! - holder job finished  -> the lock is stale: delete it (only if still that holder), retry;
+//! - holder job missing   -> its enqueuer died (or is mid-flight) between the lock and the
+//!   job insert: insert the job under the holder's id, so whichever insert lands first
+//!   wins and nobody creates a second job.
+
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+
+use crate::client::Inner;
+use crate::error::{Error, Result};
+use crate::job::Job;
+
+pub(crate) fn lock_id(name: &str, key: &str) -> Document {
+    doc! { "name": name, "key": key }
+}
+
+fn lock_of(job_doc: &Document) -> Option<Document> {
+    let key = job_doc.get_str("uniqueKey").ok()?;
+    let name = job_doc.get_str("name").ok()?;
+    Some(lock_id(name, key))
+}
+
+fn is_dup(err: &mongodb::error::Error) -> bool {
+    Error::is_duplicate_key(err)
+}
+
+/// How many times a contended key is looked at again before giving up.
+const MAX_ATTEMPTS: usize = 8;
+
+impl Inner {
+    /// Inserts `job_doc` unless an active job holds its key. Returns the job that holds
+    /// the key afterwards and whether it is the one just created.
+    pub(crate) async fn enqueue_unique(&self, job_doc: Document) -> Result<(Job, bool)> {
+        let lock = lock_of(&job_doc).expect("enqueue_unique needs name and uniqueKey");
+        let id = job_doc.get_object_id("_id").expect("built jobs have an _id");
+        for _ in 0..MAX_ATTEMPTS {
+            let taken = self.locks.insert_one(doc! { "_id": &lock, "jobId": id, "createdAt": DateTime::now() }).await;
+            match taken {
+                Ok(_) => return self.insert_under(job_doc, id).await,
+                Err(e) if is_dup(&e) => {}
+                Err(e) => return Err(self.db_err(e)),
+            }
+            if let Some(found) = self.resolve_holder(&lock, &job_doc).await? {
+                return Ok(found);
+            }
+        }
+        Err(Error::InvalidState("uniqueKey is heavily contended; try again"))
+    }
+
+    /// Looks at the job holding `lock`. `Some` is the final answer; `None` means the lock
+    /// was stale or vanished and taking it should be tried again.
+    pub(crate) async fn resolve_holder(&self, lock: &Document, job_doc: &Document) -> Result<Option<(Job, bool)>> {
+        let Some(current) = self.locks.find_one(doc! { "_id": lock }).await.map_err(|e| self.db_err(e))? else {
+            return Ok(None);
+        };
+        let Ok(holder) = current.get_object_id("jobId") else {
+            return Ok(None);
+        };
+        match self.coll.find_one(doc! { "_id": holder }).await.map_err(|e| self.db_err(e))? {
+            Some(doc) => {
+                let job = Job::from_document(doc)?;
+                if job.status.is_active() {
+                    return Ok(Some((job, false)));
+                }
+                self.locks.delete_one(doc! { "_id": lock, "jobId": holder }).await.map_err(|e| self.db_err(e))?;
+                Ok(None)
+            }
+            None => self.insert_under(job_doc.clone(), holder).await.map(Some),
+        }
+    }
+
+    /// Inserts the job with `_id = id`; if that id exists already, returns the existing job.
+    async fn insert_under(&self, mut job_doc: Document, id: ObjectId) -> Result<(Job, bool)> {
+        job_doc.insert("_id", id);
+        match self.coll.insert_one(&job_doc).await {
+            Ok(_) => Ok((Job::from_document(job_doc)?, true)),
+            Err(e) if is_dup(&e) => {
+                let existing = self.coll.find_one(doc! { "_id": id }).await.map_err(|e| self.db_err(e))?;
+                let existing = existing.ok_or(Error::InvalidState("job vanished while enqueueing; try again"))?;
+                Ok((Job::from_document(existing)?, false))
+            }
+            Err(e) => Err(self.db_err(e)),
+        }
+    }
+
+    /// Batch form: locks in one round trip, jobs in one more; keys already held go
+    /// through the one-by-one path. Returns (inserted, deduplicated).
+    pub(crate) async fn enqueue_unique_batch(&self, docs: Vec<Document>) -> Result<(u64, u64)> {
+        let now = DateTime::now();
+        let locks: Vec<Document> = docs
+            .iter()
+            .map(|d| doc! { "_id": lock_of(d).expect("unique batch"), "jobId": d.get("_id").cloned().unwrap_or(Bson::Null), "createdAt": now })
+            .collect();
+        let conflicts = self.insert_many_collecting_dups(&self.locks, locks).await?;
+        let (contended, free): (Vec<_>, Vec<_>) = docs.into_iter().enumerate().partition(|(i, _)| conflicts.contains(i));
+        let free: Vec<Document> = free.into_iter().map(|(_, d)| d).collect();
+        let free_count = free.len() as u64;
+        // A job id can already exist only if another enqueue helped us (see module docs).
+        let helped = self.insert_many_collecting_dups(&self.coll, free).await?.len() as u64;
+        let (mut inserted, mut deduplicated) = (free_count - helped, helped);
+        for (_, d) in contended {
+            let (_, created) = self.enqueue_unique(d).await?;
+            if created {
+                inserted += 1;
+            } else {
+                deduplicated += 1;
+            }
+        }
+        Ok((inserted, deduplicated))
+    }
+
+    /// `insert_many` (unordered) that returns the indexes refused as duplicates and fails
+    /// on any other error.
+    async fn insert_many_collecting_dups(
+        &self,
+        coll: &mongodb::Collection<Document>,
+        docs: Vec<Document>,
+    ) -> Result<std::collections::HashSet<usize>> {
+        use mongodb::error::ErrorKind;
+        if docs.is_empty() {
+            return Ok(Default::default());
+        }
+        match coll.insert_many(docs).ordered(false).await {
+            Ok(_) => Ok(Default::default()),
+            Err(e) => match &*e.kind {
+                ErrorKind::InsertMany(m) if m.write_concern_error.is_none() => {
+                    let errors = m.write_errors.as_deref().unwrap_or_default();
+                    if errors.iter().all(|w| w.code == 11000) {
+                        Ok(errors.iter().map(|w| w.index).collect())
+                    } else {
+                        Err(self.db_err(e))
+                    }
+                }
+                _ => Err(self.db_err(e)),
+            },
+        }
+    }
+
+    /// Frees the key of a job that just left the active set. Best effort: a lock left
+    /// behind is healed by the next enqueue of that key.
+    pub(crate) async fn release_key(&self, job: &Job) {
+        let Some(key) = &job.unique_key else { return };
+        let res = self.locks.delete_one(doc! { "_id": lock_id(&job.name, key), "jobId": job.id }).await;
+        if let Err(err) = res {
+            tracing::debug!(job.id = %job.id, %err, "could not free uniqueKey; the next enqueue heals it");
+        }
+    }
+}

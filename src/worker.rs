@@ -1,0 +1,111 @@
+//! One worker per registered job name: while it has a free slot it claims a due job and
+//! hands it to the executor; with nothing due it sleeps until a wake-up or the poll tick.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Inner, Services};
+use crate::events::Event;
+use crate::handler::Handler;
+use crate::options::{MonqueOptions, WorkerOptions};
+
+pub(crate) struct Worker {
+    pub(crate) name: String,
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) max_retries: u32,
+    slots: Arc<Semaphore>,
+    /// A wake-up sent while the loop is busy is kept (one permit) for its next wait.
+    wake: Notify,
+    /// Cancelled when `register(.., replace)` swaps this worker out.
+    retired: CancellationToken,
+}
+
+/// The permits one execution holds: its worker's and, with `instance_concurrency`,
+/// the instance's. Dropping them frees the slots.
+pub(crate) struct Slots {
+    _worker: OwnedSemaphorePermit,
+    _instance: Option<OwnedSemaphorePermit>,
+}
+
+impl Worker {
+    pub(crate) fn new(name: &str, handler: Arc<dyn Handler>, opts: &WorkerOptions, defaults: &MonqueOptions) -> Self {
+        Worker {
+            name: name.to_owned(),
+            handler,
+            max_retries: opts.max_retries.unwrap_or(defaults.max_retries),
+            slots: Arc::new(Semaphore::new(opts.concurrency.unwrap_or(defaults.worker_concurrency))),
+            wake: Notify::new(),
+            retired: CancellationToken::new(),
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn retire(&self) {
+        self.retired.cancel();
+    }
+
+    pub(crate) fn spawn(self: &Arc<Self>, inner: Arc<Inner>, services: &Services) -> JoinHandle<()> {
+        let stop = services.claiming.child_token();
+        let abort = services.abort.clone();
+        tokio::spawn(self.clone().run(inner, stop, abort))
+    }
+
+    async fn run(self: Arc<Self>, inner: Arc<Inner>, stop: CancellationToken, abort: CancellationToken) {
+        loop {
+            let Some(slots) = self.free_slots(&inner, &stop).await else { break };
+            match inner.claim_one(&self.name).await {
+                Ok(Some(job)) => inner.execute(self.clone(), job, slots, &abort),
+                Ok(None) => {
+                    drop(slots);
+                    if !self.idle(&inner, &stop).await {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    drop(slots);
+                    inner.emit(Event::JobError { error: err.to_string(), code: err.code(), job: None });
+                    if !self.idle(&inner, &stop).await {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a slot of this worker and, when capped, of the instance. `None` on stop.
+    async fn free_slots(&self, inner: &Inner, stop: &CancellationToken) -> Option<Slots> {
+        let worker = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return None,
+            _ = self.retired.cancelled() => return None,
+            permit = self.slots.clone().acquire_owned() => permit.ok()?,
+        };
+        let instance = match &inner.instance_slots {
+            None => None,
+            Some(slots) => tokio::select! {
+                biased;
+                _ = stop.cancelled() => return None,
+                _ = self.retired.cancelled() => return None,
+                permit = slots.clone().acquire_owned() => Some(permit.ok()?),
+            },
+        };
+        Some(Slots { _worker: worker, _instance: instance })
+    }
+
+    /// Sleeps until a wake-up or the poll interval; false when the worker must stop.
+    async fn idle(&self, inner: &Inner, stop: &CancellationToken) -> bool {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => false,
+            _ = self.retired.cancelled() => false,
+            _ = self.wake.notified() => true,
+            _ = tokio::time::sleep(inner.opts.poll_interval) => true,
+        }
+    }
+}
