@@ -12,7 +12,7 @@ VERSION=0.5.3-beta.196
 CACHE=${MONQUE_CACHE:-$HOME/.cache/monque}
 ROOT=$CACHE/secantus-$VERSION
 BIN=$ROOT/bin/secantusd-rs
-STATE=${MONQUE_SERVER_STATE:-$CACHE/server}
+STATE=${MONQUE_SERVER_STATE:-${TMPDIR:-/tmp}/monque-server-$(id -u)}
 
 install() {
   if [ -x "$BIN" ]; then return 0; fi

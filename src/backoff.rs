@@ -29,7 +29,10 @@ impl Default for Backoff {
 impl Backoff {
     pub(crate) fn validate(&self) -> Result<()> {
         if self.base.is_zero() {
-            return Err(Error::option("base_retry_interval", "must be greater than zero"));
+            return Err(Error::option(
+                "base_retry_interval",
+                "must be greater than zero",
+            ));
         }
         if self.max < self.base {
             return Err(Error::option(
@@ -102,7 +105,11 @@ mod tests {
 
     #[test]
     fn monotonic_in_fail_count() {
-        let b = Backoff { base: Duration::from_millis(7), max: Duration::from_secs(3600), jitter: 0.0 };
+        let b = Backoff {
+            base: Duration::from_millis(7),
+            max: Duration::from_secs(3600),
+            jitter: 0.0,
+        };
         let mut last = Duration::ZERO;
         for n in 0..80 {
             let d = b.delay(n);
@@ -114,9 +121,24 @@ mod tests {
     #[test]
     fn invalid_settings_are_refused() {
         let b = Backoff::default();
-        assert!(Backoff { base: Duration::ZERO, ..b }.validate().is_err());
-        assert!(Backoff { max: Duration::from_secs(1), ..b }.validate().is_err());
+        assert!(Backoff {
+            base: Duration::ZERO,
+            ..b
+        }
+        .validate()
+        .is_err());
+        assert!(Backoff {
+            max: Duration::from_secs(1),
+            ..b
+        }
+        .validate()
+        .is_err());
         assert!(Backoff { jitter: 1.5, ..b }.validate().is_err());
-        assert!(Backoff { jitter: f64::NAN, ..b }.validate().is_err());
+        assert!(Backoff {
+            jitter: f64::NAN,
+            ..b
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -71,15 +71,22 @@ impl Monque {
     /// `options.database`, else the one named in the URI, else `monque`.
     pub async fn connect(uri: &str, options: MonqueOptions) -> Result<Monque> {
         options.validate()?;
-        let mut client_opts = ClientOptions::parse(uri).await.map_err(|e| Error::InvalidUri(e.to_string()))?;
-        client_opts.server_selection_timeout.get_or_insert(options.server_selection_timeout);
-        client_opts.app_name.get_or_insert_with(|| "monque".to_owned());
+        let mut client_opts = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| Error::InvalidUri(e.to_string()))?;
+        client_opts
+            .server_selection_timeout
+            .get_or_insert(options.server_selection_timeout);
+        client_opts
+            .app_name
+            .get_or_insert_with(|| "monque".to_owned());
         let db_name = options
             .database
             .clone()
             .or_else(|| client_opts.default_database.clone())
             .unwrap_or_else(|| "monque".to_owned());
-        let client = Client::with_options(client_opts).map_err(|e| Error::InvalidUri(e.to_string()))?;
+        let client =
+            Client::with_options(client_opts).map_err(|e| Error::InvalidUri(e.to_string()))?;
         let monque = Monque::from_database(client.database(&db_name), options)?;
         monque.ping().await?;
         Ok(monque)
@@ -88,12 +95,17 @@ impl Monque {
     /// Uses a database handle you already have. Does no I/O.
     pub fn from_database(db: Database, options: MonqueOptions) -> Result<Monque> {
         options.validate()?;
-        let instance_id = options.instance_id.clone().unwrap_or_else(default_instance_id);
+        let instance_id = options
+            .instance_id
+            .clone()
+            .unwrap_or_else(default_instance_id);
         let inner = Inner {
             coll: db.collection(&options.collection_name),
             locks: db.collection(&format!("{}_unique", options.collection_name)),
             db,
-            instance_slots: options.instance_concurrency.map(|n| Arc::new(Semaphore::new(n))),
+            instance_slots: options
+                .instance_concurrency
+                .map(|n| Arc::new(Semaphore::new(n))),
             opts: options,
             instance_id,
             events: EventBus::default(),
@@ -102,13 +114,17 @@ impl Monque {
             notify_mode: AtomicU8::new(NotifyMode::Off as u8),
             lifecycle: Mutex::default(),
         };
-        Ok(Monque { inner: Arc::new(inner) })
+        Ok(Monque {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Creates the indexes and puts back jobs whose lease expired while nothing ran.
     /// Idempotent: call it on every start.
     pub async fn initialize(&self) -> Result<()> {
-        crate::indexes::ensure(&self.inner.coll).await.map_err(|e| self.inner.db_err(e))?;
+        crate::indexes::ensure(&self.inner.coll)
+            .await
+            .map_err(|e| self.inner.db_err(e))?;
         let recovered = self.inner.recover_expired().await?;
         if recovered > 0 {
             self.inner.emit(Event::StaleRecovered { count: recovered });
@@ -117,9 +133,25 @@ impl Monque {
     }
 
     /// Enqueues a job.
-    pub async fn enqueue<T: Serialize>(&self, name: &str, data: T, options: EnqueueOptions) -> Result<Job> {
+    pub async fn enqueue<T: Serialize>(
+        &self,
+        name: &str,
+        data: T,
+        options: EnqueueOptions,
+    ) -> Result<Job> {
         let data = serde_json::to_value(data).map_err(|e| Error::InvalidData(e.to_string()))?;
-        self.inner.enqueue_one(NewJob { name: name.to_owned(), data, options }).await
+        self.inner
+            .enqueue_one(NewJob {
+                name: name.to_owned(),
+                data,
+                options,
+            })
+            .await
+    }
+
+    /// Enqueues an already-built [`NewJob`].
+    pub async fn enqueue_job(&self, job: NewJob) -> Result<Job> {
+        self.inner.enqueue_one(job).await
     }
 
     /// Enqueues a job to run as soon as a worker is free.
@@ -138,12 +170,22 @@ impl Monque {
 
     /// Registers the handler for jobs named `name`. If the queue is started, the worker
     /// starts claiming at once.
-    pub fn register(&self, name: &str, handler: impl Handler, options: WorkerOptions) -> Result<()> {
+    pub fn register(
+        &self,
+        name: &str,
+        handler: impl Handler,
+        options: WorkerOptions,
+    ) -> Result<()> {
         self.register_arc(name, Arc::new(handler), options)
     }
 
     /// [`register`](Self::register) for a handler already behind an `Arc`.
-    pub fn register_arc(&self, name: &str, handler: Arc<dyn Handler>, options: WorkerOptions) -> Result<()> {
+    pub fn register_arc(
+        &self,
+        name: &str,
+        handler: Arc<dyn Handler>,
+        options: WorkerOptions,
+    ) -> Result<()> {
         validate_job_name(name)?;
         options.validate()?;
         let inner = &self.inner;
@@ -158,8 +200,11 @@ impl Monque {
         if let Some(old) = previous {
             old.retire();
         }
-        if let Lifecycle::Started(services) = &mut *inner.lifecycle.lock().expect("lifecycle lock") {
-            services.producers.push(worker.spawn(inner.clone(), services));
+        if let Lifecycle::Started(services) = &mut *inner.lifecycle.lock().expect("lifecycle lock")
+        {
+            services
+                .producers
+                .push(worker.spawn(inner.clone(), services));
         }
         Ok(())
     }
@@ -184,15 +229,31 @@ impl Monque {
             producers: Vec::new(),
             maintenance: Vec::new(),
         };
-        inner.notify_mode.store(NotifyMode::Polling as u8, Ordering::Relaxed);
-        let workers: Vec<_> = inner.workers.read().expect("workers lock").values().cloned().collect();
+        inner
+            .notify_mode
+            .store(NotifyMode::Polling as u8, Ordering::Relaxed);
+        let workers: Vec<_> = inner
+            .workers
+            .read()
+            .expect("workers lock")
+            .values()
+            .cloned()
+            .collect();
         for worker in &workers {
-            services.producers.push(worker.spawn(inner.clone(), &services));
+            services
+                .producers
+                .push(worker.spawn(inner.clone(), &services));
         }
         let background = services.background.clone();
-        services.maintenance.push(tokio::spawn(crate::lease::run(inner.clone(), background.clone())));
+        services.maintenance.push(tokio::spawn(crate::lease::run(
+            inner.clone(),
+            background.clone(),
+        )));
         if inner.opts.change_streams {
-            services.maintenance.push(tokio::spawn(crate::notify::watch(inner.clone(), background)));
+            services.maintenance.push(tokio::spawn(crate::notify::watch(
+                inner.clone(),
+                background,
+            )));
         }
         *lifecycle = Lifecycle::Started(services);
         tracing::info!(instance = %inner.instance_id, workers = workers.len(), "monque started");
@@ -203,16 +264,25 @@ impl Monque {
     /// running handlers, then aborts their signals and hands every unfinished job back
     /// to `pending`. Returns how many jobs were handed back.
     pub async fn stop(&self, timeout: Option<Duration>) -> Result<u64> {
-        let services = match std::mem::take(&mut *self.inner.lifecycle.lock().expect("lifecycle lock")) {
-            Lifecycle::Started(services) => services,
-            Lifecycle::Stopped => return Ok(0),
-        };
-        crate::shutdown::run(&self.inner, services, timeout.unwrap_or(self.inner.opts.shutdown_timeout)).await
+        let services =
+            match std::mem::take(&mut *self.inner.lifecycle.lock().expect("lifecycle lock")) {
+                Lifecycle::Started(services) => services,
+                Lifecycle::Stopped => return Ok(0),
+            };
+        crate::shutdown::run(
+            &self.inner,
+            services,
+            timeout.unwrap_or(self.inner.opts.shutdown_timeout),
+        )
+        .await
     }
 
     /// True when the queue is started and the server answered a ping.
     pub async fn is_healthy(&self) -> bool {
-        let started = matches!(*self.inner.lifecycle.lock().expect("lifecycle lock"), Lifecycle::Started(_));
+        let started = matches!(
+            *self.inner.lifecycle.lock().expect("lifecycle lock"),
+            Lifecycle::Started(_)
+        );
         started && self.ping().await.is_ok()
     }
 
@@ -232,7 +302,11 @@ impl Monque {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.inner.db.run_command(doc! { "ping": 1 }).await.map_err(|e| self.inner.db_err(e))?;
+        self.inner
+            .db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map_err(|e| self.inner.db_err(e))?;
         Ok(())
     }
 }
@@ -261,6 +335,13 @@ impl Inner {
 }
 
 fn default_instance_id() -> String {
-    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
-    format!("{host}:{}:{:04x}", std::process::id(), rand::random::<u16>())
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!(
+        "{host}:{}:{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }

@@ -30,23 +30,39 @@ pub(crate) fn unlock() -> Document {
 impl Inner {
     /// Records an execution's outcome. `aborted` says the shutdown timeout already handed
     /// the job back, in which case a fenced-off write is expected and not an error.
-    pub(crate) async fn finish(&self, worker: &Worker, job: &Arc<Job>, outcome: Outcome, took: Duration, aborted: bool) {
+    pub(crate) async fn finish(
+        &self,
+        worker: &Worker,
+        job: &Arc<Job>,
+        outcome: Outcome,
+        took: Duration,
+        aborted: bool,
+    ) {
         let written = match outcome {
             Ok(_) => self.complete(job, took).await,
             Err(err) => self.fail(worker, job, err).await,
         };
         match written {
             Ok(true) => {}
-            Ok(false) if aborted => tracing::debug!(job.id = %job.id, "result of a handed-back job discarded"),
+            Ok(false) if aborted => {
+                tracing::debug!(job.id = %job.id, "result of a handed-back job discarded")
+            }
             Ok(false) => {
                 tracing::warn!(job.id = %job.id, "lease lost before the job finished; result discarded");
                 self.emit(Event::JobError {
-                    error: format!("job {} lost its lease before finishing; its result was discarded", job.id),
+                    error: format!(
+                        "job {} lost its lease before finishing; its result was discarded",
+                        job.id
+                    ),
                     code: "LEASE_LOST",
                     job: Some(job.clone()),
                 });
             }
-            Err(err) => self.emit(Event::JobError { error: err.to_string(), code: err.code(), job: Some(job.clone()) }),
+            Err(err) => self.emit(Event::JobError {
+                error: err.to_string(),
+                code: err.code(),
+                job: Some(job.clone()),
+            }),
         }
     }
 
@@ -57,7 +73,11 @@ impl Inner {
             "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "updatedAt": now },
             "$unset": { "claimId": "", "leaseExpiresAt": "" },
         };
-        let res = self.coll.update_one(fenced(job), update).await.map_err(|e| self.db_err(e))?;
+        let res = self
+            .coll
+            .update_one(fenced(job), update)
+            .await
+            .map_err(|e| self.db_err(e))?;
         if res.matched_count == 0 {
             return Ok(false);
         }
@@ -69,7 +89,10 @@ impl Inner {
         done.lease_expires_at = None;
         self.release_key(job).await;
         tracing::debug!(job.id = %job.id, ms = took.as_millis() as u64, "completed");
-        self.emit(Event::JobCompleted { job: Arc::new(done), duration: took });
+        self.emit(Event::JobCompleted {
+            job: Arc::new(done),
+            duration: took,
+        });
         Ok(true)
     }
 
@@ -117,9 +140,17 @@ impl Inner {
         }
         tracing::info!(job.id = %job.id, fail_count, will_retry, reason = %reason, "failed");
         let failed = Arc::new(failed);
-        self.emit(Event::JobFailed { job: failed.clone(), error: reason, will_retry });
+        self.emit(Event::JobFailed {
+            job: failed.clone(),
+            error: reason,
+            will_retry,
+        });
         if let Some(delay) = delay {
-            self.emit(Event::JobRetry { next_run_at: failed.next_run_at, job: failed, delay });
+            self.emit(Event::JobRetry {
+                next_run_at: failed.next_run_at,
+                job: failed,
+                delay,
+            });
         }
         Ok(true)
     }

@@ -43,7 +43,9 @@ const MAX_UNIQUE_KEY_LEN: usize = 1024;
 pub(crate) fn build(inner: &Inner, job: &NewJob, now: DateTime) -> Result<Document> {
     validate_job_name(&job.name)?;
     validate_data(&job.data)?;
-    let size = serde_json::to_vec(&job.data).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&job.data)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     let limit = inner.opts.max_payload_size;
     if size > limit {
         return Err(Error::PayloadTooLarge { size, limit });
@@ -77,7 +79,10 @@ impl Inner {
         let created = if job.options.unique_key.is_some() {
             self.enqueue_unique(doc).await?.0
         } else {
-            self.coll.insert_one(&doc).await.map_err(|e| self.db_err(e))?;
+            self.coll
+                .insert_one(&doc)
+                .await
+                .map_err(|e| self.db_err(e))?;
             Job::from_document(doc)?
         };
         self.wake(&created.name);
@@ -99,17 +104,24 @@ impl Inner {
         let mut result = BatchResult::default();
         if !plain.is_empty() {
             result.inserted += plain.len() as u64;
-            self.coll.insert_many(plain).ordered(false).await.map_err(|e| self.db_err(e))?;
+            self.coll
+                .insert_many(plain)
+                .ordered(false)
+                .await
+                .map_err(|e| self.db_err(e))?;
         }
         if !unique.is_empty() {
             let inserted = self.enqueue_unique_batch(unique).await?;
             result.inserted += inserted.0;
             result.deduplicated += inserted.1;
         }
-        for name in jobs.iter().map(|j| j.name.as_str()).collect::<std::collections::HashSet<_>>() {
+        for name in jobs
+            .iter()
+            .map(|j| j.name.as_str())
+            .collect::<std::collections::HashSet<_>>()
+        {
             self.wake(name);
         }
         Ok(result)
     }
 }
-

@@ -20,11 +20,23 @@ pub enum Event {
     /// The handler succeeded and the job is `completed` (`job:complete`).
     JobCompleted { job: Arc<Job>, duration: Duration },
     /// The handler failed (`job:fail`); `will_retry` tells whether it runs again.
-    JobFailed { job: Arc<Job>, error: String, will_retry: bool },
+    JobFailed {
+        job: Arc<Job>,
+        error: String,
+        will_retry: bool,
+    },
     /// A failed job was put back to `pending` to run at `next_run_at` (`job:retry`).
-    JobRetry { job: Arc<Job>, next_run_at: DateTime, delay: Duration },
+    JobRetry {
+        job: Arc<Job>,
+        next_run_at: DateTime,
+        delay: Duration,
+    },
     /// An error outside a handler: claim, heartbeat or write failures (`job:error`).
-    JobError { error: String, code: &'static str, job: Option<Arc<Job>> },
+    JobError {
+        error: String,
+        code: &'static str,
+        job: Option<Arc<Job>>,
+    },
     /// Jobs whose lease expired were put back to `pending` (`stale:recovered`).
     StaleRecovered { count: u64 },
     /// `stop()` handed unfinished jobs back to `pending` (`jobs:released`).
@@ -52,10 +64,18 @@ impl Event {
             Event::JobCompleted { job, duration } => {
                 json!({ "job": job.to_json(), "duration": duration.as_secs_f64() * 1000.0 })
             }
-            Event::JobFailed { job, error, will_retry } => {
+            Event::JobFailed {
+                job,
+                error,
+                will_retry,
+            } => {
                 json!({ "job": job.to_json(), "error": error, "willRetry": will_retry })
             }
-            Event::JobRetry { job, next_run_at, delay } => json!({
+            Event::JobRetry {
+                job,
+                next_run_at,
+                delay,
+            } => json!({
                 "job": job.to_json(),
                 "nextRunAt": next_run_at.timestamp_millis(),
                 "delay": delay.as_millis() as u64,
@@ -65,7 +85,9 @@ impl Event {
                 "code": code,
                 "job": job.as_ref().map(|j| j.to_json()),
             }),
-            Event::StaleRecovered { count } | Event::JobsReleased { count } => json!({ "count": count }),
+            Event::StaleRecovered { count } | Event::JobsReleased { count } => {
+                json!({ "count": count })
+            }
         };
         v["type"] = self.kind().into();
         v
@@ -82,7 +104,10 @@ pub(crate) struct EventBus {
 
 impl EventBus {
     pub(crate) fn subscribe(&self, listener: Listener) {
-        self.listeners.write().expect("listener lock").push(listener);
+        self.listeners
+            .write()
+            .expect("listener lock")
+            .push(listener);
     }
 
     pub(crate) fn emit(&self, event: Event) {

@@ -25,7 +25,10 @@ pub(crate) struct Running {
 
 impl Default for Running {
     fn default() -> Self {
-        Running { jobs: Mutex::default(), count: watch::Sender::new(0) }
+        Running {
+            jobs: Mutex::default(),
+            count: watch::Sender::new(0),
+        }
     }
 }
 
@@ -57,7 +60,13 @@ impl Running {
 }
 
 impl Inner {
-    pub(crate) fn execute(self: &Arc<Self>, worker: Arc<Worker>, job: Job, slots: Slots, abort_root: &CancellationToken) {
+    pub(crate) fn execute(
+        self: &Arc<Self>,
+        worker: Arc<Worker>,
+        job: Job,
+        slots: Slots,
+        abort_root: &CancellationToken,
+    ) {
         let Some(claim_id) = job.claim_id else {
             tracing::error!(job.id = %job.id, "claimed job has no claimId; skipped");
             return;
@@ -71,12 +80,26 @@ impl Inner {
                 let job = Arc::new(job);
                 inner.emit(Event::JobStarted { job: job.clone() });
                 let started = Instant::now();
-                let ctx = JobContext { job: job.clone(), signal: AbortSignal(abort.clone()) };
+                let ctx = JobContext {
+                    job: job.clone(),
+                    signal: AbortSignal(abort.clone()),
+                };
                 let outcome = match tokio::spawn(worker.handler.call(ctx)).await {
                     Ok(outcome) => outcome,
-                    Err(err) => Err(HandlerError::new(format!("handler panicked: {}", panic_message(err)))),
+                    Err(err) => Err(HandlerError::new(format!(
+                        "handler panicked: {}",
+                        panic_message(err)
+                    ))),
                 };
-                inner.finish(&worker, &job, outcome, started.elapsed(), abort.is_cancelled()).await;
+                inner
+                    .finish(
+                        &worker,
+                        &job,
+                        outcome,
+                        started.elapsed(),
+                        abort.is_cancelled(),
+                    )
+                    .await;
                 inner.running.remove(&claim_id);
                 drop(slots);
             }

@@ -20,12 +20,18 @@ pub struct HandlerError {
 impl HandlerError {
     /// A failure that follows the retry rules.
     pub fn new(message: impl Into<String>) -> Self {
-        HandlerError { message: message.into(), retryable: true }
+        HandlerError {
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     /// A failure that marks the job `failed` at once, whatever retries are left.
     pub fn permanent(message: impl Into<String>) -> Self {
-        HandlerError { message: message.into(), retryable: false }
+        HandlerError {
+            message: message.into(),
+            retryable: false,
+        }
     }
 
     pub fn message(&self) -> &str {
@@ -90,7 +96,9 @@ where
             match serde_json::to_value(value) {
                 Ok(serde_json::Value::Null) => Ok(None),
                 Ok(v) => Ok(Some(v)),
-                Err(e) => Err(HandlerError::new(format!("handler result is not JSON: {e}"))),
+                Err(e) => Err(HandlerError::new(format!(
+                    "handler result is not JSON: {e}"
+                ))),
             }
         })
     }

@@ -10,7 +10,9 @@ pub(crate) fn models() -> Vec<IndexModel> {
         // nextRunAt, range on nextRunAt (equality, sort, range).
         index(
             doc! { "name": 1, "status": 1, "priority": -1, "nextRunAt": 1 },
-            IndexOptions::builder().name("monque_claim".to_owned()).build(),
+            IndexOptions::builder()
+                .name("monque_claim".to_owned())
+                .build(),
         ),
         // Lease recovery (lease.rs): expired `processing` jobs. Partial, so it only
         // holds the few jobs running right now.

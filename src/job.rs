@@ -93,7 +93,8 @@ pub struct Job {
 
 impl Job {
     pub(crate) fn from_document(doc: Document) -> Result<Job> {
-        bson::from_document(doc).map_err(|e| Error::InvalidData(format!("unreadable job document: {e}")))
+        bson::from_document(doc)
+            .map_err(|e| Error::InvalidData(format!("unreadable job document: {e}")))
     }
 
     /// Decodes `data` into your own type.
@@ -123,13 +124,22 @@ impl Job {
             }
         };
         put("lockedAt", self.locked_at.as_ref().map(|d| ms(d).into()));
-        put("leaseExpiresAt", self.lease_expires_at.as_ref().map(|d| ms(d).into()));
+        put(
+            "leaseExpiresAt",
+            self.lease_expires_at.as_ref().map(|d| ms(d).into()),
+        );
         put("claimedBy", self.claimed_by.clone().map(Into::into));
         put("claimId", self.claim_id.map(|c| c.to_hex().into()));
         put("failReason", self.fail_reason.clone().map(Into::into));
         put("uniqueKey", self.unique_key.clone().map(Into::into));
-        put("repeatInterval", self.repeat_interval.clone().map(Into::into));
-        put("completedAt", self.completed_at.as_ref().map(|d| ms(d).into()));
+        put(
+            "repeatInterval",
+            self.repeat_interval.clone().map(Into::into),
+        );
+        put(
+            "completedAt",
+            self.completed_at.as_ref().map(|d| ms(d).into()),
+        );
         v
     }
 }
@@ -171,7 +181,11 @@ pub fn validate_data(data: &serde_json::Value) -> Result<()> {
             serde_json::Value::Object(map) => {
                 for (k, child) in map {
                     if k.starts_with('$') || k.contains('.') || k.contains('\0') {
-                        let at = if path.is_empty() { "the top level".to_owned() } else { path.join(".") };
+                        let at = if path.is_empty() {
+                            "the top level".to_owned()
+                        } else {
+                            path.join(".")
+                        };
                         return Err(Error::InvalidData(format!(
                             "key {k:?} at {at}: keys must not start with `$` or contain `.` or NUL"
                         )));
@@ -206,7 +220,11 @@ mod tests {
         assert!(validate_job_name("send-email").is_ok());
         assert!(validate_job_name("reports:daily/europe").is_ok());
         for bad in ["", " x", "x ", "a\nb", "a\u{0}b", &"x".repeat(256)] {
-            assert_eq!(validate_job_name(bad).unwrap_err().code(), "INVALID_JOB_NAME", "{bad:?}");
+            assert_eq!(
+                validate_job_name(bad).unwrap_err().code(),
+                "INVALID_JOB_NAME",
+                "{bad:?}"
+            );
         }
         assert!(validate_job_name(&"x".repeat(255)).is_ok());
     }
@@ -214,15 +232,28 @@ mod tests {
     #[test]
     fn operator_and_dotted_keys_are_refused_anywhere() {
         assert!(validate_data(&json!({"a": [1, {"b": "$not-a-key"}]})).is_ok());
-        for bad in [json!({"$set": 1}), json!({"a": {"b.c": 1}}), json!([{"x": {"$gt": 1}}])] {
-            assert_eq!(validate_data(&bad).unwrap_err().code(), "INVALID_DATA", "{bad}");
+        for bad in [
+            json!({"$set": 1}),
+            json!({"a": {"b.c": 1}}),
+            json!([{"x": {"$gt": 1}}]),
+        ] {
+            assert_eq!(
+                validate_data(&bad).unwrap_err().code(),
+                "INVALID_DATA",
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn job_ids() {
         assert!(parse_job_id("65f0c0ffee0123456789abcd").is_ok());
-        for bad in ["", "xyz", "65f0c0ffee0123456789abc", "65f0c0ffee0123456789abcg"] {
+        for bad in [
+            "",
+            "xyz",
+            "65f0c0ffee0123456789abc",
+            "65f0c0ffee0123456789abcg",
+        ] {
             assert_eq!(parse_job_id(bad).unwrap_err().code(), "INVALID_JOB_ID");
         }
     }

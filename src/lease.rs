@@ -23,7 +23,11 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         if let Err(err) = inner.renew_leases().await {
-            inner.emit(Event::JobError { error: format!("heartbeat failed: {err}"), code: err.code(), job: None });
+            inner.emit(Event::JobError {
+                error: format!("heartbeat failed: {err}"),
+                code: err.code(),
+                job: None,
+            });
         }
         match inner.recover_expired().await {
             Ok(0) => {}
@@ -32,7 +36,11 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                 inner.emit(Event::StaleRecovered { count });
                 inner.wake_all();
             }
-            Err(err) => inner.emit(Event::JobError { error: format!("lease recovery failed: {err}"), code: err.code(), job: None }),
+            Err(err) => inner.emit(Event::JobError {
+                error: format!("lease recovery failed: {err}"),
+                code: err.code(),
+                job: None,
+            }),
         }
     }
 }
@@ -45,7 +53,9 @@ impl Inner {
             return Ok(());
         }
         let (ids, claims): (Vec<_>, Vec<_>) = running.iter().copied().unzip();
-        let until = DateTime::from_millis(DateTime::now().timestamp_millis() + self.opts.lease_duration.as_millis() as i64);
+        let until = DateTime::from_millis(
+            DateTime::now().timestamp_millis() + self.opts.lease_duration.as_millis() as i64,
+        );
         let res = self
             .coll
             .update_many(
@@ -55,7 +65,11 @@ impl Inner {
             .await
             .map_err(|e| self.db_err(e))?;
         if (res.matched_count as usize) < running.len() {
-            tracing::warn!(running = running.len(), renewed = res.matched_count, "some running jobs lost their lease");
+            tracing::warn!(
+                running = running.len(),
+                renewed = res.matched_count,
+                "some running jobs lost their lease"
+            );
         }
         Ok(())
     }

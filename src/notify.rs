@@ -58,7 +58,9 @@ pub(crate) async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
         match opened {
             Ok(stream) => {
                 let mut stream = stream.with_type::<Document>();
-                inner.notify_mode.store(NotifyMode::ChangeStream as u8, Ordering::Relaxed);
+                inner
+                    .notify_mode
+                    .store(NotifyMode::ChangeStream as u8, Ordering::Relaxed);
                 retry_delay = Duration::from_secs(1);
                 loop {
                     let event = tokio::select! {
@@ -77,7 +79,9 @@ pub(crate) async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
             }
             Err(err) => tracing::debug!(%err, "cannot open a change stream; polling"),
         }
-        inner.notify_mode.store(NotifyMode::Polling as u8, Ordering::Relaxed);
+        inner
+            .notify_mode
+            .store(NotifyMode::Polling as u8, Ordering::Relaxed);
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(retry_delay) => {}
@@ -87,7 +91,10 @@ pub(crate) async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
 }
 
 fn dispatch(inner: &Inner, event: &Document) {
-    let name = event.get_document("fullDocument").ok().and_then(|d| d.get_str("name").ok());
+    let name = event
+        .get_document("fullDocument")
+        .ok()
+        .and_then(|d| d.get_str("name").ok());
     match name {
         Some(name) => inner.wake(name),
         // Updates carry no name: wake every worker (this is rare: retries, recoveries).

@@ -75,7 +75,10 @@ impl MonqueOptions {
             ));
         }
         if name.starts_with("system.") {
-            return Err(Error::option("collection_name", "`system.` names are reserved"));
+            return Err(Error::option(
+                "collection_name",
+                "`system.` names are reserved",
+            ));
         }
         positive("poll_interval", self.poll_interval)?;
         positive("lease_duration", self.lease_duration)?;
@@ -162,13 +165,34 @@ mod tests {
     #[test]
     fn zero_concurrency_and_bad_collection_names_are_refused() {
         for opts in [
-            MonqueOptions { worker_concurrency: 0, ..Default::default() },
-            MonqueOptions { instance_concurrency: Some(0), ..Default::default() },
-            MonqueOptions { collection_name: "".into(), ..Default::default() },
-            MonqueOptions { collection_name: "a$b".into(), ..Default::default() },
-            MonqueOptions { collection_name: "system.jobs".into(), ..Default::default() },
-            MonqueOptions { max_payload_size: 0, ..Default::default() },
-            MonqueOptions { poll_interval: Duration::ZERO, ..Default::default() },
+            MonqueOptions {
+                worker_concurrency: 0,
+                ..Default::default()
+            },
+            MonqueOptions {
+                instance_concurrency: Some(0),
+                ..Default::default()
+            },
+            MonqueOptions {
+                collection_name: "".into(),
+                ..Default::default()
+            },
+            MonqueOptions {
+                collection_name: "a$b".into(),
+                ..Default::default()
+            },
+            MonqueOptions {
+                collection_name: "system.jobs".into(),
+                ..Default::default()
+            },
+            MonqueOptions {
+                max_payload_size: 0,
+                ..Default::default()
+            },
+            MonqueOptions {
+                poll_interval: Duration::ZERO,
+                ..Default::default()
+            },
         ] {
             let err = opts.validate().unwrap_err();
             assert_eq!(err.code(), "INVALID_OPTION", "{opts:?}");

@@ -23,20 +23,28 @@ pub(crate) async fn run(inner: &Arc<Inner>, services: Services, timeout: Duratio
             abort.abort();
         }
     }
-    let drained = inner.running.wait_idle(deadline.saturating_duration_since(Instant::now())).await;
+    let drained = inner
+        .running
+        .wait_idle(deadline.saturating_duration_since(Instant::now()))
+        .await;
     let released = if drained {
         Ok(0)
     } else {
         services.abort.cancel();
         let running = inner.running.snapshot();
-        tracing::warn!(running = running.len(), "shutdown timeout reached; handing unfinished jobs back");
+        tracing::warn!(
+            running = running.len(),
+            "shutdown timeout reached; handing unfinished jobs back"
+        );
         inner.release(&running).await
     };
     services.background.cancel();
     for task in services.maintenance {
         let _ = task.await;
     }
-    inner.notify_mode.store(NotifyMode::Off as u8, Ordering::Relaxed);
+    inner
+        .notify_mode
+        .store(NotifyMode::Off as u8, Ordering::Relaxed);
     if let Ok(count @ 1..) = released {
         inner.emit(Event::JobsReleased { count });
     }

@@ -40,9 +40,14 @@ impl Inner {
     /// the key afterwards and whether it is the one just created.
     pub(crate) async fn enqueue_unique(&self, job_doc: Document) -> Result<(Job, bool)> {
         let lock = lock_of(&job_doc).expect("enqueue_unique needs name and uniqueKey");
-        let id = job_doc.get_object_id("_id").expect("built jobs have an _id");
+        let id = job_doc
+            .get_object_id("_id")
+            .expect("built jobs have an _id");
         for _ in 0..MAX_ATTEMPTS {
-            let taken = self.locks.insert_one(doc! { "_id": &lock, "jobId": id, "createdAt": DateTime::now() }).await;
+            let taken = self
+                .locks
+                .insert_one(doc! { "_id": &lock, "jobId": id, "createdAt": DateTime::now() })
+                .await;
             match taken {
                 Ok(_) => return self.insert_under(job_doc, id).await,
                 Err(e) if is_dup(&e) => {}
@@ -52,25 +57,44 @@ impl Inner {
                 return Ok(found);
             }
         }
-        Err(Error::InvalidState("uniqueKey is heavily contended; try again"))
+        Err(Error::InvalidState(
+            "uniqueKey is heavily contended; try again",
+        ))
     }
 
     /// Looks at the job holding `lock`. `Some` is the final answer; `None` means the lock
     /// was stale or vanished and taking it should be tried again.
-    pub(crate) async fn resolve_holder(&self, lock: &Document, job_doc: &Document) -> Result<Option<(Job, bool)>> {
-        let Some(current) = self.locks.find_one(doc! { "_id": lock }).await.map_err(|e| self.db_err(e))? else {
+    pub(crate) async fn resolve_holder(
+        &self,
+        lock: &Document,
+        job_doc: &Document,
+    ) -> Result<Option<(Job, bool)>> {
+        let Some(current) = self
+            .locks
+            .find_one(doc! { "_id": lock })
+            .await
+            .map_err(|e| self.db_err(e))?
+        else {
             return Ok(None);
         };
         let Ok(holder) = current.get_object_id("jobId") else {
             return Ok(None);
         };
-        match self.coll.find_one(doc! { "_id": holder }).await.map_err(|e| self.db_err(e))? {
+        match self
+            .coll
+            .find_one(doc! { "_id": holder })
+            .await
+            .map_err(|e| self.db_err(e))?
+        {
             Some(doc) => {
                 let job = Job::from_document(doc)?;
                 if job.status.is_active() {
                     return Ok(Some((job, false)));
                 }
-                self.locks.delete_one(doc! { "_id": lock, "jobId": holder }).await.map_err(|e| self.db_err(e))?;
+                self.locks
+                    .delete_one(doc! { "_id": lock, "jobId": holder })
+                    .await
+                    .map_err(|e| self.db_err(e))?;
                 Ok(None)
             }
             None => self.insert_under(job_doc.clone(), holder).await.map(Some),
@@ -83,8 +107,14 @@ impl Inner {
         match self.coll.insert_one(&job_doc).await {
             Ok(_) => Ok((Job::from_document(job_doc)?, true)),
             Err(e) if is_dup(&e) => {
-                let existing = self.coll.find_one(doc! { "_id": id }).await.map_err(|e| self.db_err(e))?;
-                let existing = existing.ok_or(Error::InvalidState("job vanished while enqueueing; try again"))?;
+                let existing = self
+                    .coll
+                    .find_one(doc! { "_id": id })
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                let existing = existing.ok_or(Error::InvalidState(
+                    "job vanished while enqueueing; try again",
+                ))?;
                 Ok((Job::from_document(existing)?, false))
             }
             Err(e) => Err(self.db_err(e)),
@@ -100,11 +130,17 @@ impl Inner {
             .map(|d| doc! { "_id": lock_of(d).expect("unique batch"), "jobId": d.get("_id").cloned().unwrap_or(Bson::Null), "createdAt": now })
             .collect();
         let conflicts = self.insert_many_collecting_dups(&self.locks, locks).await?;
-        let (contended, free): (Vec<_>, Vec<_>) = docs.into_iter().enumerate().partition(|(i, _)| conflicts.contains(i));
+        let (contended, free): (Vec<_>, Vec<_>) = docs
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| conflicts.contains(i));
         let free: Vec<Document> = free.into_iter().map(|(_, d)| d).collect();
         let free_count = free.len() as u64;
         // A job id can already exist only if another enqueue helped us (see module docs).
-        let helped = self.insert_many_collecting_dups(&self.coll, free).await?.len() as u64;
+        let helped = self
+            .insert_many_collecting_dups(&self.coll, free)
+            .await?
+            .len() as u64;
         let (mut inserted, mut deduplicated) = (free_count - helped, helped);
         for (_, d) in contended {
             let (_, created) = self.enqueue_unique(d).await?;
@@ -148,7 +184,10 @@ impl Inner {
     /// behind is healed by the next enqueue of that key.
     pub(crate) async fn release_key(&self, job: &Job) {
         let Some(key) = &job.unique_key else { return };
-        let res = self.locks.delete_one(doc! { "_id": lock_id(&job.name, key), "jobId": job.id }).await;
+        let res = self
+            .locks
+            .delete_one(doc! { "_id": lock_id(&job.name, key), "jobId": job.id })
+            .await;
         if let Err(err) = res {
             tracing::debug!(job.id = %job.id, %err, "could not free uniqueKey; the next enqueue heals it");
         }

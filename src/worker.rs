@@ -31,12 +31,19 @@ pub(crate) struct Slots {
 }
 
 impl Worker {
-    pub(crate) fn new(name: &str, handler: Arc<dyn Handler>, opts: &WorkerOptions, defaults: &MonqueOptions) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        handler: Arc<dyn Handler>,
+        opts: &WorkerOptions,
+        defaults: &MonqueOptions,
+    ) -> Self {
         Worker {
             name: name.to_owned(),
             handler,
             max_retries: opts.max_retries.unwrap_or(defaults.max_retries),
-            slots: Arc::new(Semaphore::new(opts.concurrency.unwrap_or(defaults.worker_concurrency))),
+            slots: Arc::new(Semaphore::new(
+                opts.concurrency.unwrap_or(defaults.worker_concurrency),
+            )),
             wake: Notify::new(),
             retired: CancellationToken::new(),
         }
@@ -50,15 +57,26 @@ impl Worker {
         self.retired.cancel();
     }
 
-    pub(crate) fn spawn(self: &Arc<Self>, inner: Arc<Inner>, services: &Services) -> JoinHandle<()> {
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        inner: Arc<Inner>,
+        services: &Services,
+    ) -> JoinHandle<()> {
         let stop = services.claiming.child_token();
         let abort = services.abort.clone();
         tokio::spawn(self.clone().run(inner, stop, abort))
     }
 
-    async fn run(self: Arc<Self>, inner: Arc<Inner>, stop: CancellationToken, abort: CancellationToken) {
+    async fn run(
+        self: Arc<Self>,
+        inner: Arc<Inner>,
+        stop: CancellationToken,
+        abort: CancellationToken,
+    ) {
         loop {
-            let Some(slots) = self.free_slots(&inner, &stop).await else { break };
+            let Some(slots) = self.free_slots(&inner, &stop).await else {
+                break;
+            };
             match inner.claim_one(&self.name).await {
                 Ok(Some(job)) => inner.execute(self.clone(), job, slots, &abort),
                 Ok(None) => {
@@ -69,7 +87,11 @@ impl Worker {
                 }
                 Err(err) => {
                     drop(slots);
-                    inner.emit(Event::JobError { error: err.to_string(), code: err.code(), job: None });
+                    inner.emit(Event::JobError {
+                        error: err.to_string(),
+                        code: err.code(),
+                        job: None,
+                    });
                     if !self.idle(&inner, &stop).await {
                         break;
                     }
@@ -95,7 +117,10 @@ impl Worker {
                 permit = slots.clone().acquire_owned() => Some(permit.ok()?),
             },
         };
-        Some(Slots { _worker: worker, _instance: instance })
+        Some(Slots {
+            _worker: worker,
+            _instance: instance,
+        })
     }
 
     /// Sleeps until a wake-up or the poll interval; false when the worker must stop.

@@ -1,0 +1,196 @@
+// JS -> Rust -> MongoDB -> Rust -> JS handler -> Rust, against the real server.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { Monque, UnrecoverableError, MonqueError } from '../dist/index.mjs'
+import { eventually, fast, oid, testDb, uri } from './helpers.mjs'
+
+test('a job enqueued from JS is processed by a JS handler and ends completed', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name })
+  const seen = []
+  const events = []
+  for (const e of ['job:start', 'job:complete']) monque.on(e, () => events.push(e))
+  monque.register('greet', async (job) => {
+    seen.push({ data: job.data, status: job.status, signal: job.signal instanceof AbortSignal })
+  })
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const when = new Date('2024-05-06T07:08:09.000Z')
+  const job = await monque.enqueue('greet', { who: 'ada', when, nested: [1, { x: true }] })
+  assert.equal(job.status, 'pending')
+  assert.ok(job.createdAt instanceof Date)
+  await eventually(async () => (await jobs.findOne({ _id: oid(job.id) }))?.status === 'completed', { what: 'completed' })
+  assert.deepEqual(seen, [
+    { data: { who: 'ada', when: when.toISOString(), nested: [1, { x: true }] }, status: 'processing', signal: true },
+  ])
+  const doc = await jobs.findOne({ _id: oid(job.id) })
+  assert.ok(doc.completedAt instanceof Date)
+  assert.equal(doc.claimId, undefined)
+  await eventually(() => events.length === 2, { what: 'events' })
+  assert.deepEqual(events, ['job:start', 'job:complete'])
+})
+
+test('a throwing handler fails the job with backoff; UnrecoverableError fails it at once', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name, baseRetryInterval: 60_000, jitter: 0 })
+  monque.register('flaky', async () => {
+    throw new Error('upstream 503')
+  })
+  monque.register('doomed', () => {
+    throw new UnrecoverableError('bad input')
+  })
+  const fails = []
+  monque.on('job:fail', (e) => fails.push(e))
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const before = Date.now()
+  const flaky = await monque.now('flaky', {})
+  const doomed = await monque.now('doomed', {})
+  await eventually(async () => fails.length === 2, { what: 'two failures' })
+  const f = await jobs.findOne({ _id: oid(flaky.id) })
+  assert.equal(f.status, 'pending')
+  assert.equal(f.failCount, 1)
+  assert.equal(f.failReason, 'upstream 503')
+  // 2^1 × 60 s after the failure.
+  const wait = f.nextRunAt.getTime() - before
+  assert.ok(wait >= 120_000 && wait < 125_000, `retry in ${wait} ms`)
+  const d = await jobs.findOne({ _id: oid(doomed.id) })
+  assert.equal(d.status, 'failed')
+  assert.equal(d.failCount, 1)
+  const byName = Object.fromEntries(fails.map((e) => [e.job.name, e]))
+  assert.equal(byName.flaky.willRetry, true)
+  assert.equal(byName.doomed.willRetry, false)
+  assert.equal(byName.doomed.error.message, 'bad input')
+})
+
+test('uniqueKey: concurrent duplicate enqueues from JS give one job', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name })
+  await monque.initialize()
+  const results = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => monque.enqueue('sync', { i }, { uniqueKey: 'user-7' })),
+  )
+  assert.equal(new Set(results.map((j) => j.id)).size, 1)
+  assert.equal(await jobs.countDocuments({ name: 'sync' }), 1)
+  const batch = await monque.enqueueMany([
+    { name: 'sync', data: 1, options: { uniqueKey: 'user-7' } },
+    { name: 'sync', data: 2, options: { uniqueKey: 'user-8' } },
+    { name: 'other', data: 3 },
+  ])
+  assert.deepEqual(batch, { inserted: 2, deduplicated: 1 })
+})
+
+test('stop() with a timeout aborts job.signal and hands the job back to pending', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name })
+  let aborted = false
+  let started
+  const running = new Promise((r) => (started = r))
+  monque.register('stuck', (job) => {
+    started()
+    return new Promise((resolve) => {
+      job.signal.addEventListener('abort', () => {
+        aborted = true
+        setTimeout(resolve, 200) // finishes late: its result must not be written
+      })
+    })
+  })
+  const released = []
+  monque.on('jobs:released', (e) => released.push(e.count))
+  await monque.initialize()
+  monque.start()
+  const job = await monque.now('stuck', {})
+  await running
+  const t0 = Date.now()
+  const handedBack = await monque.stop({ timeout: 300 })
+  assert.ok(Date.now() - t0 < 2000)
+  assert.equal(handedBack, 1)
+  const doc = await jobs.findOne({ _id: oid(job.id) })
+  assert.equal(doc.status, 'pending')
+  assert.equal(doc.claimId, undefined)
+  assert.equal(doc.leaseExpiresAt, undefined)
+  await eventually(() => aborted, { what: 'signal aborted' })
+  await new Promise((r) => setTimeout(r, 400))
+  assert.equal((await jobs.findOne({ _id: oid(job.id) })).status, 'pending', 'late result was fenced off')
+  assert.deepEqual(released, [1])
+})
+
+test('a listener that throws does not break the worker', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name })
+  const errors = []
+  monque.on('job:start', () => {
+    throw new Error('listener bug')
+  })
+  monque.on('job:error', (e) => errors.push(e.error.message))
+  monque.register('ok', async () => {})
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const a = await monque.now('ok', 1)
+  const b = await monque.now('ok', 2)
+  await eventually(async () => (await jobs.countDocuments({ status: 'completed' })) === 2, { what: 'both completed' })
+  assert.ok([a, b].every((j) => j.id))
+  await eventually(() => errors.length === 2, { what: 'listener errors reported' })
+  assert.deepEqual(errors, ['listener bug', 'listener bug'])
+})
+
+test('a native Db from the mongodb package works as the connection', async (t) => {
+  const { db, jobs } = await testDb(t)
+  const monque = new Monque(db, fast)
+  monque.register('viaDb', async () => {})
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const job = await monque.now('viaDb', { ok: true })
+  await eventually(async () => (await jobs.findOne({ _id: oid(job.id) }))?.status === 'completed', { what: 'completed' })
+  assert.ok(['change-stream', 'polling'].includes(monque.notifyMode))
+  assert.equal(await monque.isHealthy(), true)
+})
+
+test('bad input gets a typed error and writes nothing', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name, maxPayloadSize: 1000 })
+  await monque.initialize()
+  const circular = {}
+  circular.self = circular
+  const cases = [
+    [() => monque.now('', {}), 'INVALID_JOB_NAME'],
+    [() => monque.now('x'.repeat(256), {}), 'INVALID_JOB_NAME'],
+    [() => monque.now('bad\u0007name', {}), 'INVALID_JOB_NAME'],
+    [() => monque.now('ok', { n: 10n }), 'INVALID_DATA'],
+    [() => monque.now('ok', circular), 'INVALID_DATA'],
+    [() => monque.now('ok', { fn() {} }), 'INVALID_DATA'],
+    [() => monque.now('ok', { n: NaN }), 'INVALID_DATA'],
+    [() => monque.now('ok', { $set: { a: 1 } }), 'INVALID_DATA'],
+    [() => monque.now('ok', { 'a.b': 1 }), 'INVALID_DATA'],
+    [() => monque.now('ok', { s: 'x'.repeat(2000) }), 'PAYLOAD_TOO_LARGE'],
+    [() => monque.enqueue('ok', {}, { runAt: new Date('nope') }), 'INVALID_OPTION'],
+    [() => monque.enqueue('ok', {}, { priority: 1.5 }), 'INVALID_OPTION'],
+    [() => monque.enqueueMany([{ name: 'ok', data: 1 }, { name: '', data: 2 }]), 'INVALID_JOB_NAME'],
+  ]
+  for (const [call, code] of cases) {
+    await assert.rejects(call, (err) => err instanceof MonqueError && err.code === code, `expected ${code}`)
+  }
+  assert.equal(await jobs.countDocuments({}), 0)
+  assert.throws(() => monque.register('h', 'not a function'), { code: 'INVALID_HANDLER' })
+  assert.throws(() => monque.register('', async () => {}), { code: 'INVALID_JOB_NAME' })
+  monque.register('dup', async () => {})
+  assert.throws(() => monque.register('dup', async () => {}), { code: 'WORKER_EXISTS' })
+  assert.throws(() => new Monque(uri, { pollInterval: NaN }), { code: 'INVALID_OPTION' })
+  assert.throws(() => new Monque(uri, { workerConcurrency: -1 }), { code: 'INVALID_OPTION' })
+  assert.throws(() => new Monque('http://nope'), { code: 'INVALID_URI' })
+  assert.throws(() => new Monque({}), { code: 'INVALID_CONNECTION' })
+  await assert.rejects(new Monque(uri, { heartbeatInterval: 5000, leaseDuration: 1000 }).initialize(), { code: 'INVALID_OPTION' })
+  assert.throws(() => new Monque(uri).start(), { code: 'NOT_INITIALIZED' })
+})
+
+test('a URI that points nowhere fails with CONNECTION_ERROR within the timeout', async () => {
+  const monque = new Monque('mongodb://127.0.0.1:1/?directConnection=true', { serverSelectionTimeout: 500 })
+  const t0 = Date.now()
+  await assert.rejects(monque.initialize(), { code: 'CONNECTION_ERROR' })
+  assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`)
+})

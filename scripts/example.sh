@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `npm run example`: builds if needed, starts the embedded server unless MONGODB_URI
+# is set, and runs examples/quickstart.mjs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/monque/target}
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+ls monque.*.node >/dev/null 2>&1 && [ -f dist/index.js ] || npm run --silent build
+
+if [ -z "${MONGODB_URI:-}" ]; then
+  eval "$(scripts/test-server.sh start)"
+  trap 'scripts/test-server.sh stop' EXIT
+fi
+export MONGODB_URI
+node examples/quickstart.mjs

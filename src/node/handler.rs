@@ -1,0 +1,75 @@
+//! Calls a JS handler from the core and awaits its Promise. The TS wrapper never
+//! rejects: it resolves with an envelope `{ ok, error?: { message, retryable } }`, so
+//! error details survive the crossing. When the job's signal aborts (shutdown timeout),
+//! JS is told through the event sink so `job.signal` aborts there too.
+
+use std::sync::{Arc, RwLock};
+
+use futures_util::future::BoxFuture;
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use serde_json::json;
+
+use super::{EventSink, JsHandlerFn};
+use crate::{Handler, HandlerError, JobContext, Outcome};
+
+pub(super) struct JsHandler {
+    tsfn: Arc<JsHandlerFn>,
+    sink: Arc<RwLock<Option<EventSink>>>,
+}
+
+impl JsHandler {
+    pub(super) fn new(tsfn: JsHandlerFn, sink: Arc<RwLock<Option<EventSink>>>) -> Self {
+        JsHandler {
+            tsfn: Arc::new(tsfn),
+            sink,
+        }
+    }
+}
+
+impl Handler for JsHandler {
+    fn call(&self, ctx: JobContext) -> BoxFuture<'static, Outcome> {
+        let tsfn = self.tsfn.clone();
+        let sink = self.sink.clone();
+        Box::pin(async move {
+            let claim = ctx.job.claim_id.map(|c| c.to_hex()).unwrap_or_default();
+            let promise = tsfn
+                .call_async_catch(ctx.job.to_json().to_string())
+                .await
+                .map_err(|e| HandlerError::new(format!("handler threw: {}", e.reason)))?;
+            tokio::pin!(promise);
+            let mut told = false;
+            let reply = loop {
+                tokio::select! {
+                    reply = &mut promise => break reply,
+                    _ = ctx.signal.aborted(), if !told => {
+                        told = true;
+                        if let Some(sink) = sink.read().expect("sink lock").as_ref() {
+                            let msg = json!({ "type": "internal:abort", "claimId": claim }).to_string();
+                            sink.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
+                        }
+                    }
+                }
+            };
+            let reply =
+                reply.map_err(|e| HandlerError::new(format!("handler failed: {}", e.reason)))?;
+            parse_envelope(&reply)
+        })
+    }
+}
+
+fn parse_envelope(reply: &str) -> Outcome {
+    let v: serde_json::Value = serde_json::from_str(reply)
+        .map_err(|e| HandlerError::new(format!("bad handler envelope: {e}")))?;
+    if v["ok"].as_bool() == Some(true) {
+        return Ok(v.get("result").cloned().filter(|r| !r.is_null()));
+    }
+    let message = v["error"]["message"]
+        .as_str()
+        .unwrap_or("handler failed")
+        .to_owned();
+    if v["error"]["retryable"].as_bool() == Some(false) {
+        Err(HandlerError::permanent(message))
+    } else {
+        Err(HandlerError::new(message))
+    }
+}

@@ -1,0 +1,160 @@
+//! JSON options from the TypeScript wrapper (camelCase, durations in ms) to core options.
+//! Wrong types or ranges are `INVALID_OPTION` errors, never silently ignored.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::{DateTime, EnqueueOptions, MonqueOptions, WorkerOptions};
+
+type R<T> = napi::Result<T>;
+
+fn invalid(name: &str, why: &str) -> napi::Error {
+    napi::Error::new(
+        napi::Status::InvalidArg,
+        format!("[INVALID_OPTION] invalid option `{name}`: {why}"),
+    )
+}
+
+fn object(json: &str) -> R<Map<String, Value>> {
+    match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Null) => Ok(Map::new()),
+        _ => Err(invalid("options", "must be an object")),
+    }
+}
+
+fn number(map: &Map<String, Value>, key: &str) -> R<Option<f64>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            let n = n
+                .as_f64()
+                .ok_or_else(|| invalid(key, "must be a finite number"))?;
+            if n < 0.0 {
+                return Err(invalid(key, "must not be negative"));
+            }
+            Ok(Some(n))
+        }
+        Some(_) => Err(invalid(key, "must be a number")),
+    }
+}
+
+fn ms(map: &Map<String, Value>, key: &str) -> R<Option<Duration>> {
+    Ok(number(map, key)?.map(|n| Duration::from_secs_f64(n / 1000.0)))
+}
+
+fn count(map: &Map<String, Value>, key: &str) -> R<Option<usize>> {
+    match number(map, key)? {
+        Some(n) if n.fract() != 0.0 => Err(invalid(key, "must be a whole number")),
+        other => Ok(other.map(|n| n as usize)),
+    }
+}
+
+fn string(map: &Map<String, Value>, key: &str) -> R<Option<String>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(key, "must be a string")),
+    }
+}
+
+fn boolean(map: &Map<String, Value>, key: &str) -> R<Option<bool>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(invalid(key, "must be a boolean")),
+    }
+}
+
+pub(super) fn parse(json: &str) -> R<MonqueOptions> {
+    let m = object(json)?;
+    let mut o = MonqueOptions::default();
+    if let Some(v) = string(&m, "collectionName")? {
+        o.collection_name = v;
+    }
+    o.database = string(&m, "database")?;
+    o.instance_id = string(&m, "instanceId")?;
+    if let Some(v) = ms(&m, "pollInterval")? {
+        o.poll_interval = v;
+    }
+    if let Some(v) = count(&m, "workerConcurrency")? {
+        o.worker_concurrency = v;
+    }
+    o.instance_concurrency = count(&m, "instanceConcurrency")?;
+    if let Some(v) = count(&m, "maxRetries")? {
+        o.max_retries = v.min(u32::MAX as usize) as u32;
+    }
+    if let Some(v) = ms(&m, "baseRetryInterval")? {
+        o.backoff.base = v;
+    }
+    if let Some(v) = ms(&m, "maxBackoffDelay")? {
+        o.backoff.max = v;
+    }
+    if let Some(v) = number(&m, "jitter")? {
+        o.backoff.jitter = v;
+    }
+    if let Some(v) = ms(&m, "leaseDuration")? {
+        o.lease_duration = v;
+    }
+    if let Some(v) = ms(&m, "heartbeatInterval")? {
+        o.heartbeat_interval = v;
+    }
+    if let Some(v) = ms(&m, "shutdownTimeout")? {
+        o.shutdown_timeout = v;
+    }
+    if let Some(v) = count(&m, "maxPayloadSize")? {
+        o.max_payload_size = v;
+    }
+    if let Some(v) = ms(&m, "serverSelectionTimeout")? {
+        o.server_selection_timeout = v;
+    }
+    if let Some(v) = boolean(&m, "changeStreams")? {
+        o.change_streams = v;
+    }
+    Ok(o)
+}
+
+pub(super) fn worker(json: &str) -> R<WorkerOptions> {
+    let m = object(json)?;
+    Ok(WorkerOptions {
+        concurrency: count(&m, "concurrency")?,
+        max_retries: count(&m, "maxRetries")?.map(|n| n.min(u32::MAX as usize) as u32),
+        replace: boolean(&m, "replace")?.unwrap_or(false),
+    })
+}
+
+pub(super) fn enqueue(json: &str) -> R<EnqueueOptions> {
+    enqueue_value(&serde_json::from_str(json).map_err(|_| invalid("options", "must be an object"))?)
+}
+
+pub(super) fn enqueue_value(v: &Value) -> R<EnqueueOptions> {
+    let empty = Map::new();
+    let m = match v {
+        Value::Object(m) => m,
+        Value::Null => &empty,
+        _ => return Err(invalid("options", "must be an object")),
+    };
+    let priority = match m.get("priority") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or_else(|| invalid("priority", "must be a whole number in the 32-bit range"))?,
+        Some(_) => return Err(invalid("priority", "must be a number")),
+    };
+    let run_at = match m.get("runAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(DateTime::from_millis(
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| invalid("runAt", "must be a valid date"))? as i64,
+        )),
+        Some(_) => return Err(invalid("runAt", "must be a Date or epoch milliseconds")),
+    };
+    Ok(EnqueueOptions {
+        unique_key: string(m, "uniqueKey")?,
+        run_at,
+        priority,
+    })
+}

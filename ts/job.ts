@@ -1,0 +1,40 @@
+export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled'
+
+/** A job as stored (see the README's "Job document"). Times are `Date`s. */
+export interface Job<T = unknown> {
+  id: string
+  name: string
+  data: T
+  status: JobStatus
+  priority: number
+  nextRunAt: Date
+  failCount: number
+  createdAt: Date
+  updatedAt: Date
+  lockedAt?: Date
+  leaseExpiresAt?: Date
+  claimedBy?: string
+  claimId?: string
+  failReason?: string
+  uniqueKey?: string
+  repeatInterval?: string
+  completedAt?: Date
+}
+
+/** What a handler receives: the job plus a signal that aborts when it must stop. */
+export interface RunningJob<T = unknown> extends Job<T> {
+  /** Aborts when `stop()`'s timeout passes; the job is then handed back to `pending`. */
+  signal: AbortSignal
+}
+
+const DATE_FIELDS = ['nextRunAt', 'createdAt', 'updatedAt', 'lockedAt', 'leaseExpiresAt', 'completedAt'] as const
+
+/** The core sends jobs with times as epoch ms; users get `Date`s. */
+export function toJob<T>(raw: Record<string, unknown>): Job<T> {
+  const job = { ...raw } as Record<string, unknown>
+  for (const field of DATE_FIELDS) {
+    const v = job[field]
+    if (typeof v === 'number') job[field] = new Date(v)
+  }
+  return job as unknown as Job<T>
+}

@@ -1,0 +1,287 @@
+import { EventEmitter } from 'node:events'
+
+import { Connection, resolveConnection } from './connection'
+import { encodeData } from './data'
+import { callNative, callNativeSync, MonqueError, UnrecoverableError } from './errors'
+import { Job, RunningJob, toJob } from './job'
+import { connect, NativeQueue, validateJobName } from './native'
+
+/** Options for `new Monque(connection, options)`. Durations are milliseconds. */
+export interface MonqueOptions {
+  /** Collection holding the jobs. Default `monque_jobs`. */
+  collectionName?: string
+  /** Database to use when the connection names none. Default: the URI's, else `monque`. */
+  database?: string
+  /** How often idle workers poll for due jobs. Default 1000. */
+  pollInterval?: number
+  /** Default concurrency of each worker on this instance. Default 5. */
+  workerConcurrency?: number
+  /** Cap on jobs of all names running at once on this instance. Default: none. */
+  instanceConcurrency?: number
+  /** Retries after the first attempt before a job is `failed`. Default 10. */
+  maxRetries?: number
+  /** Retry `n` waits `2^n × baseRetryInterval`. Default 60000. */
+  baseRetryInterval?: number
+  /** Longest retry delay. Default 86400000 (24 h). */
+  maxBackoffDelay?: number
+  /** Up to this fraction of each delay is added at random. Default 0.1. */
+  jitter?: number
+  /** How long a claim is valid without a heartbeat. Default 30000. */
+  leaseDuration?: number
+  /** How often leases are renewed and expired ones recovered. Default 10000. */
+  heartbeatInterval?: number
+  /** How long `stop()` waits for running handlers. Default 30000. */
+  shutdownTimeout?: number
+  /** Largest job data accepted, as JSON bytes. Default 1048576. */
+  maxPayloadSize?: number
+  /** How long to wait for a reachable server before failing. Default 10000. */
+  serverSelectionTimeout?: number
+  /** Wake workers through a change stream when the server offers one. Default true. */
+  changeStreams?: boolean
+  /** This instance's `claimedBy`. Default `<host>:<pid>:<random>`. */
+  instanceId?: string
+}
+
+export interface EnqueueOptions {
+  /** At most one pending/processing job per (name, uniqueKey); duplicates return it. */
+  uniqueKey?: string
+  /** Do not run before this time. */
+  runAt?: Date | number
+  /** Higher runs first among due jobs of one name. Default 0. */
+  priority?: number
+}
+
+export interface WorkerOptions {
+  /** Jobs of this name running at once on this instance. Default `workerConcurrency`. */
+  concurrency?: number
+  /** Overrides `maxRetries` for this job name. */
+  maxRetries?: number
+  /** Replace an already registered handler instead of throwing `WORKER_EXISTS`. */
+  replace?: boolean
+}
+
+export type Handler<T = any> = (job: RunningJob<T>) => unknown | Promise<unknown>
+
+export interface EnqueueManyItem<T = unknown> {
+  name: string
+  data: T
+  options?: EnqueueOptions
+}
+
+/** Event payloads, by event name. */
+export interface MonqueEvents {
+  'job:start': [job: Job]
+  'job:complete': [payload: { job: Job; duration: number }]
+  'job:fail': [payload: { job: Job; error: Error; willRetry: boolean }]
+  'job:retry': [payload: { job: Job; nextRunAt: Date; delay: number }]
+  'job:error': [payload: { error: Error; job?: Job }]
+  'stale:recovered': [payload: { count: number }]
+  'jobs:released': [payload: { count: number }]
+}
+
+export type NotifyMode = 'off' | 'polling' | 'change-stream'
+
+/** A MongoDB-backed job queue whose engine runs in Rust. */
+export class Monque extends EventEmitter<MonqueEvents> {
+  private readonly target: { uri: string; database?: string }
+  private readonly options: MonqueOptions
+  private native?: NativeQueue
+  private connecting?: Promise<NativeQueue>
+  private readonly pending = new Map<string, { handler: Handler; options: WorkerOptions }>()
+  private readonly controllers = new Map<string, AbortController>()
+  private keepAlive?: NodeJS.Timeout
+
+  constructor(connection: Connection, options: MonqueOptions = {}) {
+    super()
+    this.target = resolveConnection(connection)
+    this.options = { ...options }
+    if (this.target.database && !options.database) this.options.database = this.target.database
+    checkOptions(this.options as Record<string, unknown>)
+  }
+
+  /** Connects, creates indexes and recovers expired leases. Idempotent. */
+  async initialize(): Promise<void> {
+    const native = await this.connectOnce()
+    await callNative(() => native.initialize())
+  }
+
+  /** Adds a job. Returns it; with a `uniqueKey` already active, returns that job instead. */
+  async enqueue<T>(name: string, data: T, options: EnqueueOptions = {}): Promise<Job<T>> {
+    const json = encodeData(data)
+    const opts = encodeEnqueueOptions(options)
+    const native = await this.connectOnce()
+    const job = await callNative(() => native.enqueue(name, json, opts))
+    return toJob<T>(JSON.parse(job))
+  }
+
+  /** Adds a job to run as soon as a worker is free. */
+  now<T>(name: string, data: T): Promise<Job<T>> {
+    return this.enqueue(name, data)
+  }
+
+  /** Adds many jobs in one round trip (two if some have a uniqueKey). All or nothing on bad input. */
+  async enqueueMany(jobs: EnqueueManyItem[]): Promise<{ inserted: number; deduplicated: number }> {
+    if (!Array.isArray(jobs)) throw new MonqueError('INVALID_DATA', 'enqueueMany takes an array of { name, data, options }')
+    const items = jobs.map((j, i) => {
+      if (!j || typeof j.name !== 'string') throw new MonqueError('INVALID_JOB_NAME', `jobs[${i}].name must be a string`)
+      return `{"name":${JSON.stringify(j.name)},"data":${encodeData(j.data, `jobs[${i}].data`)},"options":${encodeEnqueueOptions(j.options ?? {})}}`
+    })
+    const native = await this.connectOnce()
+    return JSON.parse(await callNative(() => native.enqueueMany(`[${items.join(',')}]`)))
+  }
+
+  /** Registers the handler for jobs named `name`. A throw or rejection is a failure. */
+  register<T = any>(name: string, handler: Handler<T>, options: WorkerOptions = {}): this {
+    if (typeof name !== 'string') throw new MonqueError('INVALID_JOB_NAME', 'job name must be a string')
+    callNativeSync(() => validateJobName(name))
+    if (typeof handler !== 'function') {
+      throw new MonqueError('INVALID_HANDLER', `handler for "${name}" must be a function, got ${typeof handler}`)
+    }
+    checkOptions(options as Record<string, unknown>)
+    if (!options.replace && this.pending.has(name)) {
+      throw new MonqueError('WORKER_EXISTS', `a worker for job \`${name}\` is already registered; pass \`replace: true\` to swap it`)
+    }
+    this.pending.set(name, { handler: handler as Handler, options })
+    if (this.native) this.attach(this.native, name, handler as Handler, options)
+    return this
+  }
+
+  /** Alias of `register`, as the original monque names it. */
+  worker<T = any>(name: string, handler: Handler<T>, options: WorkerOptions = {}): this {
+    return this.register(name, handler, options)
+  }
+
+  /** Starts processing. Requires `initialize()`. Keeps the process alive until `stop()`. */
+  start(): void {
+    const native = this.native
+    if (!native) throw new MonqueError('NOT_INITIALIZED', 'call and await initialize() before start()')
+    callNativeSync(() => native.start())
+    this.keepAlive ??= setInterval(() => {}, 1 << 30)
+  }
+
+  /**
+   * Stops claiming, waits up to `timeout` ms (default `shutdownTimeout`) for running
+   * handlers, then aborts their `job.signal` and hands their jobs back to `pending`.
+   * Resolves with the number of jobs handed back.
+   */
+  async stop(options: { timeout?: number } = {}): Promise<number> {
+    if (options.timeout !== undefined) checkOptions({ timeout: options.timeout })
+    const native = this.native
+    clearInterval(this.keepAlive)
+    this.keepAlive = undefined
+    if (!native) return 0
+    return callNative(() => native.stop(options.timeout))
+  }
+
+  /** True when started and the server answers. */
+  async isHealthy(): Promise<boolean> {
+    return this.native ? this.native.isHealthy() : false
+  }
+
+  /** How idle workers learn of new jobs: `change-stream`, `polling`, or `off` when stopped. */
+  get notifyMode(): NotifyMode {
+    return (this.native?.notifyMode() ?? 'off') as NotifyMode
+  }
+
+  private connectOnce(): Promise<NativeQueue> {
+    this.connecting ??= (async () => {
+      const native = await callNative(() => connect(this.target.uri, JSON.stringify(this.options)))
+      native.onEvent((json) => this.dispatch(json))
+      for (const [name, { handler, options }] of this.pending) this.attach(native, name, handler, options)
+      this.native = native
+      return native
+    })().catch((err) => {
+      this.connecting = undefined
+      throw err
+    })
+    return this.connecting
+  }
+
+  private attach(native: NativeQueue, name: string, handler: Handler, options: WorkerOptions): void {
+    const run = async (jobJson: string): Promise<string> => {
+      const raw = JSON.parse(jobJson) as Record<string, unknown>
+      const claimId = String(raw.claimId)
+      const controller = new AbortController()
+      this.controllers.set(claimId, controller)
+      const job = toJob(raw) as RunningJob
+      job.signal = controller.signal
+      try {
+        const result = await handler(job)
+        return `{"ok":true,"result":${encodeData(result, 'handler result')}}`
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err)
+        return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError) } })
+      } finally {
+        this.controllers.delete(claimId)
+      }
+    }
+    callNativeSync(() => native.register(name, run, JSON.stringify({ ...options, replace: true })))
+  }
+
+  private dispatch(json: string): void {
+    const event = JSON.parse(json) as Record<string, any>
+    const type = event.type as string
+    if (type === 'internal:abort') {
+      this.controllers.get(event.claimId)?.abort(new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached'))
+      return
+    }
+    const job = event.job ? toJob(event.job) : undefined
+    switch (type) {
+      case 'job:start':
+        return this.safeEmit(type, job)
+      case 'job:complete':
+        return this.safeEmit(type, { job, duration: event.duration })
+      case 'job:fail':
+        return this.safeEmit(type, { job, error: new Error(event.error), willRetry: event.willRetry })
+      case 'job:retry':
+        return this.safeEmit(type, { job, nextRunAt: new Date(event.nextRunAt), delay: event.delay })
+      case 'job:error':
+        return this.safeEmit(type, { error: new MonqueError(event.code, event.error), job })
+      default:
+        return this.safeEmit(type, { count: event.count })
+    }
+  }
+
+  /** A listener that throws must not break the worker: report it as `job:error`. */
+  private safeEmit(type: string, payload: unknown): void {
+    try {
+      ;(this.emit as (t: string, p: unknown) => boolean)(type, payload)
+    } catch (err) {
+      if (type === 'job:error') {
+        process.emitWarning(`monque: a job:error listener threw: ${String(err)}`)
+      } else {
+        this.safeEmit('job:error', { error: err instanceof Error ? err : new Error(String(err)) })
+      }
+    }
+  }
+}
+
+function encodeEnqueueOptions(options: EnqueueOptions): string {
+  if (options === null || typeof options !== 'object') {
+    throw new MonqueError('INVALID_OPTION', 'enqueue options must be an object')
+  }
+  let runAt: number | undefined
+  if (options.runAt !== undefined) {
+    runAt = options.runAt instanceof Date ? options.runAt.getTime() : options.runAt
+    if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
+      throw new MonqueError('INVALID_OPTION', 'runAt must be a valid Date or epoch milliseconds')
+    }
+  }
+  if (options.uniqueKey !== undefined && typeof options.uniqueKey !== 'string') {
+    throw new MonqueError('INVALID_OPTION', 'uniqueKey must be a string')
+  }
+  if (options.priority !== undefined && !Number.isInteger(options.priority)) {
+    throw new MonqueError('INVALID_OPTION', 'priority must be an integer')
+  }
+  return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority })
+}
+
+/** NaN and Infinity would become `null` in JSON and silently fall back to defaults. */
+function checkOptions(options: Record<string, unknown>): void {
+  if (options === null || typeof options !== 'object') throw new MonqueError('INVALID_OPTION', 'options must be an object')
+  for (const [key, value] of Object.entries(options)) {
+    if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {
+      throw new MonqueError('INVALID_OPTION', `invalid option \`${key}\`: must be a finite, non-negative number`)
+    }
+  }
+}
