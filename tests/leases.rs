@@ -1,0 +1,268 @@
+//! Leases, recovery, shutdown and many instances against a real server.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mongodb::bson::{doc, DateTime};
+use monque::{
+    Event, HandlerError, JobContext, JobStatus, MonqueOptions, NewJob, NotifyMode, WorkerOptions,
+};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_a_long_job_leased() {
+    let db = TestDb::new("heartbeat");
+    let q = db.queue(fast_options()).await; // lease 1.5 s, heartbeat 0.3 s
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r2 = runs.clone();
+    q.register(
+        "long",
+        move |_c: JobContext| {
+            let runs = r2.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(4000)).await;
+                Ok::<_, HandlerError>(())
+            }
+        },
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    let recovered = Arc::new(AtomicUsize::new(0));
+    let rc = recovered.clone();
+    q.on_event(move |e| {
+        if let Event::StaleRecovered { count } = e {
+            rc.fetch_add(*count as usize, Ordering::SeqCst);
+        }
+    });
+    q.start().unwrap();
+    let job = q.now("long", json!({})).await.unwrap();
+    eventually(Duration::from_secs(10), "completed", || async {
+        get(&q, job.id).await.status == JobStatus::Completed
+    })
+    .await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "ran once although it outlived its lease 2.6 times"
+    );
+    assert_eq!(recovered.load(Ordering::SeqCst), 0);
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_workers_job_is_recovered_after_its_lease_and_runs_again() {
+    let db = TestDb::new("crash");
+    let q = db.queue(fast_options()).await;
+    let job = q.now("orphan", json!({ "n": 1 })).await.unwrap();
+    // A worker claimed it and died: processing, lease already expired, nobody heartbeats.
+    let expired = DateTime::from_millis(DateTime::now().timestamp_millis() - 1000);
+    q.collection()
+        .update_one(
+            doc! { "_id": job.id },
+            doc! { "$set": { "status": "processing", "claimId": mongodb::bson::oid::ObjectId::new(), "claimedBy": "dead:1", "leaseExpiresAt": expired } },
+        )
+        .await
+        .unwrap();
+    let recovered = Arc::new(AtomicUsize::new(0));
+    let rc = recovered.clone();
+    q.on_event(move |e| {
+        if let Event::StaleRecovered { count } = e {
+            rc.fetch_add(*count as usize, Ordering::SeqCst);
+        }
+    });
+    q.register(
+        "orphan",
+        |_c: JobContext| async { Ok::<_, HandlerError>(()) },
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    q.start().unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "recovered and completed",
+        || async { get(&q, job.id).await.status == JobStatus::Completed },
+    )
+    .await;
+    assert_eq!(recovered.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        get(&q, job.id).await.claimed_by.as_deref(),
+        Some(q.instance_id())
+    );
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_waits_for_running_handlers_that_finish_in_time() {
+    let db = TestDb::new("graceful");
+    let q = db.queue(fast_options()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    q.register(
+        "work",
+        move |_c: JobContext| {
+            let tx = tx.clone();
+            async move {
+                tx.send(()).unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok::<_, HandlerError>(())
+            }
+        },
+        // One slot: the second job waits in the queue while stop() begins.
+        WorkerOptions {
+            concurrency: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q.start().unwrap();
+    let job = q.now("work", json!({})).await.unwrap();
+    rx.recv().await.unwrap();
+    let later = q.now("work", json!({ "after": "stop" })).await;
+    let handed_back = q.stop(Some(Duration::from_secs(5))).await.unwrap();
+    assert_eq!(handed_back, 0);
+    assert_eq!(
+        get(&q, job.id).await.status,
+        JobStatus::Completed,
+        "in-flight job finished before stop returned"
+    );
+    // The freed slot claims nothing once stop() began, and nothing is left locked.
+    let later = later.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get(&q, later.id).await.status, JobStatus::Pending);
+    assert_eq!(count(&q, doc! { "status": "processing" }).await, 0);
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_run_300_jobs_exactly_once_without_overlap() {
+    let db = TestDb::new("three");
+    let runs: Arc<Mutex<HashMap<String, Vec<(Instant, Instant)>>>> = Arc::default();
+    let mut queues = Vec::new();
+    for _ in 0..3 {
+        let q = db.queue(fast_options()).await;
+        let runs = runs.clone();
+        q.register(
+            "shared",
+            move |ctx: JobContext| {
+                let runs = runs.clone();
+                async move {
+                    let start = Instant::now();
+                    tokio::time::sleep(Duration::from_millis(rand_ms())).await;
+                    runs.lock()
+                        .unwrap()
+                        .entry(ctx.job.id.to_hex())
+                        .or_default()
+                        .push((start, Instant::now()));
+                    Ok::<_, HandlerError>(())
+                }
+            },
+            WorkerOptions {
+                concurrency: Some(8),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        queues.push(q);
+    }
+    let jobs = (0..300)
+        .map(|i| NewJob {
+            name: "shared".into(),
+            data: json!(i),
+            options: Default::default(),
+        })
+        .collect();
+    assert_eq!(queues[0].enqueue_many(jobs).await.unwrap().inserted, 300);
+    for q in &queues {
+        q.start().unwrap();
+    }
+    let q0 = queues[0].clone();
+    eventually(Duration::from_secs(60), "all 300 completed", || async {
+        count(&q0, doc! { "status": "completed" }).await == 300
+    })
+    .await;
+    for q in &queues {
+        q.stop(None).await.unwrap();
+    }
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 300);
+    let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() != 1).collect();
+    assert!(twice.is_empty(), "jobs run more than once: {twice:?}");
+    let mut by_instance = HashMap::new();
+    let docs: Vec<_> = {
+        use futures_util::TryStreamExt;
+        q0.collection()
+            .find(doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    for d in docs {
+        *by_instance
+            .entry(d.get_str("claimedBy").unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        by_instance.len(),
+        3,
+        "every instance took part: {by_instance:?}"
+    );
+    db.drop_db(&q0).await;
+}
+
+fn rand_ms() -> u64 {
+    5 + (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        % 20)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_stream_wakes_another_instance_long_before_its_poll() {
+    let db = TestDb::new("wake");
+    let slow_poll = MonqueOptions {
+        poll_interval: Duration::from_secs(30),
+        ..fast_options()
+    };
+    let worker = db.queue(slow_poll).await;
+    let producer = db.queue(fast_options()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    worker
+        .register(
+            "ping",
+            move |_c: JobContext| {
+                let tx = tx.clone();
+                async move {
+                    tx.send(Instant::now()).unwrap();
+                    Ok::<_, HandlerError>(())
+                }
+            },
+            WorkerOptions::default(),
+        )
+        .unwrap();
+    worker.start().unwrap();
+    eventually(Duration::from_secs(5), "change stream open", || async {
+        worker.notify_mode() == NotifyMode::ChangeStream
+    })
+    .await;
+    // Let the worker's first (empty) claim pass so it sits in its 30 s poll sleep.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = Instant::now();
+    producer.now("ping", json!({})).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("woken well before the 30 s poll")
+        .unwrap();
+    assert!(got - sent < Duration::from_secs(5));
+    worker.stop(None).await.unwrap();
+    db.drop_db(&producer).await;
+}
