@@ -6,6 +6,7 @@
 #   scripts/test-server.sh start     start it on a free port; prints `export MONGODB_URI=...`
 #   scripts/test-server.sh stop      stop the server this script started
 #   scripts/test-server.sh uri       print the running server's URI
+#   scripts/test-server.sh bin       print the server binary's path (tests that restart a server)
 set -euo pipefail
 
 VERSION=0.5.3-beta.196
@@ -69,5 +70,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   uri) cat "$STATE/uri" ;;
-  *) echo "usage: $0 install|start|stop|uri" >&2; exit 2 ;;
+  bin) install; echo "$BIN" ;;
+  *) echo "usage: $0 install|start|stop|uri|bin" >&2; exit 2 ;;
 esac

@@ -16,6 +16,9 @@ else
   echo "test: using MONGODB_URI from the environment"
 fi
 export MONGODB_URI
+# Tests that stop and restart a server run their own copy of the embedded one.
+MONQUE_SERVER_BIN=$(scripts/test-server.sh bin)
+export MONQUE_SERVER_BIN
 
 cargo test --quiet
 node --test __test__/

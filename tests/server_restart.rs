@@ -1,0 +1,171 @@
+//! The server goes away mid-run and comes back: workers report `job:error`, reconnect by
+//! themselves and finish every job. Runs its own copy of the embedded server (path in
+//! MONQUE_SERVER_BIN, set by `npm test`) so it can kill and restart it.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use mongodb::bson::doc;
+use monque::{Event, HandlerError, JobContext, Monque, MonqueOptions, WorkerOptions};
+use serde_json::json;
+
+struct Server {
+    bin: String,
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start(&mut self) {
+        let child = Command::new(&self.bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--cache-size",
+                "64M",
+                "--storage-path",
+            ])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not start on port {}", self.port);
+    }
+
+    /// Stops the server by PID with SIGTERM, as an operator or orchestrator would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            if wait_exit(&mut child, Duration::from_secs(5)).is_none() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+            }
+        }
+    }
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_survive_a_server_restart() {
+    let bin = std::env::var("MONQUE_SERVER_BIN").expect("MONQUE_SERVER_BIN is set by `npm test`");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("monque-restart-{port}"));
+    let mut server = Server {
+        bin,
+        port,
+        dir,
+        child: None,
+    };
+    server.start();
+    let uri = format!("mongodb://127.0.0.1:{port}/restart?directConnection=true");
+    let opts = MonqueOptions {
+        server_selection_timeout: Duration::from_millis(800),
+        ..fast_options()
+    };
+    let q = Monque::connect(&uri, opts).await.unwrap();
+    q.initialize().await.unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let d2 = done.clone();
+    q.register(
+        "job",
+        move |_c: JobContext| {
+            let done = d2.clone();
+            async move {
+                done.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, HandlerError>(())
+            }
+        },
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    let errors = Arc::new(AtomicUsize::new(0));
+    let e2 = errors.clone();
+    q.on_event(move |e| {
+        if let Event::JobError { code, .. } = e {
+            assert_eq!(*code, "CONNECTION_ERROR");
+            e2.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    q.start().unwrap();
+    for i in 0..5 {
+        q.now("job", json!(i)).await.unwrap();
+    }
+    eventually(Duration::from_secs(5), "first 5 done", || async {
+        done.load(Ordering::SeqCst) == 5
+    })
+    .await;
+
+    server.kill();
+    // Enqueues during the outage fail with a typed error within the selection timeout.
+    let started = std::time::Instant::now();
+    let err = q.now("job", json!("during")).await.unwrap_err();
+    assert_eq!(err.code(), "CONNECTION_ERROR");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    eventually(Duration::from_secs(10), "job:error while down", || async {
+        errors.load(Ordering::SeqCst) > 0
+    })
+    .await;
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.start();
+    for i in 5..10 {
+        q.now("job", json!(i)).await.expect("enqueue after restart");
+    }
+    eventually(
+        Duration::from_secs(15),
+        "all 10 done after restart",
+        || async { done.load(Ordering::SeqCst) == 10 },
+    )
+    .await;
+    let completed = q
+        .collection()
+        .count_documents(doc! { "status": "completed" })
+        .await
+        .unwrap();
+    assert_eq!(
+        completed, 10,
+        "data survived the restart and every job completed"
+    );
+    q.stop(None).await.unwrap();
+}
