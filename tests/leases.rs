@@ -190,10 +190,12 @@ async fn three_instances_run_300_jobs_exactly_once_without_overlap() {
     for q in &queues {
         q.stop(None).await.unwrap();
     }
-    let runs = runs.lock().unwrap();
-    assert_eq!(runs.len(), 300);
-    let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() != 1).collect();
-    assert!(twice.is_empty(), "jobs run more than once: {twice:?}");
+    {
+        let runs = runs.lock().unwrap();
+        assert_eq!(runs.len(), 300);
+        let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() != 1).collect();
+        assert!(twice.is_empty(), "jobs run more than once: {twice:?}");
+    }
     let mut by_instance = HashMap::new();
     let docs: Vec<_> = {
         use futures_util::TryStreamExt;
