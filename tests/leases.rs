@@ -153,13 +153,8 @@ async fn three_instances_run_300_jobs_exactly_once() {
             move |ctx: JobContext| {
                 let runs = runs.clone();
                 async move {
-                    let start = Instant::now();
                     tokio::time::sleep(Duration::from_millis(rand_ms())).await;
-                    runs.lock()
-                        .unwrap()
-                        .entry(ctx.job.id.to_hex())
-                        .or_default()
-                        .push((start, Instant::now()));
+                    *runs.lock().unwrap().entry(ctx.job.id.to_hex()).or_default() += 1;
                     Ok::<_, HandlerError>(())
                 }
             },
