@@ -194,3 +194,20 @@ test('a URI that points nowhere fails with CONNECTION_ERROR within the timeout',
   await assert.rejects(monque.initialize(), { code: 'CONNECTION_ERROR' })
   assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`)
 })
+
+test('a handler result JSON cannot hold does not turn success into a retry', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name })
+  monque.register('bigint', async () => 10n)
+  const warnings = []
+  const onWarning = (w) => warnings.push(w.message)
+  process.on('warning', onWarning)
+  t.after(() => process.off('warning', onWarning))
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const job = await monque.now('bigint', {})
+  await eventually(async () => (await jobs.findOne({ _id: oid(job.id) }))?.status === 'completed', { what: 'completed' })
+  assert.equal((await jobs.findOne({ _id: oid(job.id) })).failCount, 0)
+  await eventually(() => warnings.some((m) => m.includes('BigInt')), { what: 'warning' })
+})

@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     pub(crate) instance_slots: Option<Arc<Semaphore>>,
     pub(crate) notify_mode: AtomicU8,
     lifecycle: Mutex<Lifecycle>,
+    /// Held for the whole of `stop()`, so a second `stop()` waits for the first.
+    stopping: tokio::sync::Mutex<()>,
 }
 
 /// What `start()` set going and `stop()` must wind down.
@@ -52,6 +54,8 @@ enum Lifecycle {
     #[default]
     Stopped,
     Started(Services),
+    /// `stop()` is draining: `start()` must wait for it, or it would share `running`.
+    Stopping,
 }
 
 pub(crate) struct Services {
@@ -113,6 +117,7 @@ impl Monque {
             running: Running::default(),
             notify_mode: AtomicU8::new(NotifyMode::Off as u8),
             lifecycle: Mutex::default(),
+            stopping: tokio::sync::Mutex::new(()),
         };
         Ok(Monque {
             inner: Arc::new(inner),
@@ -219,8 +224,14 @@ impl Monque {
     pub fn start(&self) -> Result<()> {
         let inner = &self.inner;
         let mut lifecycle = inner.lifecycle.lock().expect("lifecycle lock");
-        if matches!(*lifecycle, Lifecycle::Started(_)) {
-            return Ok(());
+        match *lifecycle {
+            Lifecycle::Started(_) => return Ok(()),
+            Lifecycle::Stopping => {
+                return Err(Error::InvalidState(
+                    "stop() is still running; await it before start()",
+                ))
+            }
+            Lifecycle::Stopped => {}
         }
         let mut services = Services {
             claiming: CancellationToken::new(),
@@ -264,17 +275,21 @@ impl Monque {
     /// running handlers, then aborts their signals and hands every unfinished job back
     /// to `pending`. Returns how many jobs were handed back.
     pub async fn stop(&self, timeout: Option<Duration>) -> Result<u64> {
-        let services =
-            match std::mem::take(&mut *self.inner.lifecycle.lock().expect("lifecycle lock")) {
+        let _one_at_a_time = self.inner.stopping.lock().await;
+        let services = {
+            let mut lifecycle = self.inner.lifecycle.lock().expect("lifecycle lock");
+            match std::mem::replace(&mut *lifecycle, Lifecycle::Stopping) {
                 Lifecycle::Started(services) => services,
-                Lifecycle::Stopped => return Ok(0),
-            };
-        crate::shutdown::run(
-            &self.inner,
-            services,
-            timeout.unwrap_or(self.inner.opts.shutdown_timeout),
-        )
-        .await
+                other => {
+                    *lifecycle = other;
+                    return Ok(0);
+                }
+            }
+        };
+        let timeout = timeout.unwrap_or(self.inner.opts.shutdown_timeout);
+        let released = crate::shutdown::run(&self.inner, services, timeout).await;
+        *self.inner.lifecycle.lock().expect("lifecycle lock") = Lifecycle::Stopped;
+        released
     }
 
     /// True when the queue is started and the server answered a ping.

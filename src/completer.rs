@@ -40,6 +40,12 @@ impl Inner {
     ) {
         let written = match outcome {
             Ok(_) => self.complete(job, took).await,
+            // Failing because stop() aborted it is not the job's fault: hand it back
+            // (fenced, so a no-op if the hand-back already happened).
+            Err(_) if aborted => match job.claim_id {
+                Some(claim) => self.release(&[(job.id, claim)]).await.map(|_| false),
+                None => Ok(false),
+            },
             Err(err) => self.fail(worker, job, err).await,
         };
         match written {

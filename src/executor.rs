@@ -84,7 +84,10 @@ impl Inner {
                     job: job.clone(),
                     signal: AbortSignal(abort.clone()),
                 };
-                let outcome = match tokio::spawn(worker.handler.call(ctx)).await {
+                // `call` itself runs inside the task too: a panic before its future
+                // exists is caught like one inside it.
+                let handler = worker.handler.clone();
+                let outcome = match tokio::spawn(async move { handler.call(ctx).await }).await {
                     Ok(outcome) => outcome,
                     Err(err) => Err(HandlerError::new(format!(
                         "handler panicked: {}",

@@ -50,8 +50,9 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError
     }
 }
 
-/// Aborted when the job must stop: `stop()`'s timeout passed or the lease was lost.
-/// Long handlers should watch it and return early.
+/// Aborted when `stop()`'s timeout passes: the job is then handed back to `pending`
+/// and whatever the handler returns afterwards is discarded. Long handlers should watch
+/// it and return early.
 #[derive(Debug, Clone)]
 pub struct AbortSignal(pub(crate) CancellationToken);
 

@@ -16,7 +16,9 @@ use crate::notify::NotifyMode;
 pub(crate) async fn run(inner: &Arc<Inner>, services: Services, timeout: Duration) -> Result<u64> {
     let deadline = Instant::now() + timeout;
     services.claiming.cancel();
-    // After the producers exit no claim is in flight, so `running` is complete.
+    // After the producers exit, `running` holds every claimed job. A producer still
+    // claiming at the deadline is aborted; if its claim landed anyway, that job is
+    // recovered once its lease expires.
     for producer in services.producers {
         let abort = producer.abort_handle();
         if tokio::time::timeout_at(deadline, producer).await.is_err() {

@@ -13,6 +13,7 @@
 //!   wins and nobody creates a second job.
 
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::options::{ReadPreference, SelectionCriteria};
 
 use crate::client::Inner;
 use crate::error::{Error, Result};
@@ -26,6 +27,11 @@ fn lock_of(job_doc: &Document) -> Option<Document> {
     let key = job_doc.get_str("uniqueKey").ok()?;
     let name = job_doc.get_str("name").ok()?;
     Some(lock_id(name, key))
+}
+
+/// Lock and holder reads decide dedup: a stale secondary read could drop an enqueue.
+fn primary() -> SelectionCriteria {
+    SelectionCriteria::ReadPreference(ReadPreference::Primary)
 }
 
 fn is_dup(err: &mongodb::error::Error) -> bool {
@@ -72,6 +78,7 @@ impl Inner {
         let Some(current) = self
             .locks
             .find_one(doc! { "_id": lock })
+            .selection_criteria(primary())
             .await
             .map_err(|e| self.db_err(e))?
         else {
@@ -83,6 +90,7 @@ impl Inner {
         match self
             .coll
             .find_one(doc! { "_id": holder })
+            .selection_criteria(primary())
             .await
             .map_err(|e| self.db_err(e))?
         {
@@ -110,6 +118,7 @@ impl Inner {
                 let existing = self
                     .coll
                     .find_one(doc! { "_id": id })
+                    .selection_criteria(primary())
                     .await
                     .map_err(|e| self.db_err(e))?;
                 let existing = existing.ok_or(Error::InvalidState(

@@ -263,3 +263,106 @@ async fn a_change_stream_wakes_another_instance_long_before_its_poll() {
     worker.stop(None).await.unwrap();
     db.drop_db(&producer).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_during_an_unfinished_stop_is_refused_and_a_second_stop_waits() {
+    let db = TestDb::new("stopping");
+    let q = db.queue(fast_options()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    q.register(
+        "hold",
+        move |ctx: JobContext| {
+            let tx = tx.clone();
+            async move {
+                tx.send(()).unwrap();
+                ctx.signal.aborted().await;
+                Ok::<_, HandlerError>(())
+            }
+        },
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    q.start().unwrap();
+    let job = q.now("hold", json!({})).await.unwrap();
+    rx.recv().await.unwrap();
+    let first = tokio::spawn({
+        let q = q.clone();
+        async move { q.stop(Some(Duration::from_millis(600))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(q.start().unwrap_err().code(), "INVALID_STATE");
+    let second = q.stop(None).await.unwrap();
+    assert!(
+        first.is_finished(),
+        "the second stop() waited for the first"
+    );
+    assert_eq!((first.await.unwrap().unwrap(), second), (1, 0));
+    assert_eq!(get(&q, job.id).await.status, JobStatus::Pending);
+    q.start().expect("start works again once stopped");
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_failing_because_stop_aborted_it_is_handed_back_not_failed() {
+    let db = TestDb::new("abortfail");
+    let q = db.queue(fast_options()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    q.register(
+        "obedient",
+        move |ctx: JobContext| {
+            let tx = tx.clone();
+            async move {
+                tx.send(()).unwrap();
+                ctx.signal.aborted().await;
+                Err::<(), _>("aborted by shutdown")
+            }
+        },
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    q.start().unwrap();
+    let job = q.now("obedient", json!({})).await.unwrap();
+    rx.recv().await.unwrap();
+    q.stop(Some(Duration::from_millis(200))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = get(&q, job.id).await;
+    assert_eq!(after.status, JobStatus::Pending);
+    assert_eq!(after.fail_count, 0, "shutdown is not the job's failure");
+    assert!(after.claim_id.is_none());
+    db.drop_db(&q).await;
+}
+
+/// A handler whose `call` panics before it returns a future.
+struct PanicsEarly;
+
+impl monque::Handler for PanicsEarly {
+    fn call(&self, _ctx: JobContext) -> futures_util::future::BoxFuture<'static, monque::Outcome> {
+        panic!("panicked before returning a future")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_before_the_handler_future_exists_is_a_failure() {
+    let db = TestDb::new("earlypanic");
+    let q = db.queue(fast_options()).await;
+    let opts = WorkerOptions {
+        max_retries: Some(0),
+        ..Default::default()
+    };
+    q.register("early", PanicsEarly, opts).unwrap();
+    q.start().unwrap();
+    let job = q.now("early", json!({})).await.unwrap();
+    eventually(Duration::from_secs(5), "failed", || async {
+        get(&q, job.id).await.status == JobStatus::Failed
+    })
+    .await;
+    assert!(get(&q, job.id)
+        .await
+        .fail_reason
+        .unwrap()
+        .contains("before returning"));
+    // Nothing is left running: stop() returns at once with nothing to hand back.
+    assert_eq!(q.stop(Some(Duration::from_secs(5))).await.unwrap(), 0);
+    db.drop_db(&q).await;
+}

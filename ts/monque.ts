@@ -205,14 +205,21 @@ export class Monque extends EventEmitter<MonqueEvents> {
       this.controllers.set(claimId, controller)
       const job = toJob(raw) as RunningJob
       job.signal = controller.signal
+      let result: unknown
       try {
-        const result = await handler(job)
-        return `{"ok":true,"result":${encodeData(result, 'handler result')}}`
+        result = await handler(job)
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err)
         return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError) } })
       } finally {
         this.controllers.delete(claimId)
+      }
+      // The job succeeded; a result JSON cannot hold must not turn that into a retry.
+      try {
+        return `{"ok":true,"result":${encodeData(result, 'handler result')}}`
+      } catch (err) {
+        process.emitWarning(`monque: result of job ${job.id} dropped: ${(err as Error).message}`)
+        return '{"ok":true}'
       }
     }
     callNativeSync(() => native.register(name, run, JSON.stringify({ ...options, replace: true })))

@@ -137,7 +137,14 @@ impl NativeQueue {
     /// Resolves with the number of jobs handed back to `pending`.
     #[napi]
     pub async fn stop(&self, timeout_ms: Option<f64>) -> napi::Result<f64> {
-        let timeout = timeout_ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+        // Out-of-range timeouts (negative, NaN, astronomically large) saturate.
+        let timeout = timeout_ms.map(|ms| {
+            Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(if ms > 0.0 {
+                Duration::MAX
+            } else {
+                Duration::ZERO
+            })
+        });
         self.queue
             .stop(timeout)
             .await

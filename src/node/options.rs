@@ -41,7 +41,9 @@ fn number(map: &Map<String, Value>, key: &str) -> R<Option<f64>> {
 }
 
 fn ms(map: &Map<String, Value>, key: &str) -> R<Option<Duration>> {
-    Ok(number(map, key)?.map(|n| Duration::from_secs_f64(n / 1000.0)))
+    number(map, key)?
+        .map(|n| Duration::try_from_secs_f64(n / 1000.0).map_err(|_| invalid(key, "is too large")))
+        .transpose()
 }
 
 fn count(map: &Map<String, Value>, key: &str) -> R<Option<usize>> {
