@@ -211,3 +211,18 @@ test('a handler result JSON cannot hold does not turn success into a retry', asy
   assert.equal((await jobs.findOne({ _id: oid(job.id) })).failCount, 0)
   await eventually(() => warnings.some((m) => m.includes('BigInt')), { what: 'warning' })
 })
+
+test('a Mongoose connection works as the connection', async (t) => {
+  const { default: mongoose } = await import('mongoose')
+  const { name, jobs } = await testDb(t)
+  const conn = await mongoose.createConnection(uri, { dbName: name }).asPromise()
+  t.after(() => conn.close())
+  const monque = new Monque(conn, fast)
+  monque.register('viaMongoose', async (job) => job.data)
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const job = await monque.now('viaMongoose', { ok: 1 })
+  await eventually(async () => (await jobs.findOne({ _id: oid(job.id) }))?.status === 'completed', { what: 'completed' })
+  assert.equal(await conn.db.collection('monque_jobs').countDocuments({ status: 'completed' }), 1)
+})
