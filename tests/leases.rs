@@ -3,14 +3,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use mongodb::bson::{doc, DateTime};
 use monque::{
-    Event, HandlerError, JobContext, JobStatus, MonqueOptions, NewJob, NotifyMode, WorkerOptions,
+    HandlerError, JobContext, JobStatus, MonqueOptions, NewJob, NotifyMode, WorkerOptions,
 };
 use serde_json::json;
 
@@ -18,28 +18,13 @@ use serde_json::json;
 async fn heartbeats_keep_a_long_job_leased() {
     let db = TestDb::new("heartbeat");
     let q = db.queue(fast_options()).await; // lease 1.5 s, heartbeat 0.3 s
-    let runs = Arc::new(AtomicUsize::new(0));
-    let r2 = runs.clone();
-    q.register(
+    let runs = counting_worker(
+        &q,
         "long",
-        move |_c: JobContext| {
-            let runs = r2.clone();
-            async move {
-                runs.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(4000)).await;
-                Ok::<_, HandlerError>(())
-            }
-        },
+        Duration::from_millis(4000),
         WorkerOptions::default(),
-    )
-    .unwrap();
-    let recovered = Arc::new(AtomicUsize::new(0));
-    let rc = recovered.clone();
-    q.on_event(move |e| {
-        if let Event::StaleRecovered { count } = e {
-            rc.fetch_add(*count as usize, Ordering::SeqCst);
-        }
-    });
+    );
+    let recovered = count_events(&q, stale_recovered);
     q.start().unwrap();
     let job = q.now("long", json!({})).await.unwrap();
     eventually(Duration::from_secs(10), "completed", || async {
@@ -70,13 +55,7 @@ async fn a_crashed_workers_job_is_recovered_after_its_lease_and_runs_again() {
         )
         .await
         .unwrap();
-    let recovered = Arc::new(AtomicUsize::new(0));
-    let rc = recovered.clone();
-    q.on_event(move |e| {
-        if let Event::StaleRecovered { count } = e {
-            rc.fetch_add(*count as usize, Ordering::SeqCst);
-        }
-    });
+    let recovered = count_events(&q, stale_recovered);
     q.register(
         "orphan",
         |_c: JobContext| async { Ok::<_, HandlerError>(()) },
@@ -276,6 +255,8 @@ async fn start_during_an_unfinished_stop_is_refused_and_a_second_stop_waits() {
             async move {
                 tx.send(()).unwrap();
                 ctx.signal.aborted().await;
+                // Finish late, so the hand-back is what records the job.
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 Ok::<_, HandlerError>(())
             }
         },
@@ -289,12 +270,19 @@ async fn start_during_an_unfinished_stop_is_refused_and_a_second_stop_waits() {
         let q = q.clone();
         async move { q.stop(Some(Duration::from_millis(600))).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually(Duration::from_secs(2), "first stop() began", || async {
+        // start() is a no-op while started and refused once stop() is draining.
+        q.start().is_err()
+    })
+    .await;
     assert_eq!(q.start().unwrap_err().code(), "INVALID_STATE");
+    let before_second = Instant::now();
     let second = q.stop(None).await.unwrap();
+    // The first stop() drains for 600 ms from its start, just before this one.
     assert!(
-        first.is_finished(),
-        "the second stop() waited for the first"
+        before_second.elapsed() >= Duration::from_millis(400),
+        "the second stop() waited for the first ({:?})",
+        before_second.elapsed()
     );
     assert_eq!((first.await.unwrap().unwrap(), second), (1, 0));
     assert_eq!(get(&q, job.id).await.status, JobStatus::Pending);

@@ -270,15 +270,14 @@ async fn a_worker_that_lost_its_lease_cannot_write_its_result() {
         WorkerOptions::default(),
     )
     .unwrap();
-    let lost = Arc::new(Mutex::new(0));
-    let l2 = lost.clone();
-    q.on_event(move |e| {
-        if let Event::JobError {
-            code: "LEASE_LOST", ..
-        } = e
-        {
-            *l2.lock().unwrap() += 1;
-        }
+    let lost = count_events(&q, |e| {
+        matches!(
+            e,
+            Event::JobError {
+                code: "LEASE_LOST",
+                ..
+            }
+        ) as usize
     });
     q.start().unwrap();
     let job = q.now("slow", json!({})).await.unwrap();
@@ -294,7 +293,7 @@ async fn a_worker_that_lost_its_lease_cannot_write_its_result() {
         .unwrap();
     release.notify_one();
     eventually(Duration::from_secs(5), "lease-lost reported", || async {
-        *lost.lock().unwrap() == 1
+        lost.load(std::sync::atomic::Ordering::SeqCst) == 1
     })
     .await;
     let after = get(&q, job.id).await;

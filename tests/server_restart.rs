@@ -5,13 +5,12 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
 use mongodb::bson::doc;
-use monque::{Event, HandlerError, JobContext, Monque, MonqueOptions, WorkerOptions};
+use monque::{Event, Monque, MonqueOptions, WorkerOptions};
 use serde_json::json;
 
 struct Server {
@@ -101,27 +100,15 @@ async fn workers_survive_a_server_restart() {
     };
     let q = Monque::connect(&uri, opts).await.unwrap();
     q.initialize().await.unwrap();
-    let done = Arc::new(AtomicUsize::new(0));
-    let d2 = done.clone();
-    q.register(
-        "job",
-        move |_c: JobContext| {
-            let done = d2.clone();
-            async move {
-                done.fetch_add(1, Ordering::SeqCst);
-                Ok::<_, HandlerError>(())
+    let done = counting_worker(&q, "job", Duration::ZERO, WorkerOptions::default());
+    let errors = count_events(&q, |e| {
+        matches!(
+            e,
+            Event::JobError {
+                code: "CONNECTION_ERROR",
+                ..
             }
-        },
-        WorkerOptions::default(),
-    )
-    .unwrap();
-    let errors = Arc::new(AtomicUsize::new(0));
-    let e2 = errors.clone();
-    q.on_event(move |e| {
-        if let Event::JobError { code, .. } = e {
-            assert_eq!(*code, "CONNECTION_ERROR");
-            e2.fetch_add(1, Ordering::SeqCst);
-        }
+        ) as usize
     });
     q.start().unwrap();
     for i in 0..5 {

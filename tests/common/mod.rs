@@ -2,10 +2,12 @@
 //! (`npm test` starts the embedded one) and drops it at the end.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::{doc, oid::ObjectId, Document};
-use monque::{Job, Monque, MonqueOptions};
+use monque::{Event, HandlerError, Job, JobContext, Monque, MonqueOptions, WorkerOptions};
 
 pub fn uri() -> String {
     std::env::var("MONGODB_URI").expect(
@@ -86,4 +88,45 @@ where
 
 pub async fn count(q: &Monque, filter: Document) -> u64 {
     q.collection().count_documents(filter).await.unwrap()
+}
+
+/// Counts events: `pick` says how much each event adds (0 ignores it).
+pub fn count_events(
+    q: &Monque,
+    pick: impl Fn(&Event) -> usize + Send + Sync + 'static,
+) -> Arc<AtomicUsize> {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let c = counter.clone();
+    q.on_event(move |e| {
+        c.fetch_add(pick(e), Ordering::SeqCst);
+    });
+    counter
+}
+
+/// Registers a handler for `name` that works for `work`, then counts the run.
+pub fn counting_worker(
+    q: &Monque,
+    name: &str,
+    work: Duration,
+    opts: WorkerOptions,
+) -> Arc<AtomicUsize> {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let handler = move |_ctx: JobContext| {
+        let runs = r.clone();
+        async move {
+            tokio::time::sleep(work).await;
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, HandlerError>(())
+        }
+    };
+    q.register(name, handler, opts).unwrap();
+    runs
+}
+
+pub fn stale_recovered(e: &Event) -> usize {
+    match e {
+        Event::StaleRecovered { count } => *count as usize,
+        _ => 0,
+    }
 }
