@@ -10,7 +10,7 @@ ls monque.*.node >/dev/null 2>&1 && [ -f dist/index.js ] || npm run --silent bui
 
 if [ -z "${MONGODB_URI:-}" ]; then
   eval "$(scripts/test-server.sh start)"
-  trap 'scripts/test-server.sh stop' EXIT
+  if [ "$MONQUE_SERVER_STARTED" = 1 ]; then trap 'scripts/test-server.sh stop' EXIT; fi
 fi
 export MONGODB_URI
 node examples/quickstart.mjs

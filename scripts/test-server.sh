@@ -35,7 +35,8 @@ start() {
   install
   mkdir -p "$STATE"
   if [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null; then
-    echo "export MONGODB_URI=$(cat "$STATE/uri")"; return 0
+    # Already running (started by someone else): reuse it, and leave stopping it to them.
+    echo "export MONGODB_URI=$(cat "$STATE/uri") MONQUE_SERVER_STARTED=0"; return 0
   fi
   local port data
   port=$(free_port)
@@ -47,7 +48,7 @@ start() {
   echo "mongodb://127.0.0.1:$port/?directConnection=true" >"$STATE/uri"
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "export MONGODB_URI=$(cat "$STATE/uri")"; return 0
+      echo "export MONGODB_URI=$(cat "$STATE/uri") MONQUE_SERVER_STARTED=1"; return 0
     fi
     kill -0 "$(cat "$STATE/pid")" 2>/dev/null || break
     sleep 0.1

@@ -10,7 +10,7 @@ npm run --silent build
 
 if [ -z "${MONGODB_URI:-}" ]; then
   eval "$(scripts/test-server.sh start)"
-  trap 'scripts/test-server.sh stop' EXIT
+  if [ "$MONQUE_SERVER_STARTED" = 1 ]; then trap 'scripts/test-server.sh stop' EXIT; fi
   echo "test: embedded server at $MONGODB_URI"
 else
   echo "test: using MONGODB_URI from the environment"
