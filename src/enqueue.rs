@@ -22,8 +22,11 @@ pub struct EnqueueOptions {
 /// One job in a batch for [`Monque::enqueue_many`](crate::Monque::enqueue_many).
 #[derive(Debug, Clone)]
 pub struct NewJob {
+    /// The job name.
     pub name: String,
+    /// The payload.
     pub data: serde_json::Value,
+    /// Dedup key, run time and priority.
     pub options: EnqueueOptions,
 }
 

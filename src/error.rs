@@ -13,15 +13,30 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A job name is empty, too long or contains control characters.
     #[error("invalid job name {name:?}: {reason}")]
-    InvalidJobName { name: String, reason: &'static str },
+    InvalidJobName {
+        /// The name (its first 64 characters).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 
     /// An option is out of range or inconsistent with another option.
     #[error("invalid option `{name}`: {reason}")]
-    InvalidOption { name: &'static str, reason: String },
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// The job's data, encoded as JSON, is larger than `max_payload_size`.
     #[error("job data is {size} bytes, over the limit of {limit} bytes")]
-    PayloadTooLarge { size: usize, limit: usize },
+    PayloadTooLarge {
+        /// The data's size in bytes.
+        size: usize,
+        /// `max_payload_size`.
+        limit: usize,
+    },
 
     /// The job's data cannot be stored as given (operator-like or dotted keys, bad JSON).
     #[error("invalid job data: {0}")]
@@ -42,7 +57,9 @@ pub enum Error {
     /// The server could not be reached (server selection timed out, network failure).
     #[error("cannot reach MongoDB within {timeout:?}: {source}")]
     Connection {
+        /// How long the driver waited.
         timeout: Duration,
+        /// The driver's error.
         #[source]
         source: Box<mongodb::error::Error>,
     },

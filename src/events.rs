@@ -16,31 +16,54 @@ use crate::job::Job;
 #[non_exhaustive]
 pub enum Event {
     /// A handler is about to run the job (`job:start`).
-    JobStarted { job: Arc<Job> },
-    /// The handler succeeded and the job is `completed` (`job:complete`).
-    JobCompleted { job: Arc<Job>, duration: Duration },
-    /// The handler failed (`job:fail`); `will_retry` tells whether it runs again.
-    JobFailed {
+    JobStarted {
+        /// The job, as claimed.
         job: Arc<Job>,
+    },
+    /// The handler succeeded and the job is `completed` (`job:complete`).
+    JobCompleted {
+        /// The job, as completed.
+        job: Arc<Job>,
+        /// How long the handler ran.
+        duration: Duration,
+    },
+    /// The handler failed (`job:fail`).
+    JobFailed {
+        /// The job, with its new `fail_count` and status.
+        job: Arc<Job>,
+        /// The handler's error message.
         error: String,
+        /// Whether the job runs again.
         will_retry: bool,
     },
-    /// A failed job was put back to `pending` to run at `next_run_at` (`job:retry`).
+    /// A failed job was put back to `pending` (`job:retry`).
     JobRetry {
+        /// The job, as rescheduled.
         job: Arc<Job>,
+        /// When it runs again.
         next_run_at: DateTime,
+        /// The backoff delay chosen.
         delay: Duration,
     },
     /// An error outside a handler: claim, heartbeat or write failures (`job:error`).
     JobError {
+        /// What went wrong.
         error: String,
+        /// A stable code: an [`Error::code`](crate::Error::code) or `LEASE_LOST`.
         code: &'static str,
+        /// The job concerned, if any.
         job: Option<Arc<Job>>,
     },
     /// Jobs whose lease expired were put back to `pending` (`stale:recovered`).
-    StaleRecovered { count: u64 },
+    StaleRecovered {
+        /// How many.
+        count: u64,
+    },
     /// `stop()` handed unfinished jobs back to `pending` (`jobs:released`).
-    JobsReleased { count: u64 },
+    JobsReleased {
+        /// How many.
+        count: u64,
+    },
 }
 
 impl Event {

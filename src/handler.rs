@@ -34,10 +34,12 @@ impl HandlerError {
         }
     }
 
+    /// The failure message stored as `failReason`.
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// False for [`HandlerError::permanent`] failures.
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }
@@ -57,6 +59,7 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError
 pub struct AbortSignal(pub(crate) CancellationToken);
 
 impl AbortSignal {
+    /// True once the signal has aborted.
     pub fn is_aborted(&self) -> bool {
         self.0.is_cancelled()
     }
@@ -70,7 +73,9 @@ impl AbortSignal {
 /// What a handler receives for one execution.
 #[derive(Debug, Clone)]
 pub struct JobContext {
+    /// The claimed job (`status` is `processing`, `claim_id` is set).
     pub job: Arc<Job>,
+    /// Aborts when the handler must stop.
     pub signal: AbortSignal,
 }
 
@@ -80,6 +85,7 @@ pub type Outcome = Result<Option<serde_json::Value>, HandlerError>;
 /// A job handler. Implemented for async closures; implement it yourself for stateful
 /// handlers (the Node binding does).
 pub trait Handler: Send + Sync + 'static {
+    /// Runs one execution of a job.
     fn call(&self, ctx: JobContext) -> BoxFuture<'static, Outcome>;
 }
 

@@ -59,35 +59,50 @@ impl std::fmt::Display for JobStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
+    /// The job id (`_id`).
     #[serde(rename = "_id")]
     pub id: ObjectId,
+    /// The job name: which worker runs it.
     pub name: String,
+    /// The payload, as JSON.
     pub data: serde_json::Value,
+    /// Where the job is in its life.
     pub status: JobStatus,
     /// Higher runs first among due jobs of one name.
     #[serde(default)]
     pub priority: i32,
+    /// Not claimed before this time.
     pub next_run_at: DateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the current or last attempt started.
     pub locked_at: Option<DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// While `processing`: when the lease runs out unless renewed.
     pub lease_expires_at: Option<DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The instance that runs (or last ran) the job.
     pub claimed_by: Option<String>,
     /// Fencing token: new for every claim; every write of that execution matches on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_id: Option<ObjectId>,
     #[serde(default)]
+    /// Failed attempts so far.
     pub fail_count: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The last failure's message.
     pub fail_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The dedup key, if the job was enqueued with one.
     pub unique_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Reserved for recurring jobs.
     pub repeat_interval: Option<String>,
+    /// When the job was enqueued.
     pub created_at: DateTime,
+    /// When the document last changed.
     pub updated_at: DateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the job completed.
     pub completed_at: Option<DateTime>,
 }
 

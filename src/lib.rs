@@ -26,6 +26,8 @@
 //! writes its outcome, `backoff.rs` computes retry delays, `lease.rs` renews and
 //! recovers leases, `notify.rs` wakes idle workers, `shutdown.rs` stops gracefully.
 
+#![warn(missing_docs)]
+
 mod backoff;
 mod claim;
 mod client;

@@ -33,6 +33,7 @@ impl NotifyMode {
         }
     }
 
+    /// `"off"`, `"polling"` or `"change-stream"`.
     pub fn as_str(self) -> &'static str {
         match self {
             NotifyMode::Off => "off",
