@@ -88,3 +88,30 @@ async fn batches_insert_and_deduplicate_in_one_call() {
     assert_eq!(count(&q, doc! { "uniqueKey": "new-1" }).await, 1);
     db.drop_db(&q).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_left_by_an_enqueuer_that_died_before_its_job_insert_is_healed() {
+    let db = TestDb::new("uniqueheal");
+    let q = db.queue(fast_options()).await;
+    // The crash: a lock names a job id that was never inserted.
+    let orphan = mongodb::bson::oid::ObjectId::new();
+    let locks = q
+        .collection()
+        .client()
+        .database(&db.name)
+        .collection::<mongodb::bson::Document>("monque_jobs_unique");
+    locks
+        .insert_one(doc! { "_id": { "name": "sync", "key": "k" }, "jobId": orphan })
+        .await
+        .unwrap();
+    let job = q.enqueue("sync", json!("mine"), keyed("k")).await.unwrap();
+    assert_eq!(
+        job.id, orphan,
+        "the job takes the id the lock names, so no second job can appear"
+    );
+    assert_eq!(job.data, json!("mine"));
+    let again = q.enqueue("sync", json!("again"), keyed("k")).await.unwrap();
+    assert_eq!(again.id, orphan);
+    assert_eq!(count(&q, doc! { "name": "sync" }).await, 1);
+    db.drop_db(&q).await;
+}
