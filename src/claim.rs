@@ -13,9 +13,7 @@ impl Inner {
     #[tracing::instrument(level = "debug", skip(self), fields(instance = %self.instance_id))]
     pub(crate) async fn claim_one(&self, name: &str) -> Result<Option<Job>> {
         let now = DateTime::now();
-        let lease_until = DateTime::from_millis(
-            now.timestamp_millis() + self.opts.lease_duration.as_millis() as i64,
-        );
+        let lease_until = self.lease_until(now);
         let claimed = self
             .coll
             .find_one_and_update(

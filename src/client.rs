@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, DateTime, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use serde::Serialize;
@@ -329,6 +329,11 @@ impl Monque {
 impl Inner {
     pub(crate) fn db_err(&self, err: mongodb::error::Error) -> Error {
         Error::from_driver(err, self.opts.server_selection_timeout)
+    }
+
+    /// When a lease taken or renewed at `now` expires.
+    pub(crate) fn lease_until(&self, now: DateTime) -> DateTime {
+        DateTime::from_millis(now.timestamp_millis() + self.opts.lease_duration.as_millis() as i64)
     }
 
     pub(crate) fn emit(&self, event: Event) {

@@ -22,6 +22,14 @@ pub(crate) fn fenced(job: &Job) -> Document {
     doc! { "_id": job.id, "claimId": job.claim_id, "status": JobStatus::Processing.as_str() }
 }
 
+/// The fencing filter for several executions, given as `(job id, claim id)` pairs.
+/// Claim ids are unique per execution, so matching both lists is as strict as
+/// matching each pair.
+pub(crate) fn fenced_many(executions: &[(ObjectId, ObjectId)]) -> Document {
+    let (ids, claims): (Vec<_>, Vec<_>) = executions.iter().copied().unzip();
+    doc! { "_id": { "$in": ids }, "claimId": { "$in": claims }, "status": JobStatus::Processing.as_str() }
+}
+
 /// The lock fields a job drops when it goes back to `pending`.
 pub(crate) fn unlock() -> Document {
     doc! { "claimId": "", "claimedBy": "", "lockedAt": "", "leaseExpiresAt": "" }
@@ -167,13 +175,10 @@ impl Inner {
         if executions.is_empty() {
             return Ok(0);
         }
-        let (ids, claims): (Vec<_>, Vec<_>) = executions.iter().copied().unzip();
-        // Claim ids are unique per execution, so matching both lists is as strict as
-        // matching each pair.
         let res = self
             .coll
             .update_many(
-                doc! { "_id": { "$in": ids }, "claimId": { "$in": claims }, "status": JobStatus::Processing.as_str() },
+                fenced_many(executions),
                 doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": DateTime::now() }, "$unset": unlock() },
             )
             .await

@@ -42,13 +42,30 @@ pub struct BatchResult {
 /// Longest accepted uniqueKey, in bytes (it is part of an index key).
 const MAX_UNIQUE_KEY_LEN: usize = 1024;
 
+/// The length of `value`'s JSON encoding, counted without building the string.
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 /// Validates one job and builds its document. Pure: no I/O.
 pub(crate) fn build(inner: &Inner, job: &NewJob, now: DateTime) -> Result<Document> {
     validate_job_name(&job.name)?;
     validate_data(&job.data)?;
-    let size = serde_json::to_vec(&job.data)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = json_len(&job.data);
     let limit = inner.opts.max_payload_size;
     if size > limit {
         return Err(Error::PayloadTooLarge { size, limit });
@@ -126,5 +143,21 @@ impl Inner {
             self.wake(name);
         }
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_len_is_the_encoded_length() {
+        for v in [
+            serde_json::json!(null),
+            serde_json::json!({ "a": [1, 2.5, "é\n\"x"], "b": { "c": true } }),
+            serde_json::json!("x".repeat(5000)),
+        ] {
+            assert_eq!(json_len(&v), serde_json::to_vec(&v).unwrap().len());
+        }
     }
 }

@@ -9,7 +9,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Inner;
-use crate::completer::unlock;
+use crate::completer::{fenced_many, unlock};
 use crate::error::Result;
 use crate::events::Event;
 use crate::job::JobStatus;
@@ -52,14 +52,11 @@ impl Inner {
         if running.is_empty() {
             return Ok(());
         }
-        let (ids, claims): (Vec<_>, Vec<_>) = running.iter().copied().unzip();
-        let until = DateTime::from_millis(
-            DateTime::now().timestamp_millis() + self.opts.lease_duration.as_millis() as i64,
-        );
+        let until = self.lease_until(DateTime::now());
         let res = self
             .coll
             .update_many(
-                doc! { "_id": { "$in": ids }, "claimId": { "$in": claims }, "status": JobStatus::Processing.as_str() },
+                fenced_many(&running),
                 doc! { "$set": { "leaseExpiresAt": until } },
             )
             .await

@@ -82,12 +82,12 @@ impl NativeQueue {
         let items: Vec<serde_json::Value> =
             serde_json::from_str(&items_json).map_err(|e| bad_input("INVALID_DATA", e))?;
         let mut jobs = Vec::with_capacity(items.len());
-        for item in items {
+        for mut item in items {
             let name = item["name"].as_str().unwrap_or_default().to_owned();
-            let options: EnqueueOptions = options::enqueue_value(&item["options"])?;
+            let options: EnqueueOptions = options::enqueue_value(item["options"].take())?;
             jobs.push(NewJob {
                 name,
-                data: item["data"].clone(),
+                data: item["data"].take(),
                 options,
             });
         }

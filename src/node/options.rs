@@ -17,9 +17,14 @@ fn invalid(name: &str, why: &str) -> napi::Error {
 }
 
 fn object(json: &str) -> R<Map<String, Value>> {
-    match serde_json::from_str::<Value>(json) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(Value::Null) => Ok(Map::new()),
+    as_object(serde_json::from_str(json).map_err(|_| invalid("options", "must be an object"))?)
+}
+
+/// An options object; `null` counts as `{}`.
+fn as_object(value: Value) -> R<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Ok(map),
+        Value::Null => Ok(Map::new()),
         _ => Err(invalid("options", "must be an object")),
     }
 }
@@ -127,16 +132,14 @@ pub(super) fn worker(json: &str) -> R<WorkerOptions> {
 }
 
 pub(super) fn enqueue(json: &str) -> R<EnqueueOptions> {
-    enqueue_value(&serde_json::from_str(json).map_err(|_| invalid("options", "must be an object"))?)
+    enqueue_options(&object(json)?)
 }
 
-pub(super) fn enqueue_value(v: &Value) -> R<EnqueueOptions> {
-    let empty = Map::new();
-    let m = match v {
-        Value::Object(m) => m,
-        Value::Null => &empty,
-        _ => return Err(invalid("options", "must be an object")),
-    };
+pub(super) fn enqueue_value(value: Value) -> R<EnqueueOptions> {
+    enqueue_options(&as_object(value)?)
+}
+
+fn enqueue_options(m: &Map<String, Value>) -> R<EnqueueOptions> {
     let priority = match m.get("priority") {
         None | Some(Value::Null) => 0,
         Some(Value::Number(n)) => n
