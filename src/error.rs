@@ -46,6 +46,28 @@ pub enum Error {
     #[error("invalid job id {0:?}: expected a 24-character hex ObjectId")]
     InvalidJobId(String),
 
+    /// A cron expression cannot be parsed, or never fires.
+    #[error("invalid cron expression {expression:?}: {reason}")]
+    InvalidCron {
+        /// The expression as given.
+        expression: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A timezone is not an IANA name known to this build (e.g. `Europe/Berlin`).
+    #[error("unknown timezone {0:?}: expected an IANA name such as \"Europe/Berlin\"")]
+    InvalidTimezone(String),
+
+    /// A repeat interval cannot be parsed or is shorter than one second.
+    #[error("invalid interval {interval:?}: {reason}")]
+    InvalidInterval {
+        /// The interval as given.
+        interval: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// A worker for this job name is already registered on this instance.
     #[error("a worker for job `{0}` is already registered; pass `replace: true` to swap it")]
     WorkerExists(String),
@@ -82,6 +104,9 @@ impl Error {
             Error::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Error::InvalidData(_) => "INVALID_DATA",
             Error::InvalidJobId(_) => "INVALID_JOB_ID",
+            Error::InvalidCron { .. } => "INVALID_CRON",
+            Error::InvalidTimezone(_) => "INVALID_TIMEZONE",
+            Error::InvalidInterval { .. } => "INVALID_INTERVAL",
             Error::WorkerExists(_) => "WORKER_EXISTS",
             Error::InvalidState(_) => "INVALID_STATE",
             Error::Connection { .. } => "CONNECTION_ERROR",
