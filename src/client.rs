@@ -22,6 +22,8 @@ use crate::handler::Handler;
 use crate::job::{validate_job_name, Job};
 use crate::notify::NotifyMode;
 use crate::options::{MonqueOptions, WorkerOptions};
+use crate::recurring::ScheduleOptions;
+use crate::schedule::Repeat;
 use crate::worker::Worker;
 
 /// A job queue on one MongoDB collection. Cheap to clone; clones share everything.
@@ -171,6 +173,64 @@ impl Monque {
             return Ok(BatchResult::default());
         }
         self.inner.enqueue_batch(jobs).await
+    }
+
+    /// Runs `name` on a cron schedule: 5 fields (`*/5 * * * *`), 6 with seconds, 7 with
+    /// a year, or a macro (`@daily`), read in `options.timezone` (IANA, default UTC).
+    /// Idempotent: one schedule per `(name, uniqueKey)` however often and from however
+    /// many processes this is called; a call with a new expression, timezone, data or
+    /// priority updates that schedule. See the crate README for the DST and missed-run
+    /// policy.
+    pub async fn schedule<T: Serialize>(
+        &self,
+        cron: &str,
+        name: &str,
+        data: T,
+        options: ScheduleOptions,
+    ) -> Result<Job> {
+        validate_job_name(name)?;
+        let repeat = Repeat::cron(cron, options.timezone.as_deref())?;
+        let data = serde_json::to_value(data).map_err(|e| Error::InvalidData(e.to_string()))?;
+        self.inner
+            .upsert_schedule(name, data, repeat, options)
+            .await
+    }
+
+    /// Runs `name` every `interval` (at least a second), the first time one interval
+    /// from now; each run is due one interval after the previous one was due. Same
+    /// idempotency as [`schedule`](Self::schedule); `options.timezone` must be unset.
+    /// [`parse_interval`](crate::parse_interval) reads strings such as `"5 minutes"`.
+    pub async fn every<T: Serialize>(
+        &self,
+        interval: Duration,
+        name: &str,
+        data: T,
+        options: ScheduleOptions,
+    ) -> Result<Job> {
+        validate_job_name(name)?;
+        if options.timezone.is_some() {
+            return Err(Error::option(
+                "timezone",
+                "applies to cron schedules only, not to every()",
+            ));
+        }
+        let repeat = Repeat::every(interval)?;
+        let data = serde_json::to_value(data).map_err(|e| Error::InvalidData(e.to_string()))?;
+        self.inner
+            .upsert_schedule(name, data, repeat, options)
+            .await
+    }
+
+    /// Stops the schedule `(name, unique_key)` (`unique_key` defaults as in
+    /// [`ScheduleOptions`]). A pending run is cancelled; a running one finishes and is
+    /// not rescheduled. False if there was no such schedule.
+    pub async fn unschedule(&self, name: &str, unique_key: Option<&str>) -> Result<bool> {
+        self.inner.remove_schedule(name, unique_key).await
+    }
+
+    /// The active schedules (recurring jobs), soonest first; of every name or of `name`.
+    pub async fn schedules(&self, name: Option<&str>) -> Result<Vec<Job>> {
+        self.inner.list_schedules(name).await
     }
 
     /// Registers the handler for jobs named `name`. If the queue is started, the worker
@@ -344,6 +404,18 @@ impl Inner {
     pub(crate) fn wake(&self, name: &str) {
         if let Some(worker) = self.workers.read().expect("workers lock").get(name) {
             worker.wake();
+        }
+    }
+
+    /// Wakes the local worker for `name` when a job falls due at `at`.
+    pub(crate) fn wake_at(&self, name: &str, at: DateTime) {
+        let wait = at.timestamp_millis() - DateTime::now().timestamp_millis();
+        if let Some(worker) = self.workers.read().expect("workers lock").get(name) {
+            if wait <= 0 {
+                worker.wake();
+            } else {
+                worker.wake_at(tokio::time::Instant::now() + Duration::from_millis(wait as u64));
+            }
         }
     }
 

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::bson::{self, doc, oid::ObjectId, Bson, DateTime, Document};
 
 use crate::client::Inner;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::handler::{HandlerError, Outcome};
 use crate::job::{Job, JobStatus};
+use crate::schedule::Repeat;
 use crate::worker::Worker;
 
 /// Longest failReason stored; handler errors can carry huge messages.
@@ -28,6 +29,25 @@ pub(crate) fn fenced(job: &Job) -> Document {
 pub(crate) fn fenced_many(executions: &[(ObjectId, ObjectId)]) -> Document {
     let (ids, claims): (Vec<_>, Vec<_>) = executions.iter().copied().unzip();
     doc! { "_id": { "$in": ids }, "claimId": { "$in": claims }, "status": JobStatus::Processing.as_str() }
+}
+
+/// How often a finishing run re-reads a schedule that changed under it before giving up.
+const MAX_SCHEDULE_CHANGES: usize = 4;
+
+/// Matches the job's `repeat` exactly, or its absence.
+fn repeat_filter(repeat: Option<&Repeat>) -> Result<Bson> {
+    match repeat {
+        None => Ok(Bson::Null),
+        Some(r) => bson::to_bson(r).map_err(|e| Error::InvalidData(e.to_string())),
+    }
+}
+
+/// For a recurring job, when its next occurrence is due after the run that just ended.
+fn next_occurrence(job: &Job, now: DateTime) -> Result<Option<DateTime>> {
+    match &job.repeat {
+        None => Ok(None),
+        Some(repeat) => repeat.next_run(job.next_run_at, job.locked_at.unwrap_or(now)),
+    }
 }
 
 /// The lock fields a job drops when it goes back to `pending`.
@@ -83,25 +103,37 @@ impl Inner {
     /// True when the write matched this execution's claim.
     async fn complete(&self, job: &Arc<Job>, took: Duration) -> Result<bool> {
         let now = DateTime::now();
-        let update = doc! {
-            "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "updatedAt": now },
-            "$unset": { "claimId": "", "leaseExpiresAt": "" },
-        };
-        let res = self
-            .coll
-            .update_one(fenced(job), update)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        if res.matched_count == 0 {
+        let written = self
+            .write_fenced(job, |current| {
+                let mut done = current.clone();
+                done.updated_at = now;
+                done.completed_at = Some(now);
+                done.claim_id = None;
+                done.lease_expires_at = None;
+                if let Some(next) = next_occurrence(current, now)? {
+                    done.status = JobStatus::Pending;
+                    done.next_run_at = next;
+                    done.fail_count = 0;
+                    done.fail_reason = None;
+                    done.claimed_by = None;
+                    let update = doc! {
+                        "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "failCount": 0, "completedAt": now, "updatedAt": now },
+                        "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "" },
+                    };
+                    return Ok((update, done));
+                }
+                done.status = JobStatus::Completed;
+                let update = doc! {
+                    "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "updatedAt": now },
+                    "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                };
+                Ok((update, done))
+            })
+            .await?;
+        let Some(done) = written else {
             return Ok(false);
-        }
-        let mut done = Job::clone(job);
-        done.status = JobStatus::Completed;
-        done.completed_at = Some(now);
-        done.updated_at = now;
-        done.claim_id = None;
-        done.lease_expires_at = None;
-        self.release_key(job).await;
+        };
+        self.after_write(&done).await;
         tracing::debug!(job.id = %job.id, ms = took.as_millis() as u64, "completed");
         self.emit(Event::JobCompleted {
             job: Arc::new(done),
@@ -115,43 +147,57 @@ impl Inner {
         let fail_count = job.fail_count + 1;
         let will_retry = err.is_retryable() && fail_count <= worker.max_retries;
         let reason: String = err.message().chars().take(MAX_FAIL_REASON).collect();
-        let mut failed = Job::clone(job);
-        failed.fail_count = fail_count;
-        failed.fail_reason = Some(reason.clone());
-        failed.updated_at = now;
-        failed.claim_id = None;
-        failed.lease_expires_at = None;
-        let mut set = doc! { "failCount": fail_count, "failReason": &reason, "updatedAt": now };
         let delay = will_retry.then(|| self.opts.backoff.next_delay(fail_count));
-        let unset = match delay {
-            Some(delay) => {
-                let next = DateTime::from_millis(now.timestamp_millis() + delay.as_millis() as i64);
-                set.insert("status", JobStatus::Pending.as_str());
-                set.insert("nextRunAt", next);
-                failed.status = JobStatus::Pending;
-                failed.next_run_at = next;
-                failed.claimed_by = None;
-                failed.locked_at = None;
-                unlock()
-            }
-            None => {
-                set.insert("status", JobStatus::Failed.as_str());
-                failed.status = JobStatus::Failed;
-                // Keep claimedBy / lockedAt: they tell who ran the last attempt.
-                doc! { "claimId": "", "leaseExpiresAt": "" }
-            }
-        };
-        let res = self
-            .coll
-            .update_one(fenced(job), doc! { "$set": set, "$unset": unset })
-            .await
-            .map_err(|e| self.db_err(e))?;
-        if res.matched_count == 0 {
+        let written = self
+            .write_fenced(job, |current| {
+                let mut failed = current.clone();
+                failed.fail_count = fail_count;
+                failed.fail_reason = Some(reason.clone());
+                failed.updated_at = now;
+                failed.claim_id = None;
+                failed.lease_expires_at = None;
+                let mut set =
+                    doc! { "failCount": fail_count, "failReason": &reason, "updatedAt": now };
+                // A retry waits its backoff; a recurring job out of retries waits for
+                // its next occurrence with a clean slate; anything else is `failed`.
+                let next = match delay {
+                    Some(delay) => Some(DateTime::from_millis(
+                        now.timestamp_millis() + delay.as_millis() as i64,
+                    )),
+                    None => next_occurrence(current, now)?.inspect(|_| {
+                        failed.fail_count = 0;
+                        set.insert("failCount", 0);
+                    }),
+                };
+                let unset = match next {
+                    Some(next) => {
+                        set.insert("status", JobStatus::Pending.as_str());
+                        set.insert("nextRunAt", next);
+                        failed.status = JobStatus::Pending;
+                        failed.next_run_at = next;
+                        failed.claimed_by = None;
+                        if current.repeat.is_some() {
+                            // Keep lockedAt: it tells when the schedule last ran.
+                            doc! { "claimId": "", "claimedBy": "", "leaseExpiresAt": "" }
+                        } else {
+                            failed.locked_at = None;
+                            unlock()
+                        }
+                    }
+                    None => {
+                        set.insert("status", JobStatus::Failed.as_str());
+                        failed.status = JobStatus::Failed;
+                        // Keep claimedBy / lockedAt: they tell who ran the last attempt.
+                        doc! { "claimId": "", "leaseExpiresAt": "" }
+                    }
+                };
+                Ok((doc! { "$set": set, "$unset": unset }, failed))
+            })
+            .await?;
+        let Some(failed) = written else {
             return Ok(false);
-        }
-        if !will_retry {
-            self.release_key(job).await;
-        }
+        };
+        self.after_write(&failed).await;
         tracing::info!(job.id = %job.id, fail_count, will_retry, reason = %reason, "failed");
         let failed = Arc::new(failed);
         self.emit(Event::JobFailed {
@@ -167,6 +213,60 @@ impl Inner {
             });
         }
         Ok(true)
+    }
+
+    /// Writes the update `make` builds for the job as it is now, fenced by its claim and
+    /// by its `repeat` as the update saw it: `schedule()` may change a running job's
+    /// schedule, and then the update is built again from the new one. `None` when the
+    /// claim is gone (lease lost, or the job was deleted).
+    async fn write_fenced(
+        &self,
+        job: &Job,
+        make: impl Fn(&Job) -> Result<(Document, Job)>,
+    ) -> Result<Option<Job>> {
+        let mut current = job.clone();
+        for _ in 0..MAX_SCHEDULE_CHANGES {
+            let (update, after) = make(&current)?;
+            let mut filter = fenced(&current);
+            filter.insert("repeat", repeat_filter(current.repeat.as_ref())?);
+            let res = self
+                .coll
+                .update_one(filter, update)
+                .await
+                .map_err(|e| self.db_err(e))?;
+            if res.matched_count == 1 {
+                return Ok(Some(after));
+            }
+            let Some(now) = self
+                .coll
+                .find_one(fenced(&current))
+                .projection(doc! { "repeat": 1 })
+                .await
+                .map_err(|e| self.db_err(e))?
+            else {
+                return Ok(None);
+            };
+            current.repeat = match now.get("repeat") {
+                Some(r) => Some(
+                    bson::from_bson(r.clone())
+                        .map_err(|e| Error::InvalidData(format!("unreadable repeat: {e}")))?,
+                ),
+                None => None,
+            };
+        }
+        Err(Error::InvalidState(
+            "the job's schedule kept changing while its run finished",
+        ))
+    }
+
+    /// After an outcome is written: a job that left the active set frees its uniqueKey;
+    /// one due again soon gets its worker woken on time.
+    async fn after_write(&self, job: &Job) {
+        if job.status.is_active() {
+            self.wake_at(&job.name, job.next_run_at);
+        } else {
+            self.release_key(job).await;
+        }
     }
 
     /// Hands the given executions back to `pending` at once (shutdown). Returns how

@@ -105,7 +105,7 @@ impl Inner {
                 .map_err(|e| self.db_err(e))?;
             Job::from_document(doc)?
         };
-        self.wake(&created.name);
+        self.wake_at(&created.name, created.next_run_at);
         Ok(created)
     }
 

@@ -5,6 +5,7 @@ use mongodb::bson::{self, oid::ObjectId, DateTime, Document};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::schedule::Repeat;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,8 +96,8 @@ pub struct Job {
     /// The dedup key, if the job was enqueued with one.
     pub unique_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    /// Reserved for recurring jobs.
-    pub repeat_interval: Option<String>,
+    /// How a recurring job repeats (see [`Monque::schedule`](crate::Monque::schedule)).
+    pub repeat: Option<Repeat>,
     /// When the job was enqueued.
     pub created_at: DateTime,
     /// When the document last changed.
@@ -148,8 +149,10 @@ impl Job {
         put("failReason", self.fail_reason.clone().map(Into::into));
         put("uniqueKey", self.unique_key.clone().map(Into::into));
         put(
-            "repeatInterval",
-            self.repeat_interval.clone().map(Into::into),
+            "repeat",
+            self.repeat
+                .as_ref()
+                .and_then(|r| serde_json::to_value(r).ok()),
         );
         put(
             "completedAt",

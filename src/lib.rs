@@ -42,6 +42,7 @@ mod job;
 mod lease;
 mod notify;
 mod options;
+mod recurring;
 mod schedule;
 mod shutdown;
 mod unique;
@@ -60,4 +61,5 @@ pub use job::{parse_job_id, validate_job_name, Job, JobStatus, MAX_JOB_NAME_LEN}
 pub use mongodb::bson::{oid::ObjectId, DateTime};
 pub use notify::NotifyMode;
 pub use options::{MonqueOptions, WorkerOptions, MAX_PAYLOAD_CEILING};
+pub use recurring::{default_schedule_key, ScheduleOptions};
 pub use schedule::{parse_interval, CronSchedule, Repeat, MIN_INTERVAL};

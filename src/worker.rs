@@ -5,12 +5,16 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{Inner, Services};
 use crate::events::Event;
 use crate::handler::Handler;
 use crate::options::{MonqueOptions, WorkerOptions};
+
+/// Wake this long after a job's due time, so clock rounding never makes the claim early.
+const DUE_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
 
 pub(crate) struct Worker {
     pub(crate) name: String,
@@ -19,6 +23,9 @@ pub(crate) struct Worker {
     slots: Arc<Semaphore>,
     /// A wake-up sent while the loop is busy is kept (one permit) for its next wait.
     wake: Notify,
+    /// The earliest time a job this instance knows of falls due (a retry, a recurring
+    /// job's next run, a delayed enqueue), if sooner than the next poll.
+    due: std::sync::Mutex<Option<Instant>>,
     /// Cancelled when `register(.., replace)` swaps this worker out.
     retired: CancellationToken,
 }
@@ -45,12 +52,24 @@ impl Worker {
                 opts.concurrency.unwrap_or(defaults.worker_concurrency),
             )),
             wake: Notify::new(),
+            due: std::sync::Mutex::new(None),
             retired: CancellationToken::new(),
         }
     }
 
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Makes the idle loop look again at `at`, not just at the next poll.
+    pub(crate) fn wake_at(&self, at: Instant) {
+        let mut due = self.due.lock().expect("due lock");
+        if due.is_none_or(|d| at < d) {
+            *due = Some(at);
+            drop(due);
+            // The loop may be asleep until the next poll: let it pick the sooner deadline.
+            self.wake.notify_one();
+        }
     }
 
     pub(crate) fn retire(&self) {
@@ -123,14 +142,26 @@ impl Worker {
         })
     }
 
-    /// Sleeps until a wake-up or the poll interval; false when the worker must stop.
+    /// Sleeps until a wake-up, a known due time or the poll interval; false when the
+    /// worker must stop.
     async fn idle(&self, inner: &Inner, stop: &CancellationToken) -> bool {
+        let mut until = Instant::now() + inner.opts.poll_interval;
+        {
+            let mut due = self.due.lock().expect("due lock");
+            if let Some(at) = *due {
+                if at <= until {
+                    // A few ms late rather than early: the claim compares with `nextRunAt`.
+                    until = at + DUE_SLACK;
+                    *due = None;
+                }
+            }
+        }
         tokio::select! {
             biased;
             _ = stop.cancelled() => false,
             _ = self.retired.cancelled() => false,
             _ = self.wake.notified() => true,
-            _ = tokio::time::sleep(inner.opts.poll_interval) => true,
+            _ = tokio::time::sleep_until(until) => true,
         }
     }
 }
