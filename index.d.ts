@@ -16,6 +16,16 @@ export declare class NativeQueue {
   enqueue(name: string, dataJson: string, optionsJson: string): Promise<string>
   /** `itemsJson` is `[{ name, data, options }]`; returns `{ inserted, deduplicated }`. */
   enqueueMany(itemsJson: string): Promise<string>
+  /** Creates or updates the cron schedule of `name`; returns the job as JSON. */
+  schedule(cron: string, name: string, dataJson: string, optionsJson: string): Promise<string>
+  /**
+   * Creates or updates the fixed-interval schedule of `name`. `interval` is
+   * milliseconds (`"5000"`) or a duration string (`"5 minutes"`).
+   */
+  every(interval: string, name: string, dataJson: string, optionsJson: string): Promise<string>
+  unschedule(name: string, uniqueKey?: string | undefined | null): Promise<boolean>
+  /** The active schedules as a JSON array of jobs. */
+  listSchedules(name?: string | undefined | null): Promise<string>
   register(name: string, handler: (jobJson: string) => Promise<string>, optionsJson: string): void
   /** Every event, as JSON, goes to `listener`. */
   onEvent(listener: (eventJson: string) => void): void

@@ -20,9 +20,10 @@ pub enum Event {
         /// The job, as claimed.
         job: Arc<Job>,
     },
-    /// The handler succeeded and the job is `completed` (`job:complete`).
+    /// The handler succeeded and the job is `completed`, or, if it is recurring, back
+    /// to `pending` at its next occurrence (`job:complete`).
     JobCompleted {
-        /// The job, as completed.
+        /// The job, as written.
         job: Arc<Job>,
         /// How long the handler ran.
         duration: Duration,

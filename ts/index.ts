@@ -6,8 +6,9 @@ export type {
   MonqueEvents,
   MonqueOptions,
   NotifyMode,
+  ScheduleOptions,
   WorkerOptions,
 } from './monque'
-export type { Job, JobStatus, RunningJob } from './job'
+export type { Job, JobStatus, Repeat, RunningJob } from './job'
 export type { Connection, DbLike, MongooseConnectionLike } from './connection'
 export { MonqueError, UnrecoverableError } from './errors'

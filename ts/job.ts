@@ -1,5 +1,8 @@
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled'
 
+/** How a recurring job repeats: a cron expression in a timezone, or a fixed interval. */
+export type Repeat = { cron: string; timezone: string } | { everyMs: number }
+
 /** A job as stored (see the README's "Job document"). Times are `Date`s. */
 export interface Job<T = unknown> {
   id: string
@@ -17,7 +20,8 @@ export interface Job<T = unknown> {
   claimId?: string
   failReason?: string
   uniqueKey?: string
-  repeatInterval?: string
+  /** Set on recurring jobs: how they repeat. */
+  repeat?: Repeat
   completedAt?: Date
 }
 

@@ -51,6 +51,15 @@ export interface EnqueueOptions {
   priority?: number
 }
 
+export interface ScheduleOptions {
+  /** IANA timezone the cron expression is read in, e.g. `Europe/Berlin`. Default `UTC`. Cron only. */
+  timezone?: string
+  /** Tells several schedules of one name apart. Default `schedule:<name>`. */
+  uniqueKey?: string
+  /** Priority of each run. Default 0. */
+  priority?: number
+}
+
 export interface WorkerOptions {
   /** Jobs of this name running at once on this instance. Default `workerConcurrency`. */
   concurrency?: number
@@ -128,6 +137,61 @@ export class Monque extends EventEmitter<MonqueEvents> {
     })
     const native = await this.connectOnce()
     return JSON.parse(await callNative(() => native.enqueueMany(`[${items.join(',')}]`)))
+  }
+
+  /**
+   * Runs `name` on a cron schedule (5 fields such as `0 9 * * 1-5`, 6 with seconds, or `@daily`-style
+   * macros) in `options.timezone`. Idempotent: calling it on every start, from any number of
+   * processes, leaves one schedule per (name, uniqueKey); a new expression, timezone, data or
+   * priority updates it. Returns the recurring job.
+   */
+  async schedule<T>(cron: string, name: string, data?: T, options: ScheduleOptions = {}): Promise<Job<T>> {
+    if (typeof cron !== 'string') throw new MonqueError('INVALID_CRON', 'cron expression must be a string')
+    const json = encodeData(data ?? {})
+    const opts = encodeScheduleOptions(options)
+    const native = await this.connectOnce()
+    return toJob<T>(JSON.parse(await callNative(() => native.schedule(cron, name, json, opts))))
+  }
+
+  /**
+   * Runs `name` every `interval`: milliseconds, or a string such as `'5 minutes'` or `'1h 30m'`
+   * (at least one second). The first run is one interval from now. Idempotent like `schedule`.
+   */
+  async every<T>(interval: number | string, name: string, data?: T, options: ScheduleOptions = {}): Promise<Job<T>> {
+    let text: string
+    if (typeof interval === 'number') {
+      if (!Number.isFinite(interval) || interval <= 0) {
+        throw new MonqueError('INVALID_INTERVAL', `interval must be a positive number of milliseconds, got ${interval}`)
+      }
+      text = `${interval}ms`
+    } else if (typeof interval === 'string') {
+      text = interval
+    } else {
+      throw new MonqueError('INVALID_INTERVAL', 'interval must be milliseconds or a string such as "5 minutes"')
+    }
+    const json = encodeData(data ?? {})
+    const opts = encodeScheduleOptions(options)
+    const native = await this.connectOnce()
+    return toJob<T>(JSON.parse(await callNative(() => native.every(text, name, json, opts))))
+  }
+
+  /**
+   * Stops the schedule (name, uniqueKey). A pending run is cancelled; a running one finishes
+   * and is not rescheduled. Resolves false when there was no such schedule.
+   */
+  async unschedule(name: string, uniqueKey?: string): Promise<boolean> {
+    if (uniqueKey !== undefined && typeof uniqueKey !== 'string') {
+      throw new MonqueError('INVALID_OPTION', 'uniqueKey must be a string')
+    }
+    const native = await this.connectOnce()
+    return callNative(() => native.unschedule(name, uniqueKey))
+  }
+
+  /** The active schedules (recurring jobs), soonest first; of every name or of `name`. */
+  async listSchedules(name?: string): Promise<Job[]> {
+    const native = await this.connectOnce()
+    const jobs = JSON.parse(await callNative(() => native.listSchedules(name))) as Record<string, unknown>[]
+    return jobs.map((j) => toJob(j))
   }
 
   /** Registers the handler for jobs named `name`. A throw or rejection is a failure. */
@@ -281,6 +345,22 @@ function encodeEnqueueOptions(options: EnqueueOptions): string {
     throw new MonqueError('INVALID_OPTION', 'priority must be an integer')
   }
   return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority })
+}
+
+function encodeScheduleOptions(options: ScheduleOptions): string {
+  if (options === null || typeof options !== 'object') {
+    throw new MonqueError('INVALID_OPTION', 'schedule options must be an object')
+  }
+  if (options.timezone !== undefined && typeof options.timezone !== 'string') {
+    throw new MonqueError('INVALID_TIMEZONE', 'timezone must be an IANA name such as "Europe/Berlin"')
+  }
+  if (options.uniqueKey !== undefined && typeof options.uniqueKey !== 'string') {
+    throw new MonqueError('INVALID_OPTION', 'uniqueKey must be a string')
+  }
+  if (options.priority !== undefined && !Number.isInteger(options.priority)) {
+    throw new MonqueError('INVALID_OPTION', 'priority must be an integer')
+  }
+  return JSON.stringify({ timezone: options.timezone, uniqueKey: options.uniqueKey, priority: options.priority })
 }
 
 /** NaN and Infinity would become `null` in JSON and silently fall back to defaults. */

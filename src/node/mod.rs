@@ -98,6 +98,65 @@ impl NativeQueue {
         )
     }
 
+    /// Creates or updates the cron schedule of `name`; returns the job as JSON.
+    #[napi]
+    pub async fn schedule(
+        &self,
+        cron: String,
+        name: String,
+        data_json: String,
+        options_json: String,
+    ) -> napi::Result<String> {
+        let data = parse_data(&data_json)?;
+        let options = options::schedule(&options_json)?;
+        let job = self
+            .queue
+            .schedule(&cron, &name, data, options)
+            .await
+            .map_err(to_napi)?;
+        Ok(job.to_json().to_string())
+    }
+
+    /// Creates or updates the fixed-interval schedule of `name`. `interval` is
+    /// milliseconds (`"5000"`) or a duration string (`"5 minutes"`).
+    #[napi]
+    pub async fn every(
+        &self,
+        interval: String,
+        name: String,
+        data_json: String,
+        options_json: String,
+    ) -> napi::Result<String> {
+        let interval = crate::parse_interval(&interval).map_err(to_napi)?;
+        let data = parse_data(&data_json)?;
+        let options = options::schedule(&options_json)?;
+        let job = self
+            .queue
+            .every(interval, &name, data, options)
+            .await
+            .map_err(to_napi)?;
+        Ok(job.to_json().to_string())
+    }
+
+    #[napi]
+    pub async fn unschedule(&self, name: String, unique_key: Option<String>) -> napi::Result<bool> {
+        self.queue
+            .unschedule(&name, unique_key.as_deref())
+            .await
+            .map_err(to_napi)
+    }
+
+    /// The active schedules as a JSON array of jobs.
+    #[napi]
+    pub async fn list_schedules(&self, name: Option<String>) -> napi::Result<String> {
+        let jobs = self
+            .queue
+            .schedules(name.as_deref())
+            .await
+            .map_err(to_napi)?;
+        Ok(serde_json::Value::Array(jobs.iter().map(|j| j.to_json()).collect()).to_string())
+    }
+
     #[napi]
     pub fn register(
         &self,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::{DateTime, EnqueueOptions, MonqueOptions, WorkerOptions};
+use crate::{DateTime, EnqueueOptions, MonqueOptions, ScheduleOptions, WorkerOptions};
 
 type R<T> = napi::Result<T>;
 
@@ -160,6 +160,16 @@ fn enqueue_options(m: &Map<String, Value>) -> R<EnqueueOptions> {
     Ok(EnqueueOptions {
         unique_key: string(m, "uniqueKey")?,
         run_at,
+        priority,
+    })
+}
+
+pub(super) fn schedule(json: &str) -> R<ScheduleOptions> {
+    let m = object(json)?;
+    let priority = enqueue_options(&m)?.priority;
+    Ok(ScheduleOptions {
+        timezone: string(&m, "timezone")?,
+        unique_key: string(&m, "uniqueKey")?,
         priority,
     })
 }
