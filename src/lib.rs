@@ -25,8 +25,8 @@
 //! Where things live: `claim.rs` claims a job, `executor.rs` runs it, `completer.rs`
 //! writes its outcome, `backoff.rs` computes retry delays, `schedule.rs` computes when
 //! recurring jobs run next and `recurring.rs` keeps one document per schedule,
-//! `lease.rs` renews and
-//! recovers leases, `notify.rs` wakes idle workers, `shutdown.rs` stops gracefully.
+//! `lease.rs` renews and recovers leases, `notify.rs` wakes idle workers,
+//! `shutdown.rs` stops gracefully.
 
 #![warn(missing_docs)]
 
