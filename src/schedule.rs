@@ -165,11 +165,40 @@ impl CronSchedule {
                 .filter_map(|p| p.after(&after).next())
                 .min();
         }
+        let local_after = after.with_timezone(&self.timezone).naive_local();
+        // Fast path, nearly always taken: no offset change within MAX_SHIFT of `after`,
+        // so wall clock and real time move together there; the first candidate after
+        // `after`'s wall-clock time is the answer if it falls in that window.
+        let offset_at =
+            |t: ChronoDateTime<Utc>| self.timezone.offset_from_utc_datetime(&t.naive_utc()).fix();
+        let here = offset_at(after);
+        if offset_at(after - MAX_SHIFT) == here && offset_at(after + MAX_SHIFT) == here {
+            let from = Utc.from_utc_datetime(&local_after);
+            let first = self
+                .parts
+                .iter()
+                .filter_map(|p| p.after(&from).next())
+                .map(|c| c.naive_utc())
+                .min();
+            if let Some(local) = first.filter(|l| *l < local_after + MAX_SHIFT) {
+                if let Some(t) = here.from_local_datetime(&local).single() {
+                    return Some(t.with_timezone(&Utc));
+                }
+            }
+        }
+        self.walk_after(after, local_after)
+    }
+
+    /// The general case of [`next_after`](Self::next_after), right across DST changes.
+    fn walk_after(
+        &self,
+        after: ChronoDateTime<Utc>,
+        local_after: NaiveDateTime,
+    ) -> Option<ChronoDateTime<Utc>> {
         // Walk wall-clock candidates (as naive times) from a little before `after`'s
         // wall-clock time and map each to the instants it means; keep the earliest
         // instant after `after`. Candidates more than MAX_SHIFT past the best found so
         // far cannot map before it.
-        let local_after = after.with_timezone(&self.timezone).naive_local();
         let start = Utc.from_utc_datetime(&(local_after - MAX_SHIFT));
         let mut best: Option<(ChronoDateTime<Utc>, NaiveDateTime)> = None;
         for part in &self.parts {
@@ -236,9 +265,11 @@ fn to_cron_crate(expression: &str) -> std::result::Result<Vec<String>, String> {
         6 | 7 => {}
         n => return Err(format!("expected 5, 6 or 7 fields, found {n}")),
     }
-    fields[5] = day_of_week_field(&fields[5])?;
+    // Vixie cron decides on the fields as written: one starting with `*` is unrestricted.
     let restricted = |f: &str| !(f.starts_with('*') || f == "?");
-    if restricted(&fields[3]) && restricted(&fields[5]) {
+    let both_days_restricted = restricted(&fields[3]) && restricted(&fields[5]);
+    fields[5] = day_of_week_field(&fields[5])?;
+    if both_days_restricted {
         // Vixie cron: either day field may match. Two schedules, one per day field.
         let mut by_month_day = fields.clone();
         by_month_day[5] = "*".into();
@@ -257,7 +288,8 @@ fn day_of_week_field(field: &str) -> std::result::Result<String, String> {
     if field == "*" || field == "?" {
         return Ok(field.to_owned());
     }
-    let mut out = Vec::new();
+    let mut names = Vec::new();
+    let mut days = [false; 7];
     for item in field.split(',') {
         let (base, step) = match item.split_once('/') {
             Some((base, step)) => (base, Some(step)),
@@ -265,17 +297,18 @@ fn day_of_week_field(field: &str) -> std::result::Result<String, String> {
         };
         let numeric = base == "*" || base.bytes().any(|b| b.is_ascii_digit());
         if !numeric {
-            out.push(item.to_owned());
+            names.push(item.to_owned());
             continue;
         }
-        let day = |s: &str| match s.parse::<u8>() {
+        let day = |s: &str| match s.parse::<usize>() {
             Ok(d) if d <= 7 => Ok(d),
             _ => Err(format!("day of week {s:?} is not 0-7 or a day name")),
         };
         let (from, to) = match base.split_once('-') {
             _ if base == "*" => (0, 6),
             Some((a, b)) => (day(a)?, day(b)?),
-            None if step.is_some() => (day(base)?, 6),
+            // `N/step` runs to the end of the week, where 7 is Sunday again (as in cronie).
+            None if step.is_some() => (day(base)?, 7),
             None => {
                 let d = day(base)?;
                 (d, d)
@@ -286,19 +319,17 @@ fn day_of_week_field(field: &str) -> std::result::Result<String, String> {
         }
         let step = match step {
             None => 1,
-            Some(s) => match s.parse::<u8>() {
+            Some(s) => match s.parse::<usize>() {
                 Ok(n) if n > 0 => n,
                 _ => return Err(format!("step {s:?} must be a positive number")),
             },
         };
-        let mut d = from;
-        while d <= to {
-            out.push(DAY_NAMES[usize::from(d % 7)].to_owned());
-            d += step;
+        for d in (from..=to).step_by(step) {
+            days[d % 7] = true;
         }
     }
-    out.dedup();
-    Ok(out.join(","))
+    names.extend((0..7).filter(|&d| days[d]).map(|d| DAY_NAMES[d].to_owned()));
+    Ok(names.join(","))
 }
 
 /// Parses an interval: a number of milliseconds (`"5000"`) or amounts with units
@@ -442,6 +473,55 @@ mod tests {
         assert_eq!(
             next("0 9 * * 5-7", "UTC", after),
             "2026-05-15T09:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_walk_all_year() {
+        let zones = [
+            "Europe/Berlin",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "America/Sao_Paulo",
+            "Asia/Kolkata",
+        ];
+        let exprs = [
+            "*/7 * * * *",
+            "30 2 * * *",
+            "0 */3 * * *",
+            "15 1 * * 0",
+            "0 0 1 * 5",
+        ];
+        for zone in zones {
+            for expr in exprs {
+                let s = CronSchedule::parse(expr, zone).unwrap();
+                let mut t = at("2026-01-01T00:00:00Z");
+                while t < at("2027-01-01T00:00:00Z") {
+                    let local = t.with_timezone(&s.timezone).naive_local();
+                    assert_eq!(s.next_after(t), s.walk_after(t, local), "{expr} {zone} {t}");
+                    t += chrono::Duration::minutes(24 * 60 + 37);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weekday_steps_and_ranges_follow_cronie() {
+        let days = |f: &str| day_of_week_field(f).unwrap();
+        assert_eq!(days("1/3"), "SUN,MON,THU"); // 1, 4, 7
+        assert_eq!(days("*/2"), "SUN,TUE,THU,SAT");
+        assert_eq!(days("6/255"), "SAT");
+        assert_eq!(days("1-7"), "SUN,MON,TUE,WED,THU,FRI,SAT");
+        assert_eq!(days("0,7"), "SUN");
+        assert_eq!(days("MON-FRI/2"), "MON-FRI/2");
+    }
+
+    #[test]
+    fn a_day_of_week_starting_with_a_star_does_not_turn_on_or() {
+        // The 1st of the month, only if it is a Sun/Tue/Thu/Sat: 2026-08-01 is a Saturday.
+        assert_eq!(
+            next("0 0 1 * */2", "UTC", "2026-05-13T00:00:00Z"),
+            "2026-08-01T00:00:00+00:00"
         );
     }
 

@@ -1,6 +1,7 @@
 //! One worker per registered job name: while it has a free slot it claims a due job and
 //! hands it to the executor; with nothing due it sleeps until a wake-up or the poll tick.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -13,6 +14,9 @@ use crate::events::Event;
 use crate::handler::Handler;
 use crate::options::{MonqueOptions, WorkerOptions};
 
+/// Due times remembered per worker; beyond that the latest are left to polling.
+const MAX_DUE_TIMES: usize = 256;
+
 /// Wake this long after a job's due time, so clock rounding never makes the claim early.
 const DUE_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -23,9 +27,9 @@ pub(crate) struct Worker {
     slots: Arc<Semaphore>,
     /// A wake-up sent while the loop is busy is kept (one permit) for its next wait.
     wake: Notify,
-    /// The earliest time a job this instance knows of falls due (a retry, a recurring
-    /// job's next run, a delayed enqueue), if sooner than the next poll.
-    due: std::sync::Mutex<Option<Instant>>,
+    /// Times jobs this instance knows of fall due (retries, recurring jobs' next runs,
+    /// delayed enqueues), soonest first, so the idle loop wakes on time, not at a poll.
+    due: std::sync::Mutex<BTreeSet<Instant>>,
     /// Cancelled when `register(.., replace)` swaps this worker out.
     retired: CancellationToken,
 }
@@ -52,7 +56,7 @@ impl Worker {
                 opts.concurrency.unwrap_or(defaults.worker_concurrency),
             )),
             wake: Notify::new(),
-            due: std::sync::Mutex::new(None),
+            due: std::sync::Mutex::default(),
             retired: CancellationToken::new(),
         }
     }
@@ -61,13 +65,17 @@ impl Worker {
         self.wake.notify_one();
     }
 
-    /// Makes the idle loop look again at `at`, not just at the next poll.
+    /// Makes the idle loop wake at `at` as well as at its polls.
     pub(crate) fn wake_at(&self, at: Instant) {
         let mut due = self.due.lock().expect("due lock");
-        if due.is_none_or(|d| at < d) {
-            *due = Some(at);
-            drop(due);
-            // The loop may be asleep until the next poll: let it pick the sooner deadline.
+        due.insert(at);
+        if due.len() > MAX_DUE_TIMES {
+            due.pop_last();
+        }
+        let soonest = due.first() == Some(&at);
+        drop(due);
+        if soonest {
+            // The loop may be asleep until a later time: let it pick the sooner one.
             self.wake.notify_one();
         }
     }
@@ -96,11 +104,12 @@ impl Worker {
             let Some(slots) = self.free_slots(&inner, &stop).await else {
                 break;
             };
+            let looked = Instant::now();
             match inner.claim_one(&self.name).await {
                 Ok(Some(job)) => inner.execute(self.clone(), job, slots, &abort),
                 Ok(None) => {
                     drop(slots);
-                    if !self.idle(&inner, &stop).await {
+                    if !self.idle(&inner, &stop, looked).await {
                         break;
                     }
                 }
@@ -111,7 +120,7 @@ impl Worker {
                         code: err.code(),
                         job: None,
                     });
-                    if !self.idle(&inner, &stop).await {
+                    if !self.idle(&inner, &stop, looked).await {
                         break;
                     }
                 }
@@ -143,17 +152,18 @@ impl Worker {
     }
 
     /// Sleeps until a wake-up, a known due time or the poll interval; false when the
-    /// worker must stop.
-    async fn idle(&self, inner: &Inner, stop: &CancellationToken) -> bool {
+    /// worker must stop. `looked` is when the claim that found nothing started: due
+    /// times before it were covered by it and are dropped.
+    async fn idle(&self, inner: &Inner, stop: &CancellationToken, looked: Instant) -> bool {
         let mut until = Instant::now() + inner.opts.poll_interval;
         {
             let mut due = self.due.lock().expect("due lock");
-            if let Some(at) = *due {
-                if at <= until {
-                    // A few ms late rather than early: the claim compares with `nextRunAt`.
-                    until = at + DUE_SLACK;
-                    *due = None;
-                }
+            while due.first().is_some_and(|&at| at + DUE_SLACK <= looked) {
+                due.pop_first();
+            }
+            if let Some(&at) = due.first() {
+                // A few ms late rather than early: the claim compares with `nextRunAt`.
+                until = until.min(at + DUE_SLACK);
             }
         }
         tokio::select! {

@@ -553,3 +553,44 @@ async fn bad_schedules_are_refused_and_write_nothing() {
     assert_eq!(lock_count(&q).await, 0);
     db.drop_db(&q).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_wake_on_known_due_times_not_at_polls() {
+    let db = TestDb::new("sched_due_wake");
+    // Polls so rare that any run within the deadlines below came from a due-time wake.
+    let q = db
+        .queue(MonqueOptions {
+            poll_interval: Duration::from_secs(30),
+            ..fast_options()
+        })
+        .await;
+    let ticks = counting_worker(&q, "tick", Duration::ZERO, WorkerOptions::default());
+    let later = counting_worker(&q, "later", Duration::ZERO, WorkerOptions::default());
+    q.start().unwrap();
+    q.schedule("* * * * * *", "tick", json!({}), ScheduleOptions::default())
+        .await
+        .unwrap();
+    q.enqueue(
+        "later",
+        json!({}),
+        monque::EnqueueOptions {
+            run_at: Some(DateTime::from_millis(
+                DateTime::now().timestamp_millis() + 300,
+            )),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(8),
+        "four ticks and the delayed job",
+        || async {
+            ticks.load(std::sync::atomic::Ordering::SeqCst) >= 4
+                && later.load(std::sync::atomic::Ordering::SeqCst) == 1
+        },
+    )
+    .await;
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
