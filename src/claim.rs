@@ -14,13 +14,14 @@ impl Inner {
     pub(crate) async fn claim_one(&self, name: &str) -> Result<Option<Job>> {
         let now = DateTime::now();
         let lease_until = self.lease_until(now);
+        let claim_id = ObjectId::new();
         let claimed = self
             .coll
             .find_one_and_update(
                 doc! { "name": name, "status": JobStatus::Pending.as_str(), "nextRunAt": { "$lte": now } },
                 doc! { "$set": {
                     "status": JobStatus::Processing.as_str(),
-                    "claimId": ObjectId::new(),
+                    "claimId": claim_id,
                     "claimedBy": &self.instance_id,
                     "lockedAt": now,
                     "leaseExpiresAt": lease_until,
@@ -31,10 +32,32 @@ impl Inner {
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| self.db_err(e))?;
-        let job = claimed.map(Job::from_document).transpose()?;
-        if let Some(job) = &job {
-            tracing::debug!(job.id = %job.id, "claimed");
+        let Some(claimed) = claimed else {
+            return Ok(None);
+        };
+        let id = claimed.get("_id").cloned();
+        match Job::from_document(claimed) {
+            Ok(job) => {
+                tracing::debug!(job.id = %job.id, "claimed");
+                Ok(Some(job))
+            }
+            Err(err) => {
+                // Left `processing`, it would be recovered and claimed again after every
+                // lease, forever: fail it (fenced by this claim) and report it.
+                let reason = err.to_string();
+                tracing::warn!(?id, %reason, "failing a job document this build cannot read");
+                self.coll
+                    .update_one(
+                        doc! { "_id": id, "claimId": claim_id },
+                        doc! {
+                            "$set": { "status": JobStatus::Failed.as_str(), "failReason": &reason, "updatedAt": now },
+                            "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                        },
+                    )
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                Err(err)
+            }
         }
-        Ok(job)
     }
 }

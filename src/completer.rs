@@ -42,11 +42,27 @@ fn repeat_filter(repeat: Option<&Repeat>) -> Result<Bson> {
     }
 }
 
+/// Where a job goes after a run, as far as its schedule decides.
+enum Next {
+    /// Not recurring, or a schedule whose expression has no later time: it ends.
+    End,
+    /// Recurring: due again then.
+    At(DateTime),
+    /// Recurring, but its stored schedule cannot be read by this build (say, a timezone
+    /// newer than its tz database): it ends `failed` rather than running forever.
+    Broken(Error),
+}
+
 /// For a recurring job, when its next occurrence is due after the run that just ended.
-fn next_occurrence(job: &Job, now: DateTime) -> Result<Option<DateTime>> {
-    match &job.repeat {
-        None => Ok(None),
-        Some(repeat) => repeat.next_run(job.next_run_at, job.locked_at.unwrap_or(now)),
+fn next_occurrence(job: &Job, now: DateTime) -> Next {
+    let Some(repeat) = &job.repeat else {
+        return Next::End;
+    };
+    let due = job.occurrence_at.unwrap_or(job.next_run_at);
+    match repeat.next_run(due, job.locked_at.unwrap_or(now)) {
+        Ok(Some(next)) => Next::At(next),
+        Ok(None) => Next::End,
+        Err(err) => Next::Broken(err),
     }
 }
 
@@ -110,30 +126,55 @@ impl Inner {
                 done.completed_at = Some(now);
                 done.claim_id = None;
                 done.lease_expires_at = None;
-                if let Some(next) = next_occurrence(current, now)? {
-                    done.status = JobStatus::Pending;
-                    done.next_run_at = next;
-                    done.fail_count = 0;
-                    done.fail_reason = None;
-                    done.claimed_by = None;
-                    let update = doc! {
-                        "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "failCount": 0, "completedAt": now, "updatedAt": now },
-                        "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "" },
-                    };
-                    return Ok((update, done));
-                }
-                done.status = JobStatus::Completed;
-                let update = doc! {
-                    "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "updatedAt": now },
-                    "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                let next = match next_occurrence(current, now) {
+                    Next::At(next) => next,
+                    Next::End => {
+                        done.status = JobStatus::Completed;
+                        let update = doc! {
+                            "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "updatedAt": now },
+                            "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                        };
+                        return (update, done);
+                    }
+                    Next::Broken(err) => {
+                        let reason = format!("the run succeeded but its schedule is unusable: {err}");
+                        done.status = JobStatus::Failed;
+                        done.completed_at = None;
+                        done.fail_reason = Some(reason.clone());
+                        let update = doc! {
+                            "$set": { "status": JobStatus::Failed.as_str(), "failReason": reason, "updatedAt": now },
+                            "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                        };
+                        return (update, done);
+                    }
                 };
-                Ok((update, done))
+                done.status = JobStatus::Pending;
+                done.next_run_at = next;
+                done.occurrence_at = Some(next);
+                done.fail_count = 0;
+                done.fail_reason = None;
+                done.claimed_by = None;
+                let update = doc! {
+                    "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "occurrenceAt": next, "failCount": 0, "completedAt": now, "updatedAt": now },
+                    "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "" },
+                };
+                (update, done)
             })
             .await?;
         let Some(done) = written else {
             return Ok(false);
         };
         self.after_write(&done).await;
+        if done.status == JobStatus::Failed {
+            let error = done.fail_reason.clone().unwrap_or_default();
+            tracing::warn!(job.id = %job.id, %error, "schedule ended: unusable");
+            self.emit(Event::JobFailed {
+                job: Arc::new(done),
+                error,
+                will_retry: false,
+            });
+            return Ok(true);
+        }
         tracing::debug!(job.id = %job.id, ms = took.as_millis() as u64, "completed");
         self.emit(Event::JobCompleted {
             job: Arc::new(done),
@@ -164,10 +205,16 @@ impl Inner {
                     Some(delay) => Some(DateTime::from_millis(
                         now.timestamp_millis() + delay.as_millis() as i64,
                     )),
-                    None => next_occurrence(current, now)?.inspect(|_| {
-                        failed.fail_count = 0;
-                        set.insert("failCount", 0);
-                    }),
+                    None => match next_occurrence(current, now) {
+                        Next::At(next) => {
+                            failed.fail_count = 0;
+                            failed.occurrence_at = Some(next);
+                            set.insert("failCount", 0);
+                            set.insert("occurrenceAt", next);
+                            Some(next)
+                        }
+                        Next::End | Next::Broken(_) => None,
+                    },
                 };
                 let unset = match next {
                     Some(next) => {
@@ -191,7 +238,7 @@ impl Inner {
                         doc! { "claimId": "", "leaseExpiresAt": "" }
                     }
                 };
-                Ok((doc! { "$set": set, "$unset": unset }, failed))
+                (doc! { "$set": set, "$unset": unset }, failed)
             })
             .await?;
         let Some(failed) = written else {
@@ -222,11 +269,11 @@ impl Inner {
     async fn write_fenced(
         &self,
         job: &Job,
-        make: impl Fn(&Job) -> Result<(Document, Job)>,
+        make: impl Fn(&Job) -> (Document, Job),
     ) -> Result<Option<Job>> {
         let mut current = job.clone();
         for _ in 0..MAX_SCHEDULE_CHANGES {
-            let (update, after) = make(&current)?;
+            let (update, after) = make(&current);
             let mut filter = fenced(&current);
             filter.insert("repeat", repeat_filter(current.repeat.as_ref())?);
             let res = self

@@ -98,6 +98,10 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// How a recurring job repeats (see [`Monque::schedule`](crate::Monque::schedule)).
     pub repeat: Option<Repeat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Recurring jobs: the occurrence the next or current run stands for. Retries keep
+    /// it, so the schedule's phase survives a failure.
+    pub occurrence_at: Option<DateTime>,
     /// When the job was enqueued.
     pub created_at: DateTime,
     /// When the document last changed.
@@ -153,6 +157,10 @@ impl Job {
             self.repeat
                 .as_ref()
                 .and_then(|r| serde_json::to_value(r).ok()),
+        );
+        put(
+            "occurrenceAt",
+            self.occurrence_at.as_ref().map(|d| ms(d).into()),
         );
         put(
             "completedAt",

@@ -63,6 +63,7 @@ impl Inner {
         let mut job_doc = build(self, &new_job, now)?;
         let repeat_bson = bson::to_bson(&repeat).map_err(|e| Error::InvalidData(e.to_string()))?;
         job_doc.insert("repeat", repeat_bson.clone());
+        job_doc.insert("occurrenceAt", first);
 
         for _ in 0..MAX_ATTEMPTS {
             let (holder, created) = self.enqueue_unique(job_doc.clone()).await?;
@@ -87,6 +88,7 @@ impl Inner {
             };
             if timing_changed && holder.status == JobStatus::Pending {
                 set.insert("nextRunAt", first);
+                set.insert("occurrenceAt", first);
             }
             let updated = self
                 .coll

@@ -337,7 +337,7 @@ async fn runs_missed_while_down_run_once() {
     q.collection()
         .update_one(
             doc! { "_id": job.id },
-            doc! { "$set": { "nextRunAt": due } },
+            doc! { "$set": { "nextRunAt": due, "occurrenceAt": due } },
         )
         .await
         .unwrap();
@@ -592,5 +592,174 @@ async fn workers_wake_on_known_due_times_not_at_polls() {
     )
     .await;
     q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_keeps_its_phase_through_a_retry() {
+    let db = TestDb::new("sched_phase");
+    let q = db
+        .queue(MonqueOptions {
+            backoff: Backoff {
+                base: Duration::from_millis(100),
+                max: Duration::from_millis(400),
+                jitter: 0.0,
+            },
+            ..fast_options()
+        })
+        .await;
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a = attempts.clone();
+    q.register(
+        "sync",
+        move |_ctx: JobContext| {
+            let n = a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err(HandlerError::new("first attempt fails"))
+                } else {
+                    Ok(())
+                }
+            }
+        },
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    let job = q
+        .every(
+            Duration::from_secs(60),
+            "sync",
+            json!({}),
+            ScheduleOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.occurrence_at, Some(job.next_run_at));
+    // Make the first occurrence due now.
+    let slot = DateTime::now();
+    q.collection()
+        .update_one(
+            doc! { "_id": job.id },
+            doc! { "$set": { "nextRunAt": slot, "occurrenceAt": slot } },
+        )
+        .await
+        .unwrap();
+    q.start().unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "failed once, then succeeded",
+        || async { get(&q, job.id).await.completed_at.is_some() },
+    )
+    .await;
+    q.stop(None).await.unwrap();
+    let after = get(&q, job.id).await;
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        after.next_run_at.timestamp_millis(),
+        slot.timestamp_millis() + 60_000,
+        "one interval after the slot, not after the retry"
+    );
+    assert_eq!(after.occurrence_at, Some(after.next_run_at));
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_this_build_cannot_use_ends_failed_instead_of_looping() {
+    let db = TestDb::new("sched_broken");
+    let q = db.queue(fast_options()).await;
+    let runs = counting_worker(&q, "report", Duration::ZERO, WorkerOptions::default());
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let f = failures.clone();
+    q.on_event(move |e| {
+        if let Event::JobFailed {
+            error, will_retry, ..
+        } = e
+        {
+            f.lock().unwrap().push((error.clone(), *will_retry));
+        }
+    });
+    let job = q
+        .schedule(
+            "* * * * * *",
+            "report",
+            json!({}),
+            ScheduleOptions::default(),
+        )
+        .await
+        .unwrap();
+    // As if written by a newer build whose tz database knows this zone.
+    q.collection()
+        .update_one(
+            doc! { "_id": job.id },
+            doc! { "$set": { "repeat.timezone": "Mars/Olympus_Mons" } },
+        )
+        .await
+        .unwrap();
+    q.start().unwrap();
+    eventually(Duration::from_secs(5), "the schedule ended", || async {
+        get(&q, job.id).await.status == JobStatus::Failed
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    q.stop(None).await.unwrap();
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let after = get(&q, job.id).await;
+    assert!(after.fail_reason.unwrap().contains("Mars/Olympus_Mons"));
+    assert_eq!(
+        lock_count(&q).await,
+        0,
+        "the key is free for a new schedule"
+    );
+    let seen = failures.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].1);
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_job_document_is_failed_not_claimed_forever() {
+    let db = TestDb::new("sched_unreadable");
+    let q = db.queue(fast_options()).await;
+    let runs = counting_worker(&q, "odd", Duration::ZERO, WorkerOptions::default());
+    let errors = errors(&q);
+    let id = mongodb::bson::oid::ObjectId::new();
+    let now = DateTime::now();
+    q.collection()
+        .insert_one(doc! {
+            "_id": id, "name": "odd", "data": {}, "status": "pending", "priority": 0,
+            "nextRunAt": now, "failCount": 0, "createdAt": now, "updatedAt": now,
+            "repeat": { "rrule": "FREQ=DAILY" },
+        })
+        .await
+        .unwrap();
+    q.start().unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the document was failed",
+        || async {
+            q.collection()
+                .find_one(doc! { "_id": id, "status": "failed" })
+                .await
+                .unwrap()
+                .is_some()
+        },
+    )
+    .await;
+    q.stop(None).await.unwrap();
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let doc = q
+        .collection()
+        .find_one(doc! { "_id": id })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(doc.get_str("failReason").unwrap().contains("unreadable"));
+    assert!(doc.get("claimId").is_none());
+    assert_eq!(
+        errors.lock().unwrap().len(),
+        1,
+        "{:?}",
+        errors.lock().unwrap()
+    );
     db.drop_db(&q).await;
 }

@@ -22,6 +22,8 @@ export interface Job<T = unknown> {
   uniqueKey?: string
   /** Set on recurring jobs: how they repeat. */
   repeat?: Repeat
+  /** Recurring jobs: the occurrence the next or current run stands for (retries keep it). */
+  occurrenceAt?: Date
   completedAt?: Date
 }
 
@@ -31,7 +33,7 @@ export interface RunningJob<T = unknown> extends Job<T> {
   signal: AbortSignal
 }
 
-const DATE_FIELDS = ['nextRunAt', 'createdAt', 'updatedAt', 'lockedAt', 'leaseExpiresAt', 'completedAt'] as const
+const DATE_FIELDS = ['nextRunAt', 'createdAt', 'updatedAt', 'lockedAt', 'leaseExpiresAt', 'completedAt', 'occurrenceAt'] as const
 
 /** The core sends jobs with times as epoch ms; users get `Date`s. */
 export function toJob<T>(raw: Record<string, unknown>): Job<T> {
