@@ -15,6 +15,7 @@ impl Inner {
         let now = DateTime::now();
         let lease_until = self.lease_until(now);
         let claim_id = ObjectId::new();
+        let started = std::time::Instant::now();
         let claimed = self
             .coll
             .find_one_and_update(
@@ -32,6 +33,7 @@ impl Inner {
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| self.db_err(e))?;
+        self.metrics.claim_took(started.elapsed());
         let Some(claimed) = claimed else {
             return Ok(None);
         };

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use mongodb::bson::{doc, DateTime, Document};
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use serde::Serialize;
@@ -20,11 +20,15 @@ use crate::events::{Event, EventBus};
 use crate::executor::Running;
 use crate::handler::Handler;
 use crate::job::{validate_job_name, Job};
+use crate::management::{CursorQuery, JobPage, JobQuery, JobSelector, QueueStats};
 use crate::notify::NotifyMode;
 use crate::options::{MonqueOptions, WorkerOptions};
 use crate::recurring::ScheduleOptions;
 use crate::schedule::Repeat;
 use crate::worker::Worker;
+
+/// How far apart [`Monque::retry_jobs`] spreads a redrive by default.
+const DEFAULT_RETRY_SPREAD: Duration = Duration::from_secs(10);
 
 /// A job queue on one MongoDB collection. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -38,6 +42,10 @@ pub(crate) struct Inner {
     pub(crate) coll: Collection<Document>,
     /// uniqueKey locks (unique.rs).
     pub(crate) locks: Collection<Document>,
+    /// Pauses (pause.rs) and this instance's view of them.
+    pub(crate) pauses: Collection<Document>,
+    pub(crate) paused: RwLock<crate::pause::Paused>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) opts: MonqueOptions,
     pub(crate) instance_id: String,
     pub(crate) events: EventBus,
@@ -108,6 +116,9 @@ impl Monque {
         let inner = Inner {
             coll: db.collection(&options.collection_name),
             locks: db.collection(&format!("{}_unique", options.collection_name)),
+            pauses: db.collection(&format!("{}_paused", options.collection_name)),
+            paused: RwLock::default(),
+            metrics: Arc::default(),
             db,
             instance_slots: options
                 .instance_concurrency
@@ -121,6 +132,10 @@ impl Monque {
             lifecycle: Mutex::default(),
             stopping: tokio::sync::Mutex::new(()),
         };
+        let metrics = inner.metrics.clone();
+        inner
+            .events
+            .subscribe(Arc::new(move |event| metrics.record(event)));
         Ok(Monque {
             inner: Arc::new(inner),
         })
@@ -129,9 +144,12 @@ impl Monque {
     /// Creates the indexes and puts back jobs whose lease expired while nothing ran.
     /// Idempotent: call it on every start.
     pub async fn initialize(&self) -> Result<()> {
-        crate::indexes::ensure(&self.inner.coll)
-            .await
-            .map_err(|e| self.inner.db_err(e))?;
+        if !self.inner.opts.skip_index_creation {
+            crate::indexes::ensure(&self.inner.coll)
+                .await
+                .map_err(|e| self.inner.db_err(e))?;
+        }
+        self.inner.refresh_pauses().await?;
         let recovered = self.inner.recover_expired().await?;
         if recovered > 0 {
             self.inner.emit(Event::StaleRecovered { count: recovered });
@@ -233,6 +251,102 @@ impl Monque {
         self.inner.list_schedules(name).await
     }
 
+    /// The job with this id, if any.
+    pub async fn get_job(&self, id: ObjectId) -> Result<Option<Job>> {
+        self.inner.get_job(id).await
+    }
+
+    /// Jobs matching `query.selector`, oldest first, `skip` / `limit` paged.
+    pub async fn get_jobs(&self, query: JobQuery) -> Result<Vec<Job>> {
+        self.inner.get_jobs(query).await
+    }
+
+    /// One page of a keyset-paginated listing: stable in both directions while jobs
+    /// are added or removed, and as fast deep in the listing as at its start.
+    pub async fn get_jobs_with_cursor(&self, query: CursorQuery) -> Result<JobPage> {
+        self.inner.get_jobs_page(query).await
+    }
+
+    /// Jobs per status, and the mean processing time of completed jobs; of all names
+    /// or of `name`.
+    pub async fn queue_stats(&self, name: Option<&str>) -> Result<QueueStats> {
+        self.inner.queue_stats(name).await
+    }
+
+    /// Cancels a `pending` job (`INVALID_TRANSITION` otherwise) and frees its uniqueKey.
+    pub async fn cancel_job(&self, id: ObjectId) -> Result<Job> {
+        self.inner.cancel_job(id).await
+    }
+
+    /// Puts a `failed` or `cancelled` job back to `pending`, due now, `fail_count` 0.
+    pub async fn retry_job(&self, id: ObjectId) -> Result<Job> {
+        self.inner.retry_job(id).await
+    }
+
+    /// Gives a `pending` job a new run time.
+    pub async fn reschedule_job(&self, id: ObjectId, run_at: DateTime) -> Result<Job> {
+        self.inner.reschedule_job(id, run_at).await
+    }
+
+    /// Gives a `pending` job a new priority.
+    pub async fn set_job_priority(&self, id: ObjectId, priority: i32) -> Result<Job> {
+        self.inner.set_job_priority(id, priority).await
+    }
+
+    /// Deletes a job that is not `processing`. False if there was none.
+    pub async fn delete_job(&self, id: ObjectId) -> Result<bool> {
+        self.inner.delete_job(id).await
+    }
+
+    /// Cancels the `pending` jobs `selector` matches. An empty selector is refused.
+    pub async fn cancel_jobs(&self, selector: &JobSelector) -> Result<u64> {
+        self.inner.cancel_jobs(selector).await
+    }
+
+    /// Retries the `failed` / `cancelled` jobs `selector` matches, their run times
+    /// spread evenly over `spread` (default 10 s) so a redrive does not stampede.
+    pub async fn retry_jobs(
+        &self,
+        selector: &JobSelector,
+        spread: Option<Duration>,
+    ) -> Result<u64> {
+        self.inner
+            .retry_jobs(selector, spread.unwrap_or(DEFAULT_RETRY_SPREAD))
+            .await
+    }
+
+    /// Deletes the jobs `selector` matches, except running ones.
+    pub async fn delete_jobs(&self, selector: &JobSelector) -> Result<u64> {
+        self.inner.delete_jobs(selector).await
+    }
+
+    /// Stops claiming jobs of `name` (or of every name) on every instance: this one at
+    /// once, others within a `heartbeat_interval`. Running jobs finish.
+    pub async fn pause(&self, name: Option<&str>) -> Result<()> {
+        self.inner.pause(name).await
+    }
+
+    /// Undoes [`pause`](Self::pause) for `name` (or the queue-wide pause).
+    pub async fn resume(&self, name: Option<&str>) -> Result<()> {
+        self.inner.resume(name).await
+    }
+
+    /// Whether `name` is paused, by its own pause or the queue-wide one.
+    pub async fn is_paused(&self, name: Option<&str>) -> Result<bool> {
+        self.inner.is_paused(name).await
+    }
+
+    /// Deletes the jobs past `job_retention` now (started instances also do it every
+    /// `retention_interval`). Returns how many.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        self.inner.sweep_expired().await
+    }
+
+    /// Metrics in the Prometheus text format.
+    pub async fn metrics(&self) -> Result<String> {
+        self.inner.render_metrics().await
+    }
+
     /// Registers the handler for jobs named `name`. If the queue is started, the worker
     /// starts claiming at once.
     pub fn register(
@@ -320,6 +434,14 @@ impl Monque {
             inner.clone(),
             background.clone(),
         )));
+        if inner.opts.job_retention.is_set() {
+            services
+                .maintenance
+                .push(tokio::spawn(crate::retention::run(
+                    inner.clone(),
+                    background.clone(),
+                )));
+        }
         if inner.opts.change_streams {
             services.maintenance.push(tokio::spawn(crate::notify::watch(
                 inner.clone(),

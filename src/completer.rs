@@ -119,11 +119,13 @@ impl Inner {
     /// True when the write matched this execution's claim.
     async fn complete(&self, job: &Arc<Job>, took: Duration) -> Result<bool> {
         let now = DateTime::now();
+        let took_ms = took.as_millis() as i64;
         let written = self
             .write_fenced(job, |current| {
                 let mut done = current.clone();
                 done.updated_at = now;
                 done.completed_at = Some(now);
+                done.duration_ms = Some(took_ms);
                 done.claim_id = None;
                 done.lease_expires_at = None;
                 let next = match next_occurrence(current, now) {
@@ -131,7 +133,7 @@ impl Inner {
                     Next::End => {
                         done.status = JobStatus::Completed;
                         let update = doc! {
-                            "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "updatedAt": now },
+                            "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "durationMs": took_ms, "updatedAt": now },
                             "$unset": { "claimId": "", "leaseExpiresAt": "" },
                         };
                         return (update, done);
@@ -155,7 +157,7 @@ impl Inner {
                 done.fail_reason = None;
                 done.claimed_by = None;
                 let update = doc! {
-                    "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "occurrenceAt": next, "failCount": 0, "completedAt": now, "updatedAt": now },
+                    "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "occurrenceAt": next, "failCount": 0, "completedAt": now, "durationMs": took_ms, "updatedAt": now },
                     "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "" },
                 };
                 (update, done)

@@ -97,12 +97,17 @@ impl Inner {
     pub(crate) async fn enqueue_one(&self, job: NewJob) -> Result<Job> {
         let doc = build(self, &job, DateTime::now())?;
         let created = if job.options.unique_key.is_some() {
-            self.enqueue_unique(doc).await?.0
+            let (job, created) = self.enqueue_unique(doc).await?;
+            if created {
+                self.metrics.enqueued(&job.name, 1);
+            }
+            job
         } else {
             self.coll
                 .insert_one(&doc)
                 .await
                 .map_err(|e| self.db_err(e))?;
+            self.metrics.enqueued(&job.name, 1);
             Job::from_document(doc)?
         };
         self.wake_at(&created.name, created.next_run_at);
@@ -122,8 +127,14 @@ impl Inner {
             }
         }
         let mut result = BatchResult::default();
+        let mut created: Vec<String> = Vec::new();
         if !plain.is_empty() {
             result.inserted += plain.len() as u64;
+            created.extend(
+                plain
+                    .iter()
+                    .map(|d| d.get_str("name").unwrap_or_default().to_owned()),
+            );
             self.coll
                 .insert_many(plain)
                 .ordered(false)
@@ -131,9 +142,17 @@ impl Inner {
                 .map_err(|e| self.db_err(e))?;
         }
         if !unique.is_empty() {
-            let inserted = self.enqueue_unique_batch(unique).await?;
-            result.inserted += inserted.0;
-            result.deduplicated += inserted.1;
+            let (names, deduplicated) = self.enqueue_unique_batch(unique).await?;
+            result.inserted += names.len() as u64;
+            result.deduplicated += deduplicated;
+            created.extend(names);
+        }
+        let mut per_name: std::collections::HashMap<&str, u64> = Default::default();
+        for name in &created {
+            *per_name.entry(name).or_default() += 1;
+        }
+        for (name, n) in per_name {
+            self.metrics.enqueued(name, n);
         }
         for name in jobs
             .iter()

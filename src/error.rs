@@ -68,6 +68,30 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// No job has this id.
+    #[error("job {0} not found")]
+    JobNotFound(String),
+
+    /// The job's current status does not allow the operation.
+    #[error("cannot {action} job {id}: it is {status}")]
+    InvalidTransition {
+        /// The job id.
+        id: String,
+        /// What was asked (`cancel`, `retry`, ...).
+        action: &'static str,
+        /// The job's status when it was asked.
+        status: crate::JobStatus,
+    },
+
+    /// A bulk operation's selector is empty or inconsistent: bulk operations never touch
+    /// every job by accident.
+    #[error("invalid selector: {0}")]
+    InvalidSelector(&'static str),
+
+    /// A pagination cursor is not one this queue returned.
+    #[error("invalid cursor {0:?}")]
+    InvalidCursor(String),
+
     /// A worker for this job name is already registered on this instance.
     #[error("a worker for job `{0}` is already registered; pass `replace: true` to swap it")]
     WorkerExists(String),
@@ -107,6 +131,10 @@ impl Error {
             Error::InvalidCron { .. } => "INVALID_CRON",
             Error::InvalidTimezone(_) => "INVALID_TIMEZONE",
             Error::InvalidInterval { .. } => "INVALID_INTERVAL",
+            Error::JobNotFound(_) => "JOB_NOT_FOUND",
+            Error::InvalidTransition { .. } => "INVALID_TRANSITION",
+            Error::InvalidSelector(_) => "INVALID_SELECTOR",
+            Error::InvalidCursor(_) => "INVALID_CURSOR",
             Error::WorkerExists(_) => "WORKER_EXISTS",
             Error::InvalidState(_) => "INVALID_STATE",
             Error::Connection { .. } => "CONNECTION_ERROR",

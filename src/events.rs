@@ -60,6 +60,49 @@ pub enum Event {
         /// How many.
         count: u64,
     },
+    /// A job was cancelled through the management API (`job:cancelled`).
+    JobCancelled {
+        /// The job, as cancelled.
+        job: Arc<Job>,
+    },
+    /// A failed or cancelled job was put back to `pending` by hand (`job:retried`).
+    JobRetried {
+        /// The job, as put back.
+        job: Arc<Job>,
+        /// Its status before.
+        previous_status: crate::JobStatus,
+    },
+    /// A pending job got a new run time (`job:rescheduled`).
+    JobRescheduled {
+        /// The job, as rescheduled.
+        job: Arc<Job>,
+    },
+    /// A pending job got a new priority (`job:priority`).
+    JobPriorityChanged {
+        /// The job, as changed.
+        job: Arc<Job>,
+    },
+    /// A job was deleted (`job:deleted`).
+    JobDeleted {
+        /// Its id.
+        id: mongodb::bson::oid::ObjectId,
+    },
+    /// A bulk operation changed jobs (`jobs:cancelled`, `jobs:retried`, `jobs:deleted`,
+    /// `jobs:expired` for the retention sweep).
+    JobsChanged {
+        /// Which one: the event name.
+        kind: &'static str,
+        /// How many jobs.
+        count: u64,
+    },
+    /// Processing was paused or resumed, for one name or all (`queue:paused`,
+    /// `queue:resumed`).
+    QueuePaused {
+        /// The job name, or `None` for every name.
+        name: Option<String>,
+        /// True for a pause, false for a resume.
+        paused: bool,
+    },
     /// `stop()` handed unfinished jobs back to `pending` (`jobs:released`).
     JobsReleased {
         /// How many.
@@ -78,6 +121,14 @@ impl Event {
             Event::JobError { .. } => "job:error",
             Event::StaleRecovered { .. } => "stale:recovered",
             Event::JobsReleased { .. } => "jobs:released",
+            Event::JobCancelled { .. } => "job:cancelled",
+            Event::JobRetried { .. } => "job:retried",
+            Event::JobRescheduled { .. } => "job:rescheduled",
+            Event::JobPriorityChanged { .. } => "job:priority",
+            Event::JobDeleted { .. } => "job:deleted",
+            Event::JobsChanged { kind, .. } => kind,
+            Event::QueuePaused { paused: true, .. } => "queue:paused",
+            Event::QueuePaused { paused: false, .. } => "queue:resumed",
         }
     }
 
@@ -109,9 +160,20 @@ impl Event {
                 "code": code,
                 "job": job.as_ref().map(|j| j.to_json()),
             }),
-            Event::StaleRecovered { count } | Event::JobsReleased { count } => {
+            Event::StaleRecovered { count }
+            | Event::JobsReleased { count }
+            | Event::JobsChanged { count, .. } => {
                 json!({ "count": count })
             }
+            Event::JobCancelled { job }
+            | Event::JobRescheduled { job }
+            | Event::JobPriorityChanged { job } => json!({ "job": job.to_json() }),
+            Event::JobRetried {
+                job,
+                previous_status,
+            } => json!({ "job": job.to_json(), "previousStatus": previous_status }),
+            Event::JobDeleted { id } => json!({ "jobId": id.to_hex() }),
+            Event::QueuePaused { name, .. } => json!({ "name": name }),
         };
         v["type"] = self.kind().into();
         v

@@ -23,6 +23,14 @@ pub(crate) fn models() -> Vec<IndexModel> {
                 .partial_filter_expression(doc! { "status": "processing" })
                 .build(),
         ),
+        // Management and retention (management.rs, retention.rs): jobs by status,
+        // oldest change first; also serves the per-status counts of stats and metrics.
+        index(
+            doc! { "status": 1, "updatedAt": 1 },
+            IndexOptions::builder()
+                .name("monque_status".to_owned())
+                .build(),
+        ),
     ]
 }
 

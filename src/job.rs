@@ -65,7 +65,8 @@ pub struct Job {
     pub id: ObjectId,
     /// The job name: which worker runs it.
     pub name: String,
-    /// The payload, as JSON.
+    /// The payload, as JSON (`null` in listings asked to leave payloads out).
+    #[serde(default)]
     pub data: serde_json::Value,
     /// Where the job is in its life.
     pub status: JobStatus,
@@ -109,6 +110,9 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// When the job completed.
     pub completed_at: Option<DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How long the last successful run took, from start to finish, in milliseconds.
+    pub duration_ms: Option<i64>,
 }
 
 impl Job {
@@ -158,6 +162,7 @@ impl Job {
                 .as_ref()
                 .and_then(|r| serde_json::to_value(r).ok()),
         );
+        put("durationMs", self.duration_ms.map(Into::into));
         put(
             "occurrenceAt",
             self.occurrence_at.as_ref().map(|d| ms(d).into()),

@@ -29,6 +29,9 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                 job: None,
             });
         }
+        if let Err(err) = inner.refresh_pauses().await {
+            tracing::debug!(%err, "could not re-read pauses");
+        }
         match inner.recover_expired().await {
             Ok(0) => {}
             Ok(count) => {

@@ -42,9 +42,13 @@ mod handler;
 mod indexes;
 mod job;
 mod lease;
+mod management;
+mod metrics;
 mod notify;
 mod options;
+mod pause;
 mod recurring;
+mod retention;
 mod schedule;
 mod shutdown;
 mod unique;
@@ -60,8 +64,11 @@ pub use error::{Error, Result};
 pub use events::Event;
 pub use handler::{AbortSignal, Handler, HandlerError, JobContext, Outcome};
 pub use job::{parse_job_id, validate_job_name, Job, JobStatus, MAX_JOB_NAME_LEN};
+pub use management::{
+    CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortOrder,
+};
 pub use mongodb::bson::{oid::ObjectId, DateTime};
 pub use notify::NotifyMode;
-pub use options::{MonqueOptions, WorkerOptions, MAX_PAYLOAD_CEILING};
+pub use options::{JobRetention, MonqueOptions, WorkerOptions, MAX_PAYLOAD_CEILING};
 pub use recurring::{default_schedule_key, ScheduleOptions};
 pub use schedule::{parse_interval, CronSchedule, Repeat, MIN_INTERVAL};

@@ -41,6 +41,32 @@ pub struct MonqueOptions {
     pub change_streams: bool,
     /// Identifies this instance in `claimedBy`. Default `<host>:<pid>:<random>`.
     pub instance_id: Option<String>,
+    /// How long finished jobs are kept before the retention sweep deletes them.
+    pub job_retention: JobRetention,
+    /// How often a started instance sweeps for jobs past their retention. Default 60 s.
+    pub retention_interval: Duration,
+    /// Leave index creation to you (`initialize()` then creates none). Default false.
+    pub skip_index_creation: bool,
+}
+
+/// How long jobs are kept once they end, per final status; `None` keeps them forever.
+/// Counted from the job's last change (`updatedAt`), which for these statuses is when
+/// it ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobRetention {
+    /// `completed` jobs.
+    pub completed: Option<Duration>,
+    /// `failed` jobs (the dead-letter set).
+    pub failed: Option<Duration>,
+    /// `cancelled` jobs.
+    pub cancelled: Option<Duration>,
+}
+
+impl JobRetention {
+    /// True when any status has a retention.
+    pub fn is_set(&self) -> bool {
+        self.completed.is_some() || self.failed.is_some() || self.cancelled.is_some()
+    }
 }
 
 impl Default for MonqueOptions {
@@ -60,6 +86,9 @@ impl Default for MonqueOptions {
             server_selection_timeout: Duration::from_secs(10),
             change_streams: true,
             instance_id: None,
+            job_retention: JobRetention::default(),
+            retention_interval: Duration::from_secs(60),
+            skip_index_creation: false,
         }
     }
 }
@@ -102,6 +131,16 @@ impl MonqueOptions {
                 "max_payload_size",
                 format!("must be between 1 and {MAX_PAYLOAD_CEILING} bytes"),
             ));
+        }
+        positive("retention_interval", self.retention_interval)?;
+        for (name, value) in [
+            ("job_retention.completed", self.job_retention.completed),
+            ("job_retention.failed", self.job_retention.failed),
+            ("job_retention.cancelled", self.job_retention.cancelled),
+        ] {
+            if let Some(d) = value {
+                positive(name, d)?;
+            }
         }
         if self.instance_id.as_deref().is_some_and(str::is_empty) {
             return Err(Error::option("instance_id", "must not be empty"));

@@ -69,6 +69,7 @@ impl Inner {
             let (holder, created) = self.enqueue_unique(job_doc.clone()).await?;
             if created {
                 tracing::info!(job.id = %holder.id, name, "schedule created");
+                self.metrics.enqueued(name, 1);
                 self.wake_at(name, holder.next_run_at);
                 return Ok(holder);
             }

@@ -105,8 +105,41 @@ impl Inner {
                     .map_err(|e| self.db_err(e))?;
                 Ok(None)
             }
-            None => self.insert_under(job_doc.clone(), holder).await.map(Some),
+            None => {
+                let (job, created) = self.insert_under(job_doc.clone(), holder).await?;
+                if created && !self.lock_still_names(lock, holder).await? {
+                    // The lock went away while we healed (a delete took the holder out):
+                    // the job just inserted holds no key, so take it back out and retry.
+                    self.coll
+                        .delete_one(doc! { "_id": holder, "status": "pending", "claimId": { "$exists": false } })
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                    return Ok(None);
+                }
+                Ok(Some((job, created)))
+            }
         }
+    }
+
+    /// After healing: makes sure `lock` names `holder`, re-creating it if it vanished.
+    /// False when another job holds the key now.
+    async fn lock_still_names(&self, lock: &Document, holder: ObjectId) -> Result<bool> {
+        match self
+            .locks
+            .insert_one(doc! { "_id": lock, "jobId": holder, "createdAt": DateTime::now() })
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(e) if is_dup(&e) => {}
+            Err(e) => return Err(self.db_err(e)),
+        }
+        let current = self
+            .locks
+            .find_one(doc! { "_id": lock })
+            .selection_criteria(primary())
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(current.and_then(|l| l.get_object_id("jobId").ok()) == Some(holder))
     }
 
     /// Inserts the job with `_id = id`; if that id exists already, returns the existing job.
@@ -131,8 +164,12 @@ impl Inner {
     }
 
     /// Batch form: locks in one round trip, jobs in one more; keys already held go
-    /// through the one-by-one path. Returns (inserted, deduplicated).
-    pub(crate) async fn enqueue_unique_batch(&self, docs: Vec<Document>) -> Result<(u64, u64)> {
+    /// through the one-by-one path. Returns the names of the jobs created, and how many
+    /// were deduplicated.
+    pub(crate) async fn enqueue_unique_batch(
+        &self,
+        docs: Vec<Document>,
+    ) -> Result<(Vec<String>, u64)> {
         let now = DateTime::now();
         let locks: Vec<Document> = docs
             .iter()
@@ -144,22 +181,28 @@ impl Inner {
             .enumerate()
             .partition(|(i, _)| conflicts.contains(i));
         let free: Vec<Document> = free.into_iter().map(|(_, d)| d).collect();
-        let free_count = free.len() as u64;
+        let names: Vec<String> = free
+            .iter()
+            .map(|d| d.get_str("name").unwrap_or_default().to_owned())
+            .collect();
         // A job id can already exist only if another enqueue helped us (see module docs).
-        let helped = self
-            .insert_many_collecting_dups(&self.coll, free)
-            .await?
-            .len() as u64;
-        let (mut inserted, mut deduplicated) = (free_count - helped, helped);
+        let helped = self.insert_many_collecting_dups(&self.coll, free).await?;
+        let mut created: Vec<String> = names
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !helped.contains(i))
+            .map(|(_, n)| n)
+            .collect();
+        let mut deduplicated = helped.len() as u64;
         for (_, d) in contended {
-            let (_, created) = self.enqueue_unique(d).await?;
-            if created {
-                inserted += 1;
+            let (job, was_created) = self.enqueue_unique(d).await?;
+            if was_created {
+                created.push(job.name);
             } else {
                 deduplicated += 1;
             }
         }
-        Ok((inserted, deduplicated))
+        Ok((created, deduplicated))
     }
 
     /// `insert_many` (unordered) that returns the indexes refused as duplicates and fails

@@ -105,6 +105,13 @@ impl Worker {
                 break;
             };
             let looked = Instant::now();
+            if inner.is_paused_here(&self.name) {
+                drop(slots);
+                if !self.idle(&inner, &stop, looked).await {
+                    break;
+                }
+                continue;
+            }
             match inner.claim_one(&self.name).await {
                 Ok(Some(job)) => inner.execute(self.clone(), job, slots, &abort),
                 Ok(None) => {

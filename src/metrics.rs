@@ -1,0 +1,273 @@
+//! Prometheus metrics. Counters and histograms are this instance's (what it enqueued,
+//! ran, how long claims and jobs took); queue depth per name and status is the whole
+//! queue's, counted on the server at most once per `DEPTH_MAX_AGE` however often you
+//! scrape.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+
+use crate::client::Inner;
+use crate::error::Result;
+use crate::events::Event;
+
+/// Upper bounds of the histogram buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Queue depth older than this is counted again on the next scrape.
+const DEPTH_MAX_AGE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, metric: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{metric}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{metric}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{metric}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{metric}_count{braces} {}", self.count);
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct PerName {
+    enqueued: u64,
+    started: u64,
+    completed: u64,
+    failed: u64,
+    retried: u64,
+    duration: Histogram,
+}
+
+/// This instance's counters, plus the cached queue depth.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    per_name: Mutex<BTreeMap<String, PerName>>,
+    claim: Mutex<Histogram>,
+    depth: tokio::sync::Mutex<Option<(Instant, Vec<(String, String, u64)>)>>,
+}
+
+impl Metrics {
+    pub(crate) fn enqueued(&self, name: &str, n: u64) {
+        if n > 0 {
+            self.with(name, |m| m.enqueued += n);
+        }
+    }
+
+    pub(crate) fn claim_took(&self, took: Duration) {
+        self.claim
+            .lock()
+            .expect("metrics lock")
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts what an event tells (subscribed to the event bus).
+    pub(crate) fn record(&self, event: &Event) {
+        match event {
+            Event::JobStarted { job } => self.with(&job.name, |m| m.started += 1),
+            Event::JobCompleted { job, duration } => self.with(&job.name, |m| {
+                m.completed += 1;
+                m.duration.observe(duration.as_secs_f64());
+            }),
+            Event::JobFailed { job, .. } => self.with(&job.name, |m| m.failed += 1),
+            Event::JobRetry { job, .. } => self.with(&job.name, |m| m.retried += 1),
+            _ => {}
+        }
+    }
+
+    fn with(&self, name: &str, f: impl FnOnce(&mut PerName)) {
+        let mut map = self.per_name.lock().expect("metrics lock");
+        match map.get_mut(name) {
+            Some(m) => f(m),
+            None => f(map.entry(name.to_owned()).or_default()),
+        }
+    }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Inner {
+    /// Queue depth per (name, status), from the cache when fresh enough.
+    async fn queue_depth(&self) -> Result<Vec<(String, String, u64)>> {
+        let mut cache = self.metrics.depth.lock().await;
+        if let Some((at, depth)) = cache.as_ref() {
+            if at.elapsed() < DEPTH_MAX_AGE {
+                return Ok(depth.clone());
+            }
+        }
+        let groups: Vec<Document> = self
+            .coll
+            .aggregate([
+                doc! { "$group": { "_id": { "name": "$name", "status": "$status" }, "count": { "$sum": 1 } } },
+            ])
+            .await
+            .map_err(|e| self.db_err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let mut depth: Vec<(String, String, u64)> = groups
+            .iter()
+            .filter_map(|g| {
+                let id = g.get_document("_id").ok()?;
+                let count = match g.get("count")? {
+                    Bson::Int32(n) => *n as u64,
+                    Bson::Int64(n) => *n as u64,
+                    Bson::Double(n) => *n as u64,
+                    _ => return None,
+                };
+                Some((
+                    id.get_str("name").ok()?.to_owned(),
+                    id.get_str("status").ok()?.to_owned(),
+                    count,
+                ))
+            })
+            .collect();
+        depth.sort();
+        *cache = Some((Instant::now(), depth.clone()));
+        Ok(depth)
+    }
+
+    /// The metrics in Prometheus text exposition format (version 0.0.4).
+    pub(crate) async fn render_metrics(&self) -> Result<String> {
+        let depth = self.queue_depth().await?;
+        let per_name = self.metrics.per_name.lock().expect("metrics lock").clone();
+        let claim = self.metrics.claim.lock().expect("metrics lock").clone();
+        let mut out = String::new();
+        let counters: [(&str, &str, fn(&PerName) -> u64); 5] = [
+            (
+                "monque_jobs_enqueued_total",
+                "Jobs written by enqueue calls on this instance.",
+                |m| m.enqueued,
+            ),
+            (
+                "monque_jobs_started_total",
+                "Job runs started on this instance.",
+                |m| m.started,
+            ),
+            (
+                "monque_jobs_completed_total",
+                "Job runs that succeeded on this instance.",
+                |m| m.completed,
+            ),
+            (
+                "monque_jobs_failed_total",
+                "Job runs that failed on this instance (retried or not).",
+                |m| m.failed,
+            ),
+            (
+                "monque_jobs_retried_total",
+                "Failed runs put back to pending for a retry.",
+                |m| m.retried,
+            ),
+        ];
+        for (metric, help, value) in counters {
+            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
+            for (name, m) in &per_name {
+                let _ = writeln!(out, "{metric}{{name=\"{}\"}} {}", label(name), value(m));
+            }
+        }
+        let metric = "monque_job_duration_seconds";
+        let _ = writeln!(out, "# HELP {metric} Time from a run's start to its end, successful runs.\n# TYPE {metric} histogram");
+        for (name, m) in &per_name {
+            m.duration
+                .render(&mut out, metric, &format!("name=\"{}\"", label(name)));
+        }
+        let metric = "monque_claim_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {metric} Round trip of one claim query.\n# TYPE {metric} histogram"
+        );
+        claim.render(&mut out, metric, "");
+        let _ = writeln!(
+            out,
+            "# HELP monque_active_jobs Jobs running on this instance now.\n# TYPE monque_active_jobs gauge\nmonque_active_jobs {}",
+            self.running.snapshot().len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP monque_queue_depth Jobs in the queue per name and status (cached up to {}s).\n# TYPE monque_queue_depth gauge",
+            DEPTH_MAX_AGE.as_secs()
+        );
+        for (name, status, count) in depth {
+            let _ = writeln!(
+                out,
+                "monque_queue_depth{{name=\"{}\",status=\"{}\"}} {count}",
+                label(&name),
+                label(&status)
+            );
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labels_escaped() {
+        let mut h = Histogram::default();
+        h.observe(0.004);
+        h.observe(0.2);
+        h.observe(100.0);
+        let mut out = String::new();
+        h.render(&mut out, "m", "name=\"a\"");
+        assert!(
+            out.contains("m_bucket{name=\"a\",le=\"0.005\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("m_bucket{name=\"a\",le=\"0.25\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains("m_bucket{name=\"a\",le=\"60\"} 2\n"), "{out}");
+        assert!(
+            out.contains("m_bucket{name=\"a\",le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
+        assert!(out.contains("m_count{name=\"a\"} 3\n"), "{out}");
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
