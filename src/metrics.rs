@@ -75,12 +75,18 @@ struct PerName {
     duration: Histogram,
 }
 
+/// Queue depth rows: (name, status, count).
+type Depth = Vec<(String, String, u64)>;
+
+/// A counter's name, help text and how to read it from a name's numbers.
+type Counter = (&'static str, &'static str, fn(&PerName) -> u64);
+
 /// This instance's counters, plus the cached queue depth.
 #[derive(Default)]
 pub(crate) struct Metrics {
     per_name: Mutex<BTreeMap<String, PerName>>,
     claim: Mutex<Histogram>,
-    depth: tokio::sync::Mutex<Option<(Instant, Vec<(String, String, u64)>)>>,
+    depth: tokio::sync::Mutex<Option<(Instant, Depth)>>,
 }
 
 impl Metrics {
@@ -130,7 +136,7 @@ fn label(value: &str) -> String {
 
 impl Inner {
     /// Queue depth per (name, status), from the cache when fresh enough.
-    async fn queue_depth(&self) -> Result<Vec<(String, String, u64)>> {
+    async fn queue_depth(&self) -> Result<Depth> {
         let mut cache = self.metrics.depth.lock().await;
         if let Some((at, depth)) = cache.as_ref() {
             if at.elapsed() < DEPTH_MAX_AGE {
@@ -147,7 +153,7 @@ impl Inner {
             .try_collect()
             .await
             .map_err(|e| self.db_err(e))?;
-        let mut depth: Vec<(String, String, u64)> = groups
+        let mut depth: Depth = groups
             .iter()
             .filter_map(|g| {
                 let id = g.get_document("_id").ok()?;
@@ -175,7 +181,7 @@ impl Inner {
         let per_name = self.metrics.per_name.lock().expect("metrics lock").clone();
         let claim = self.metrics.claim.lock().expect("metrics lock").clone();
         let mut out = String::new();
-        let counters: [(&str, &str, fn(&PerName) -> u64); 5] = [
+        let counters: [Counter; 5] = [
             (
                 "monque_jobs_enqueued_total",
                 "Jobs written by enqueue calls on this instance.",
