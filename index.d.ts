@@ -26,6 +26,25 @@ export declare class NativeQueue {
   unschedule(name: string, uniqueKey?: string | undefined | null): Promise<boolean>
   /** The active schedules as a JSON array of jobs. */
   listSchedules(name?: string | undefined | null): Promise<string>
+  /** The job as JSON, or null. */
+  getJob(id: string): Promise<string | null>
+  /** A JSON array of jobs. */
+  getJobs(queryJson: string): Promise<string>
+  /** `{ jobs, nextCursor, prevCursor, hasNext, hasPrev }` as JSON. */
+  getJobsWithCursor(queryJson: string): Promise<string>
+  /** Counts per status, total and `avgProcessingMs`, as JSON. */
+  getQueueStats(name?: string | undefined | null): Promise<string>
+  /** `action` is cancel, retry, reschedule (`value` = epoch ms) or priority (`value`). */
+  changeJob(id: string, action: string, value?: number | undefined | null): Promise<string>
+  deleteJob(id: string): Promise<boolean>
+  /** `action` is cancel, retry or delete; resolves with how many jobs changed. */
+  changeJobs(action: string, selectorJson: string, spreadMs?: number | undefined | null): Promise<number>
+  pause(name?: string | undefined | null): Promise<void>
+  resume(name?: string | undefined | null): Promise<void>
+  isPaused(name?: string | undefined | null): Promise<boolean>
+  purgeExpired(): Promise<number>
+  /** Prometheus text format. */
+  metrics(): Promise<string>
   register(name: string, handler: (jobJson: string) => Promise<string>, optionsJson: string): void
   /** Every event, as JSON, goes to `listener`. */
   onEvent(listener: (eventJson: string) => void): void

@@ -1,11 +1,18 @@
 export { Monque } from './monque'
 export type {
   EnqueueManyItem,
+  CursorOptions,
   EnqueueOptions,
+  GetJobsOptions,
   Handler,
+  JobId,
+  JobPage,
+  JobSelector,
+  Logger,
   MonqueEvents,
   MonqueOptions,
   NotifyMode,
+  QueueStats,
   ScheduleOptions,
   WorkerOptions,
 } from './monque'

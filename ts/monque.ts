@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events'
 import { Connection, resolveConnection } from './connection'
 import { encodeData } from './data'
 import { callNative, callNativeSync, MonqueError, UnrecoverableError } from './errors'
-import { Job, RunningJob, toJob } from './job'
+import { Job, JobStatus, RunningJob, toJob } from './job'
 import { connect, NativeQueue, validateJobName } from './native'
 
 /** Options for `new Monque(connection, options)`. Durations are milliseconds. */
@@ -40,7 +40,80 @@ export interface MonqueOptions {
   changeStreams?: boolean
   /** This instance's `claimedBy`. Default `<host>:<pid>:<random>`. */
   instanceId?: string
+  /** How long finished jobs are kept (ms) per final status; unset keeps them forever. */
+  jobRetention?: { completed?: number; failed?: number; cancelled?: number }
+  /** How often a started instance deletes jobs past `jobRetention`. Default 60000. */
+  retentionInterval?: number
+  /** Create no indexes in `initialize()` (you manage them). Default false. */
+  skipIndexCreation?: boolean
+  /**
+   * Receives the queue's events as structured log lines: `logger[level](fields, message)`
+   * (console, pino, the Ts.ED logger...). Default: warnings and errors to the console;
+   * `false` silences it.
+   */
+  logger?: Logger | false
 }
+
+/** Any object with these methods: console, pino, winston, the Ts.ED logger. */
+export interface Logger {
+  debug?(fields: Record<string, unknown>, message: string): void
+  info?(fields: Record<string, unknown>, message: string): void
+  warn?(fields: Record<string, unknown>, message: string): void
+  error?(fields: Record<string, unknown>, message: string): void
+}
+
+/** Which jobs a listing or bulk operation is about. Bulk operations refuse an empty one. */
+export interface JobSelector {
+  name?: string
+  status?: JobStatus | JobStatus[]
+  /** Created before this time. */
+  olderThan?: Date | number
+  /** Created after this time. */
+  newerThan?: Date | number
+}
+
+export interface GetJobsOptions extends JobSelector {
+  /** 1-1000, default 100. */
+  limit?: number
+  skip?: number
+  /** Leave `data` out (it comes back as `null`): cheap listings for dashboards. */
+  withoutData?: boolean
+}
+
+export interface CursorOptions {
+  /** A `nextCursor` / `prevCursor` from a previous page. */
+  cursor?: string
+  /** 1-1000, default 50. */
+  limit?: number
+  /** `forward` (default) pages after the cursor, `backward` before it. */
+  direction?: 'forward' | 'backward'
+  /** By creation: `asc` (default, oldest first) or `desc`. */
+  sort?: 'asc' | 'desc'
+  filter?: JobSelector
+  withoutData?: boolean
+}
+
+export interface JobPage<T = unknown> {
+  jobs: Job<T>[]
+  nextCursor: string | null
+  prevCursor: string | null
+  hasNext: boolean
+  hasPrev: boolean
+}
+
+export interface QueueStats {
+  pending: number
+  processing: number
+  completed: number
+  failed: number
+  cancelled: number
+  total: number
+  /** Mean time from start to finish of completed jobs, in ms; null with none completed. */
+  avgProcessingMs: number | null
+}
+
+/** A job id: its hex string or an ObjectId. */
+export type JobId = string | { toHexString(): string }
 
 export interface EnqueueOptions {
   /** At most one pending/processing job per (name, uniqueKey); duplicates return it. */
@@ -86,6 +159,17 @@ export interface MonqueEvents {
   'job:error': [payload: { error: Error; job?: Job }]
   'stale:recovered': [payload: { count: number }]
   'jobs:released': [payload: { count: number }]
+  'job:cancelled': [payload: { job: Job }]
+  'job:retried': [payload: { job: Job; previousStatus: JobStatus }]
+  'job:rescheduled': [payload: { job: Job }]
+  'job:priority': [payload: { job: Job }]
+  'job:deleted': [payload: { jobId: string }]
+  'jobs:cancelled': [payload: { count: number }]
+  'jobs:retried': [payload: { count: number }]
+  'jobs:deleted': [payload: { count: number }]
+  'jobs:expired': [payload: { count: number }]
+  'queue:paused': [payload: { name: string | null }]
+  'queue:resumed': [payload: { name: string | null }]
 }
 
 export type NotifyMode = 'off' | 'polling' | 'change-stream'
@@ -99,11 +183,14 @@ export class Monque extends EventEmitter<MonqueEvents> {
   private readonly pending = new Map<string, { handler: Handler; options: WorkerOptions }>()
   private readonly controllers = new Map<string, AbortController>()
   private keepAlive?: NodeJS.Timeout
+  private readonly logger?: Logger
 
   constructor(connection: Connection, options: MonqueOptions = {}) {
     super()
     this.target = resolveConnection(connection)
-    this.options = { ...options }
+    const { logger, ...coreOptions } = options
+    this.logger = logger === undefined ? consoleWarnings : logger || undefined
+    this.options = coreOptions
     if (this.target.database && !options.database) this.options.database = this.target.database
     checkOptions(this.options as Record<string, unknown>)
   }
@@ -192,6 +279,123 @@ export class Monque extends EventEmitter<MonqueEvents> {
     const native = await this.connectOnce()
     const jobs = JSON.parse(await callNative(() => native.listSchedules(name))) as Record<string, unknown>[]
     return jobs.map((j) => toJob(j))
+  }
+
+  /** The job with this id, or null. */
+  async getJob<T = unknown>(id: JobId): Promise<Job<T> | null> {
+    const native = await this.connectOnce()
+    const json = await callNative(() => native.getJob(idString(id)))
+    return json === null ? null : toJob<T>(JSON.parse(json))
+  }
+
+  /** Jobs matching the selector, oldest first, paged with `skip` / `limit`. */
+  async getJobs<T = unknown>(options: GetJobsOptions = {}): Promise<Job<T>[]> {
+    const query = JSON.stringify({ ...encodeSelector(options), limit: options.limit, skip: options.skip, withoutData: options.withoutData })
+    const native = await this.connectOnce()
+    return parseJobs<T>(await callNative(() => native.getJobs(query)))
+  }
+
+  /** One page of a keyset-paginated listing, stable in both directions. */
+  async getJobsWithCursor<T = unknown>(options: CursorOptions = {}): Promise<JobPage<T>> {
+    const query = JSON.stringify({ ...options, filter: options.filter && encodeSelector(options.filter) })
+    const native = await this.connectOnce()
+    const page = JSON.parse(await callNative(() => native.getJobsWithCursor(query)))
+    return { ...page, jobs: page.jobs.map((j: Record<string, unknown>) => toJob<T>(j)) }
+  }
+
+  /** Jobs per status, total and mean processing time; of every name or of `options.name`. */
+  async getQueueStats(options: { name?: string } = {}): Promise<QueueStats> {
+    const native = await this.connectOnce()
+    return JSON.parse(await callNative(() => native.getQueueStats(options.name)))
+  }
+
+  /** Cancels a pending job (`INVALID_TRANSITION` otherwise) and frees its uniqueKey. */
+  cancelJob<T = unknown>(id: JobId): Promise<Job<T>> {
+    return this.changeJob<T>(id, 'cancel')
+  }
+
+  /** Puts a failed or cancelled job back to pending, due now, with `failCount` 0. */
+  retryJob<T = unknown>(id: JobId): Promise<Job<T>> {
+    return this.changeJob<T>(id, 'retry')
+  }
+
+  /** Gives a pending job a new run time. */
+  rescheduleJob<T = unknown>(id: JobId, runAt: Date | number): Promise<Job<T>> {
+    return this.changeJob<T>(id, 'reschedule', runAt instanceof Date ? runAt.getTime() : runAt)
+  }
+
+  /** Gives a pending job a new priority. */
+  setJobPriority<T = unknown>(id: JobId, priority: number): Promise<Job<T>> {
+    return this.changeJob<T>(id, 'priority', priority)
+  }
+
+  /** Deletes a job that is not running. Resolves false if there was none. */
+  async deleteJob(id: JobId): Promise<boolean> {
+    const native = await this.connectOnce()
+    return callNative(() => native.deleteJob(idString(id)))
+  }
+
+  /** Cancels the pending jobs the selector matches; an empty selector is refused. */
+  cancelJobs(selector: JobSelector): Promise<number> {
+    return this.changeJobs('cancel', selector)
+  }
+
+  /**
+   * Retries the failed / cancelled jobs the selector matches (the dead-letter redrive),
+   * their run times spread over `spread` ms (default 10000) so they do not stampede.
+   */
+  retryJobs(selector: JobSelector, options: { spread?: number } = {}): Promise<number> {
+    return this.changeJobs('retry', selector, options.spread)
+  }
+
+  /** Deletes the jobs the selector matches, except running ones. */
+  deleteJobs(selector: JobSelector): Promise<number> {
+    return this.changeJobs('delete', selector)
+  }
+
+  /** Stops claiming `name` (or everything) on every instance; running jobs finish. */
+  async pause(name?: string): Promise<void> {
+    const native = await this.connectOnce()
+    await callNative(() => native.pause(name))
+  }
+
+  /** Undoes `pause(name)` (or the queue-wide pause). */
+  async resume(name?: string): Promise<void> {
+    const native = await this.connectOnce()
+    await callNative(() => native.resume(name))
+  }
+
+  /** Whether `name` is paused, by its own pause or the queue-wide one. */
+  async isPaused(name?: string): Promise<boolean> {
+    const native = await this.connectOnce()
+    return callNative(() => native.isPaused(name))
+  }
+
+  /** Deletes the jobs past `jobRetention` now; started instances also do it periodically. */
+  async purgeExpired(): Promise<number> {
+    const native = await this.connectOnce()
+    return callNative(() => native.purgeExpired())
+  }
+
+  /** Metrics in the Prometheus text format (serve it as `text/plain; version=0.0.4`). */
+  async metrics(): Promise<string> {
+    const native = await this.connectOnce()
+    return callNative(() => native.metrics())
+  }
+
+  private async changeJob<T>(id: JobId, action: string, value?: number): Promise<Job<T>> {
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) {
+      throw new MonqueError('INVALID_OPTION', `${action === 'priority' ? 'priority' : 'runAt'} must be a finite number`)
+    }
+    const native = await this.connectOnce()
+    return toJob<T>(JSON.parse(await callNative(() => native.changeJob(idString(id), action, value))))
+  }
+
+  private async changeJobs(action: string, selector: JobSelector, spread?: number): Promise<number> {
+    if (spread !== undefined) checkOptions({ spread })
+    const json = JSON.stringify(encodeSelector(selector))
+    const native = await this.connectOnce()
+    return callNative(() => native.changeJobs(action, json, spread))
   }
 
   /** Registers the handler for jobs named `name`. A throw or rejection is a failure. */
@@ -296,6 +500,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
       this.controllers.get(event.claimId)?.abort(new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached'))
       return
     }
+    if (this.logger) log(this.logger, event)
     const job = event.job ? toJob(event.job) : undefined
     switch (type) {
       case 'job:start':
@@ -308,6 +513,17 @@ export class Monque extends EventEmitter<MonqueEvents> {
         return this.safeEmit(type, { job, nextRunAt: new Date(event.nextRunAt), delay: event.delay })
       case 'job:error':
         return this.safeEmit(type, { error: new MonqueError(event.code, event.error), job })
+      case 'job:cancelled':
+      case 'job:rescheduled':
+      case 'job:priority':
+        return this.safeEmit(type, { job })
+      case 'job:retried':
+        return this.safeEmit(type, { job, previousStatus: event.previousStatus })
+      case 'job:deleted':
+        return this.safeEmit(type, { jobId: event.jobId })
+      case 'queue:paused':
+      case 'queue:resumed':
+        return this.safeEmit(type, { name: event.name ?? null })
       default:
         return this.safeEmit(type, { count: event.count })
     }
@@ -345,6 +561,89 @@ function encodeEnqueueOptions(options: EnqueueOptions): string {
     throw new MonqueError('INVALID_OPTION', 'priority must be an integer')
   }
   return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority })
+}
+
+function idString(id: JobId): string {
+  if (typeof id === 'string') return id
+  if (id && typeof (id as { toHexString?: unknown }).toHexString === 'function') return id.toHexString()
+  throw new MonqueError('INVALID_JOB_ID', 'job id must be a 24-character hex string or an ObjectId')
+}
+
+function parseJobs<T>(json: string): Job<T>[] {
+  return (JSON.parse(json) as Record<string, unknown>[]).map((j) => toJob<T>(j))
+}
+
+function encodeSelector(selector: JobSelector): Record<string, unknown> {
+  if (selector === null || typeof selector !== 'object') throw new MonqueError('INVALID_SELECTOR', 'selector must be an object')
+  const time = (v: Date | number | undefined, key: string) => {
+    if (v === undefined) return undefined
+    const ms = v instanceof Date ? v.getTime() : v
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new MonqueError('INVALID_OPTION', `${key} must be a valid Date or epoch ms`)
+    return ms
+  }
+  return {
+    name: selector.name,
+    status: selector.status,
+    olderThan: time(selector.olderThan, 'olderThan'),
+    newerThan: time(selector.newerThan, 'newerThan'),
+  }
+}
+
+/** Warnings and errors to the console; the rest stays quiet. */
+const consoleWarnings: Logger = {
+  warn: (fields, message) => console.warn(`monque: ${message}`, fields),
+  error: (fields, message) => console.error(`monque: ${message}`, fields),
+}
+
+type Level = 'debug' | 'info' | 'warn' | 'error'
+
+/** One structured log line per event. A logger that throws is ignored. */
+function log(logger: Logger, event: Record<string, any>): void {
+  const job = event.job as Record<string, unknown> | undefined
+  const fields: Record<string, unknown> = { event: event.type }
+  if (job) Object.assign(fields, { jobId: job.id, name: job.name, status: job.status, failCount: job.failCount })
+  let level: Level = 'info'
+  let message: string = event.type
+  switch (event.type) {
+    case 'job:start':
+      level = 'debug'
+      message = 'job started'
+      break
+    case 'job:complete':
+      level = 'debug'
+      message = 'job completed'
+      fields.durationMs = event.duration
+      break
+    case 'job:fail':
+      level = event.willRetry ? 'info' : 'warn'
+      message = event.willRetry ? 'job failed; will retry' : 'job failed for good'
+      Object.assign(fields, { error: event.error, willRetry: event.willRetry })
+      break
+    case 'job:retry':
+      level = 'debug'
+      message = 'job scheduled for retry'
+      Object.assign(fields, { delayMs: event.delay, nextRunAt: new Date(event.nextRunAt) })
+      break
+    case 'job:error':
+      level = 'error'
+      message = event.error
+      fields.code = event.code
+      break
+    case 'stale:recovered':
+      level = 'warn'
+      message = 'recovered jobs whose lease expired'
+      fields.count = event.count
+      break
+    default:
+      if (event.count !== undefined) fields.count = event.count
+      if (event.jobId !== undefined) fields.jobId = event.jobId
+      if (event.name !== undefined) fields.queue = event.name
+  }
+  try {
+    logger[level]?.(fields, message)
+  } catch {
+    // A broken logger must not break the queue.
+  }
 }
 
 function encodeScheduleOptions(options: ScheduleOptions): string {

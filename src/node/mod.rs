@@ -154,7 +154,174 @@ impl NativeQueue {
             .schedules(name.as_deref())
             .await
             .map_err(to_napi)?;
-        Ok(serde_json::Value::Array(jobs.iter().map(|j| j.to_json()).collect()).to_string())
+        Ok(jobs_json(&jobs))
+    }
+
+    /// The job as JSON, or null.
+    #[napi]
+    pub async fn get_job(&self, id: String) -> napi::Result<Option<String>> {
+        let id = crate::parse_job_id(&id).map_err(to_napi)?;
+        let job = self.queue.get_job(id).await.map_err(to_napi)?;
+        Ok(job.map(|j| j.to_json().to_string()))
+    }
+
+    /// A JSON array of jobs.
+    #[napi]
+    pub async fn get_jobs(&self, query_json: String) -> napi::Result<String> {
+        let query = options::job_query(&query_json)?;
+        let jobs = self.queue.get_jobs(query).await.map_err(to_napi)?;
+        Ok(jobs_json(&jobs))
+    }
+
+    /// `{ jobs, nextCursor, prevCursor, hasNext, hasPrev }` as JSON.
+    #[napi]
+    pub async fn get_jobs_with_cursor(&self, query_json: String) -> napi::Result<String> {
+        let query = options::cursor_query(&query_json)?;
+        let page = self
+            .queue
+            .get_jobs_with_cursor(query)
+            .await
+            .map_err(to_napi)?;
+        Ok(serde_json::json!({
+            "jobs": page.jobs.iter().map(|j| j.to_json()).collect::<Vec<_>>(),
+            "nextCursor": page.next_cursor,
+            "prevCursor": page.prev_cursor,
+            "hasNext": page.has_next,
+            "hasPrev": page.has_prev,
+        })
+        .to_string())
+    }
+
+    /// Counts per status, total and `avgProcessingMs`, as JSON.
+    #[napi]
+    pub async fn get_queue_stats(&self, name: Option<String>) -> napi::Result<String> {
+        let s = self
+            .queue
+            .queue_stats(name.as_deref())
+            .await
+            .map_err(to_napi)?;
+        Ok(serde_json::json!({
+            "pending": s.pending, "processing": s.processing, "completed": s.completed,
+            "failed": s.failed, "cancelled": s.cancelled, "total": s.total,
+            "avgProcessingMs": s.avg_processing_ms,
+        })
+        .to_string())
+    }
+
+    /// `action` is cancel, retry, reschedule (`value` = epoch ms) or priority (`value`).
+    #[napi]
+    pub async fn change_job(
+        &self,
+        id: String,
+        action: String,
+        value: Option<f64>,
+    ) -> napi::Result<String> {
+        let id = crate::parse_job_id(&id).map_err(to_napi)?;
+        let need = |what: &str| {
+            value.filter(|v| v.is_finite()).ok_or_else(|| {
+                bad_input("INVALID_OPTION", format!("{what} must be a finite number"))
+            })
+        };
+        let job = match action.as_str() {
+            "cancel" => self.queue.cancel_job(id).await,
+            "retry" => self.queue.retry_job(id).await,
+            "reschedule" => {
+                let at = crate::DateTime::from_millis(need("runAt")? as i64);
+                self.queue.reschedule_job(id, at).await
+            }
+            "priority" => {
+                let p = need("priority")?;
+                if p.fract() != 0.0 || p < f64::from(i32::MIN) || p > f64::from(i32::MAX) {
+                    return Err(bad_input(
+                        "INVALID_OPTION",
+                        "priority must be a 32-bit integer",
+                    ));
+                }
+                self.queue.set_job_priority(id, p as i32).await
+            }
+            other => {
+                return Err(bad_input(
+                    "INVALID_OPTION",
+                    format!("unknown action {other}"),
+                ))
+            }
+        }
+        .map_err(to_napi)?;
+        Ok(job.to_json().to_string())
+    }
+
+    #[napi]
+    pub async fn delete_job(&self, id: String) -> napi::Result<bool> {
+        let id = crate::parse_job_id(&id).map_err(to_napi)?;
+        self.queue.delete_job(id).await.map_err(to_napi)
+    }
+
+    /// `action` is cancel, retry or delete; resolves with how many jobs changed.
+    #[napi]
+    pub async fn change_jobs(
+        &self,
+        action: String,
+        selector_json: String,
+        spread_ms: Option<f64>,
+    ) -> napi::Result<f64> {
+        let selector = options::selector(&selector_json)?;
+        let n = match action.as_str() {
+            "cancel" => self.queue.cancel_jobs(&selector).await,
+            "retry" => {
+                let spread = match spread_ms {
+                    None => None,
+                    Some(ms) if ms.is_finite() && ms >= 0.0 => {
+                        Some(Duration::from_millis(ms as u64))
+                    }
+                    Some(_) => {
+                        return Err(bad_input(
+                            "INVALID_OPTION",
+                            "spread must be a non-negative number of ms",
+                        ))
+                    }
+                };
+                self.queue.retry_jobs(&selector, spread).await
+            }
+            "delete" => self.queue.delete_jobs(&selector).await,
+            other => {
+                return Err(bad_input(
+                    "INVALID_OPTION",
+                    format!("unknown action {other}"),
+                ))
+            }
+        }
+        .map_err(to_napi)?;
+        Ok(n as f64)
+    }
+
+    #[napi]
+    pub async fn pause(&self, name: Option<String>) -> napi::Result<()> {
+        self.queue.pause(name.as_deref()).await.map_err(to_napi)
+    }
+
+    #[napi]
+    pub async fn resume(&self, name: Option<String>) -> napi::Result<()> {
+        self.queue.resume(name.as_deref()).await.map_err(to_napi)
+    }
+
+    #[napi]
+    pub async fn is_paused(&self, name: Option<String>) -> napi::Result<bool> {
+        self.queue.is_paused(name.as_deref()).await.map_err(to_napi)
+    }
+
+    #[napi]
+    pub async fn purge_expired(&self) -> napi::Result<f64> {
+        self.queue
+            .purge_expired()
+            .await
+            .map(|n| n as f64)
+            .map_err(to_napi)
+    }
+
+    /// Prometheus text format.
+    #[napi]
+    pub async fn metrics(&self) -> napi::Result<String> {
+        self.queue.metrics().await.map_err(to_napi)
     }
 
     #[napi]
@@ -232,6 +399,10 @@ impl NativeQueue {
 #[napi]
 pub fn validate_job_name(name: String) -> napi::Result<()> {
     crate::validate_job_name(&name).map_err(to_napi)
+}
+
+fn jobs_json(jobs: &[crate::Job]) -> String {
+    serde_json::Value::Array(jobs.iter().map(|j| j.to_json()).collect()).to_string()
 }
 
 fn parse_data(json: &str) -> napi::Result<serde_json::Value> {

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::{DateTime, EnqueueOptions, MonqueOptions, ScheduleOptions, WorkerOptions};
+use crate::{
+    CursorQuery, DateTime, Direction, EnqueueOptions, JobQuery, JobRetention, JobSelector,
+    JobStatus, MonqueOptions, ScheduleOptions, SortOrder, WorkerOptions,
+};
 
 type R<T> = napi::Result<T>;
 
@@ -119,7 +122,104 @@ pub(super) fn parse(json: &str) -> R<MonqueOptions> {
     if let Some(v) = boolean(&m, "changeStreams")? {
         o.change_streams = v;
     }
+    if let Some(v) = boolean(&m, "skipIndexCreation")? {
+        o.skip_index_creation = v;
+    }
+    if let Some(v) = ms(&m, "retentionInterval")? {
+        o.retention_interval = v;
+    }
+    if let Some(Value::Object(r)) = m.get("jobRetention") {
+        o.job_retention = JobRetention {
+            completed: ms(r, "completed")?,
+            failed: ms(r, "failed")?,
+            cancelled: ms(r, "cancelled")?,
+        };
+    } else if !matches!(m.get("jobRetention"), None | Some(Value::Null)) {
+        return Err(invalid(
+            "jobRetention",
+            "must be an object of durations in ms",
+        ));
+    }
     Ok(o)
+}
+
+fn statuses(m: &Map<String, Value>) -> R<Vec<JobStatus>> {
+    let one = |v: &Value| -> R<JobStatus> {
+        serde_json::from_value(v.clone()).map_err(|_| {
+            invalid(
+                "status",
+                "must be pending, processing, completed, failed or cancelled",
+            )
+        })
+    };
+    match m.get("status") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items.iter().map(one).collect(),
+        Some(v) => Ok(vec![one(v)?]),
+    }
+}
+
+fn date(m: &Map<String, Value>, key: &str) -> R<Option<DateTime>> {
+    Ok(number(m, key)?.map(|ms| DateTime::from_millis(ms as i64)))
+}
+
+/// `{ name, status (one or a list), olderThan, newerThan }`, times in epoch ms.
+pub(super) fn selector_value(value: Value) -> R<JobSelector> {
+    let m = as_object(value)?;
+    Ok(JobSelector {
+        name: string(&m, "name")?,
+        status: statuses(&m)?,
+        older_than: date(&m, "olderThan")?,
+        newer_than: date(&m, "newerThan")?,
+    })
+}
+
+pub(super) fn selector(json: &str) -> R<JobSelector> {
+    selector_value(
+        serde_json::from_str(json).map_err(|_| invalid("selector", "must be an object"))?,
+    )
+}
+
+fn limit(m: &Map<String, Value>, default: u32) -> R<u32> {
+    Ok(count(m, "limit")?.map_or(default, |n| n.min(u32::MAX as usize) as u32))
+}
+
+/// `{ name, status, limit, skip, withoutData }`.
+pub(super) fn job_query(json: &str) -> R<JobQuery> {
+    let m = object(json)?;
+    Ok(JobQuery {
+        selector: selector_value(Value::Object(m.clone()))?,
+        limit: limit(&m, 100)?,
+        skip: count(&m, "skip")?.unwrap_or(0) as u64,
+        without_data: boolean(&m, "withoutData")?.unwrap_or(false),
+    })
+}
+
+/// `{ cursor, limit, direction: 'forward'|'backward', sort: 'asc'|'desc', filter, withoutData }`.
+pub(super) fn cursor_query(json: &str) -> R<CursorQuery> {
+    let m = object(json)?;
+    let direction = match string(&m, "direction")?.as_deref() {
+        None | Some("forward") => Direction::Forward,
+        Some("backward") => Direction::Backward,
+        Some(_) => return Err(invalid("direction", "must be 'forward' or 'backward'")),
+    };
+    let sort = match string(&m, "sort")?.as_deref() {
+        None | Some("asc") => SortOrder::Ascending,
+        Some("desc") => SortOrder::Descending,
+        Some(_) => return Err(invalid("sort", "must be 'asc' or 'desc'")),
+    };
+    let selector = match m.get("filter") {
+        None | Some(Value::Null) => JobSelector::default(),
+        Some(v) => selector_value(v.clone())?,
+    };
+    Ok(CursorQuery {
+        selector,
+        cursor: string(&m, "cursor")?,
+        limit: limit(&m, 50)?,
+        direction,
+        sort,
+        without_data: boolean(&m, "withoutData")?.unwrap_or(false),
+    })
 }
 
 pub(super) fn worker(json: &str) -> R<WorkerOptions> {
