@@ -138,3 +138,13 @@ test('metrics() is Prometheus text; retention purges finished jobs', async (t) =
   assert.equal(await monque.purgeExpired(), 2)
   assert.equal(await jobs.countDocuments({}), 0)
 })
+
+test('misspelt listing keys and unusable retention options are refused, not ignored', async (t) => {
+  const { name } = await testDb(t)
+  assert.throws(() => new Monque(uri, { database: name, jobRetention: { completed: Number.NaN } }), code('INVALID_OPTION'))
+  assert.throws(() => new Monque(uri, { database: name, jobRetention: { complete: 1000 } }), code('INVALID_OPTION'))
+  const monque = new Monque(uri, { ...fast, database: name, logger: false })
+  await assert.rejects(monque.getJobsWithCursor({ status: 'failed' }), code('INVALID_OPTION'))
+  await assert.rejects(monque.getJobs({ statuses: ['failed'] }), code('INVALID_OPTION'))
+  await assert.rejects(monque.deleteJobs({ nmae: 'typo' }), code('INVALID_OPTION'))
+})

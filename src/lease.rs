@@ -30,7 +30,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             });
         }
         if let Err(err) = inner.refresh_pauses().await {
-            tracing::debug!(%err, "could not re-read pauses");
+            tracing::warn!(%err, "could not re-read pauses; keeping the last known ones");
         }
         match inner.recover_expired().await {
             Ok(0) => {}

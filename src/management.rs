@@ -15,7 +15,10 @@ use crate::completer::unlock;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::job::{validate_job_name, Job, JobStatus};
-use crate::unique::lock_id;
+use crate::unique::{lock_id, Holder};
+
+/// `nextRunAt` of a job being retried while it takes its uniqueKey back: never due.
+const PARKED: DateTime = DateTime::MAX;
 
 /// Which jobs a listing or a bulk operation is about. Empty fields match everything;
 /// bulk operations refuse a selector that is empty as a whole.
@@ -202,6 +205,9 @@ pub struct QueueStats {
 
 const MAX_PAGE: u32 = 1000;
 
+/// Bulk operations read and write this many jobs at a time.
+const BULK_CHUNK: i64 = 1000;
+
 /// Bulk retries are spread over this many groups, each due a little later.
 const RETRY_GROUPS: usize = 20;
 
@@ -210,6 +216,23 @@ fn page_limit(limit: u32) -> Result<i64> {
         return Err(Error::option("limit", "must be 1-1000"));
     }
     Ok(i64::from(limit))
+}
+
+/// The id one step past `id` (the next possible one when `up`, else the previous).
+fn step(id: ObjectId, up: bool) -> ObjectId {
+    let mut bytes = id.bytes();
+    for b in bytes.iter_mut().rev() {
+        let (v, carry) = if up {
+            b.overflowing_add(1)
+        } else {
+            b.overflowing_sub(1)
+        };
+        *b = v;
+        if !carry {
+            break;
+        }
+    }
+    ObjectId::from_bytes(bytes)
 }
 
 static WITHOUT_DATA: std::sync::LazyLock<Document> =
@@ -291,9 +314,13 @@ impl Inner {
             Direction::Forward => (more_that_way, after.is_some()),
             Direction::Backward => (after.is_some(), more_that_way),
         };
+        // An empty page past the end (or before the start) still leads back: its cursor
+        // is the request's, moved one step outward so the page that held it is whole.
+        let beyond = after.map(|c| step(c, increasing).to_hex());
+        let edge = |j: Option<&Job>| j.map(|j| j.id.to_hex()).or_else(|| beyond.clone());
         Ok(JobPage {
-            next_cursor: jobs.last().filter(|_| has_next).map(|j| j.id.to_hex()),
-            prev_cursor: jobs.first().filter(|_| has_prev).map(|j| j.id.to_hex()),
+            next_cursor: edge(jobs.last()).filter(|_| has_next),
+            prev_cursor: edge(jobs.first()).filter(|_| has_prev),
             has_next,
             has_prev,
             jobs,
@@ -401,86 +428,92 @@ impl Inner {
         self.retry_at(before, DateTime::now()).await
     }
 
-    /// Puts a failed or cancelled job back to `pending` at `at`, taking its uniqueKey
-    /// back first (refused if another active job holds it now).
+    /// Puts a failed or cancelled job back to `pending` at `at`. A job with a uniqueKey
+    /// becomes active first but unclaimable (far-future `nextRunAt`, marked with a
+    /// token), then takes its key, then gets its real run time; if another active job
+    /// holds the key, the change is undone. So an active job never lacks its lock, and
+    /// two racing retries or a racing enqueue cannot leave two active jobs.
     async fn retry_at(&self, before: Job, at: DateTime) -> Result<Job> {
         let allowed = [JobStatus::Failed, JobStatus::Cancelled];
-        if !allowed.contains(&before.status) {
-            return Err(Error::InvalidTransition {
-                id: before.id.to_hex(),
-                action: "retry",
-                status: before.status,
-            });
-        }
-        let locked = self.relock(&before).await?;
         let now = DateTime::now();
-        let result = self
+        let token = ObjectId::new();
+        let keyed = before.unique_key.is_some();
+        let (before, job) = self
             .transition(before.id, "retry", &allowed, |_| {
-                doc! {
-                    "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": at, "failCount": 0, "updatedAt": now },
-                    "$unset": unlock(),
+                let next = if keyed { PARKED } else { at };
+                let mut set = doc! { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "failCount": 0, "updatedAt": now };
+                if keyed {
+                    set.insert("retryToken", token);
                 }
+                doc! { "$set": set, "$unset": unlock() }
             })
-            .await;
-        match result {
-            Ok((before, job)) => {
-                self.wake_at(&job.name, job.next_run_at);
-                self.emit(Event::JobRetried {
-                    job: Arc::new(job.clone()),
-                    previous_status: before.status,
-                });
-                Ok(job)
+            .await?;
+        let job = if keyed {
+            if let Err(err) = self.relock(&job).await {
+                // Undo, unless something else changed the job meanwhile.
+                self.coll
+                    .update_one(
+                        doc! { "_id": job.id, "retryToken": token },
+                        doc! {
+                            "$set": { "status": before.status.as_str(), "nextRunAt": before.next_run_at, "failCount": before.fail_count, "updatedAt": DateTime::now() },
+                            "$unset": { "retryToken": "" },
+                        },
+                    )
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                return Err(err);
             }
-            Err(err) => {
-                if locked {
-                    self.release_key(&before).await;
-                }
-                Err(err)
+            let released = self
+                .coll
+                .find_one_and_update(
+                    doc! { "_id": job.id, "retryToken": token },
+                    doc! { "$set": { "nextRunAt": at }, "$unset": { "retryToken": "" } },
+                )
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(|e| self.db_err(e))?;
+            match released {
+                Some(doc) => Job::from_document(doc)?,
+                None => self.must_get(job.id).await?,
             }
-        }
+        } else {
+            job
+        };
+        self.wake_at(&job.name, job.next_run_at);
+        self.emit(Event::JobRetried {
+            job: Arc::new(job.clone()),
+            previous_status: before.status,
+        });
+        Ok(job)
     }
 
-    /// Takes the uniqueKey lock for a job about to become active again. False when the
-    /// job has no key. A key held by another active job is an error.
-    async fn relock(&self, job: &Job) -> Result<bool> {
+    /// Takes the uniqueKey lock for `job`, which is active (and parked) already. A key
+    /// held by another active job, or by an enqueue in flight, is an error.
+    async fn relock(&self, job: &Job) -> Result<()> {
         let Some(key) = &job.unique_key else {
-            return Ok(false);
+            return Ok(());
         };
         let lock = lock_id(&job.name, key);
+        let held = || Error::InvalidTransition {
+            id: job.id.to_hex(),
+            action: "retry (its uniqueKey is held by another active job)",
+            status: job.status,
+        };
         for _ in 0..4 {
             match self
                 .locks
                 .insert_one(doc! { "_id": &lock, "jobId": job.id, "createdAt": DateTime::now() })
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(()),
                 Err(e) if Error::is_duplicate_key(&e) => {}
                 Err(e) => return Err(self.db_err(e)),
             }
-            let holder = self
-                .locks
-                .find_one(doc! { "_id": &lock })
-                .await
-                .map_err(|e| self.db_err(e))?
-                .and_then(|l| l.get_object_id("jobId").ok());
-            let Some(holder) = holder else { continue };
-            if holder == job.id {
-                return Ok(true);
-            }
-            match self.get_job(holder).await? {
-                Some(other) if other.status.is_active() => {
-                    return Err(Error::InvalidTransition {
-                        id: job.id.to_hex(),
-                        action: "retry (its uniqueKey is held by an active job)",
-                        status: job.status,
-                    })
-                }
-                _ => {
-                    self.locks
-                        .delete_one(doc! { "_id": &lock, "jobId": holder })
-                        .await
-                        .map_err(|e| self.db_err(e))?;
-                }
+            match self.lock_holder(&lock).await? {
+                Holder::Gone => {}
+                Holder::Active(other) if other.id == job.id => return Ok(()),
+                Holder::Active(_) | Holder::InFlight(_) => return Err(held()),
+                Holder::Stale(holder) => self.drop_lock(&lock, holder).await?,
             }
         }
         Err(Error::InvalidState(
@@ -515,11 +548,11 @@ impl Inner {
         Ok(job)
     }
 
-    /// Deletes a job that is not running. The uniqueKey lock goes first, so the key is
-    /// never held by a job that no longer exists.
+    /// Deletes a job that is not running. A pending job with a uniqueKey is cancelled
+    /// first, so it is never active without its lock; then the lock goes, then the job.
     pub(crate) async fn delete_job(&self, id: ObjectId) -> Result<bool> {
         for _ in 0..4 {
-            let Some(job) = self.get_job(id).await? else {
+            let Some(mut job) = self.get_job(id).await? else {
                 return Ok(false);
             };
             if job.status == JobStatus::Processing {
@@ -529,9 +562,23 @@ impl Inner {
                     status: job.status,
                 });
             }
-            let keyed = job.status.is_active() && job.unique_key.is_some();
-            if keyed {
-                self.release_key(&job).await;
+            if job.unique_key.is_some() {
+                if job.status == JobStatus::Pending {
+                    let cancelled = self
+                        .coll
+                        .find_one_and_update(
+                            doc! { "_id": id, "status": JobStatus::Pending.as_str() },
+                            doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": DateTime::now() } },
+                        )
+                        .return_document(ReturnDocument::After)
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                    match cancelled {
+                        Some(doc) => job = Job::from_document(doc)?,
+                        None => continue, // claimed or changed: look again
+                    }
+                }
+                self.drop_locks_of(&[id]).await?;
             }
             let res = self
                 .coll
@@ -542,20 +589,28 @@ impl Inner {
                 self.emit(Event::JobDeleted { id });
                 return Ok(true);
             }
-            if keyed {
-                // Claimed in between: it is still active, so it keeps its key.
-                let _ = self.relock(&job).await;
-            }
         }
         Err(Error::InvalidState("the job kept changing; try again"))
     }
 
-    /// Ids (and keys) of the jobs a bulk filter matches right now.
-    async fn matching(&self, filter: Document) -> Result<Vec<Job>> {
+    /// The next (up to) 1,000 jobs `filter` matches after `after`, in id order, without
+    /// payloads: bulk operations walk their selection in chunks, so a huge selection
+    /// never builds one huge command.
+    pub(crate) async fn chunk(
+        &self,
+        filter: &Document,
+        after: Option<ObjectId>,
+    ) -> Result<Vec<Job>> {
+        let page = match after {
+            Some(last) => doc! { "$and": [filter.clone(), { "_id": { "$gt": last } }] },
+            None => filter.clone(),
+        };
         let docs: Vec<Document> = self
             .coll
-            .find(filter)
-            .projection(doc! { "data": 0 })
+            .find(page)
+            .sort(doc! { "_id": 1 })
+            .limit(BULK_CHUNK)
+            .projection(WITHOUT_DATA.clone())
             .await
             .map_err(|e| self.db_err(e))?
             .try_collect()
@@ -566,71 +621,99 @@ impl Inner {
 
     pub(crate) async fn cancel_jobs(&self, selector: &JobSelector) -> Result<u64> {
         let filter = selector.bulk_filter(&[JobStatus::Pending])?;
-        let jobs = self.matching(filter).await?;
-        let ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
-        let now = DateTime::now();
-        let res = self
-            .coll
-            .update_many(
-                doc! { "_id": { "$in": &ids }, "status": JobStatus::Pending.as_str() },
-                doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": now } },
-            )
-            .await
-            .map_err(|e| self.db_err(e))?;
-        // Free the keys of the jobs that really were cancelled (not claimed meanwhile).
-        let keyed: Vec<ObjectId> = jobs
-            .iter()
-            .filter(|j| j.unique_key.is_some())
-            .map(|j| j.id)
-            .collect();
-        if !keyed.is_empty() {
-            let cancelled = self
-                .matching(doc! { "_id": { "$in": keyed }, "status": JobStatus::Cancelled.as_str() })
-                .await?;
-            for job in &cancelled {
-                self.release_key(job).await;
-            }
-        }
-        self.emit_bulk("jobs:cancelled", res.modified_count);
-        Ok(res.modified_count)
-    }
-
-    /// Retries failed / cancelled jobs, spread evenly over `spread` so a large redrive
-    /// does not hit the workers (and whatever they call) all at once.
-    pub(crate) async fn retry_jobs(&self, selector: &JobSelector, spread: Duration) -> Result<u64> {
-        let allowed = [JobStatus::Failed, JobStatus::Cancelled];
-        let jobs = self.matching(selector.bulk_filter(&allowed)?).await?;
-        let now = DateTime::now();
-        let step_ms = spread.as_millis() as i64 / RETRY_GROUPS as i64;
-        let (keyed, plain): (Vec<Job>, Vec<Job>) =
-            jobs.into_iter().partition(|j| j.unique_key.is_some());
-        let mut retried = 0;
-        let group_size = plain.len().div_ceil(RETRY_GROUPS).max(1);
-        for (i, group) in plain.chunks(group_size).enumerate() {
-            let at = DateTime::from_millis(now.timestamp_millis() + step_ms * i as i64);
-            let ids: Vec<ObjectId> = group.iter().map(|j| j.id).collect();
-            let statuses: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+        let mut cancelled = 0;
+        let mut after = None;
+        loop {
+            let jobs = self.chunk(&filter, after).await?;
+            let Some(last) = jobs.last() else { break };
+            after = Some(last.id);
+            let ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
             let res = self
                 .coll
                 .update_many(
-                    doc! { "_id": { "$in": ids }, "status": { "$in": statuses } },
-                    doc! {
-                        "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": at, "failCount": 0, "updatedAt": now },
-                        "$unset": unlock(),
-                    },
+                    doc! { "_id": { "$in": &ids }, "status": JobStatus::Pending.as_str() },
+                    doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": DateTime::now() } },
                 )
                 .await
                 .map_err(|e| self.db_err(e))?;
-            retried += res.modified_count;
+            cancelled += res.modified_count;
+            // Free the keys of the jobs that really were cancelled (not claimed meanwhile).
+            let keyed: Vec<ObjectId> = jobs
+                .iter()
+                .filter(|j| j.unique_key.is_some())
+                .map(|j| j.id)
+                .collect();
+            if !keyed.is_empty() {
+                let done =
+                    doc! { "_id": { "$in": keyed }, "status": JobStatus::Cancelled.as_str() };
+                for job in self.chunk(&done, None).await? {
+                    self.release_key(&job).await;
+                }
+            }
         }
-        // Keyed jobs one by one: each must take its key back first.
-        for (i, job) in keyed.into_iter().enumerate() {
-            let at =
-                DateTime::from_millis(now.timestamp_millis() + step_ms * (i % RETRY_GROUPS) as i64);
-            match self.retry_at(job, at).await {
-                Ok(_) => retried += 1,
-                Err(Error::InvalidTransition { .. }) => {}
-                Err(err) => return Err(err),
+        self.emit_bulk("jobs:cancelled", cancelled);
+        Ok(cancelled)
+    }
+
+    /// Retries failed / cancelled jobs, spread evenly over `spread` so a large redrive
+    /// does not hit the workers (and whatever they call) all at once. Jobs that changed
+    /// or vanished meanwhile, or whose key another active job holds, are skipped.
+    pub(crate) async fn retry_jobs(&self, selector: &JobSelector, spread: Duration) -> Result<u64> {
+        let allowed = [JobStatus::Failed, JobStatus::Cancelled];
+        let filter = selector.bulk_filter(&allowed)?;
+        let total = self
+            .coll
+            .count_documents(filter.clone())
+            .await
+            .map_err(|e| self.db_err(e))?
+            .max(1);
+        let now = DateTime::now().timestamp_millis();
+        let spread_ms = spread.as_millis() as i64;
+        // The n-th job of the selection is due `n / total` of the way into the window,
+        // rounded down to one of RETRY_GROUPS steps (one update per step and chunk).
+        let due = |n: u64| {
+            let group = (n * RETRY_GROUPS as u64 / total) as i64;
+            DateTime::from_millis(now + spread_ms * group / RETRY_GROUPS as i64)
+        };
+        let statuses: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+        let mut seen = 0u64;
+        let mut retried = 0;
+        let mut after = None;
+        loop {
+            let jobs = self.chunk(&filter, after).await?;
+            let Some(last) = jobs.last() else { break };
+            after = Some(last.id);
+            let mut groups: std::collections::BTreeMap<i64, Vec<ObjectId>> = Default::default();
+            for job in jobs {
+                let at = due(seen);
+                seen += 1;
+                if job.unique_key.is_some() {
+                    // Each must take its key back first.
+                    match self.retry_at(job, at).await {
+                        Ok(_) => retried += 1,
+                        Err(Error::InvalidTransition { .. } | Error::JobNotFound(_)) => {}
+                        Err(err) => return Err(err),
+                    }
+                } else {
+                    groups
+                        .entry(at.timestamp_millis())
+                        .or_default()
+                        .push(job.id);
+                }
+            }
+            for (at, ids) in groups {
+                let res = self
+                    .coll
+                    .update_many(
+                        doc! { "_id": { "$in": ids }, "status": { "$in": &statuses } },
+                        doc! {
+                            "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": DateTime::from_millis(at), "failCount": 0, "updatedAt": DateTime::now() },
+                            "$unset": unlock(),
+                        },
+                    )
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                retried += res.modified_count;
             }
         }
         self.wake_all();
@@ -645,31 +728,40 @@ impl Inner {
             JobStatus::Failed,
             JobStatus::Cancelled,
         ];
-        let mut filter = selector.bulk_filter(&deletable)?;
-        // Pending jobs holding a key go one by one, lock first (see delete_job).
+        let filter = selector.bulk_filter(&deletable)?;
+        let statuses: Vec<&str> = deletable.iter().map(|s| s.as_str()).collect();
         let mut deleted = 0;
-        if selector.status.is_empty() || selector.status.contains(&JobStatus::Pending) {
-            let mut keyed = filter.clone();
-            keyed.insert("status", JobStatus::Pending.as_str());
-            keyed.insert("uniqueKey", doc! { "$exists": true });
-            for job in self.matching(keyed).await? {
-                match self.delete_job(job.id).await {
-                    Ok(true) => deleted += 1,
-                    Ok(false) | Err(Error::InvalidTransition { .. }) => {}
-                    Err(err) => return Err(err),
+        let mut after = None;
+        loop {
+            let jobs = self.chunk(&filter, after).await?;
+            let Some(last) = jobs.last() else { break };
+            after = Some(last.id);
+            let mut rest = Vec::new();
+            let mut finished_keyed = Vec::new();
+            for job in jobs {
+                match (job.status, &job.unique_key) {
+                    // Pending jobs holding a key go one by one (see delete_job).
+                    (JobStatus::Pending, Some(_)) => match self.delete_job(job.id).await {
+                        Ok(true) => deleted += 1,
+                        Ok(false) | Err(Error::InvalidTransition { .. }) => {}
+                        Err(err) => return Err(err),
+                    },
+                    (_, Some(_)) => {
+                        finished_keyed.push(job.id);
+                        rest.push(job.id);
+                    }
+                    _ => rest.push(job.id),
                 }
             }
-            filter = doc! { "$and": [filter, { "$or": [
-                { "status": { "$ne": JobStatus::Pending.as_str() } },
-                { "uniqueKey": { "$exists": false } },
-            ] }] };
+            // Stale locks of finished jobs go first: a lock must never outlive its job.
+            self.drop_locks_of(&finished_keyed).await?;
+            let res = self
+                .coll
+                .delete_many(doc! { "_id": { "$in": rest }, "status": { "$in": &statuses } })
+                .await
+                .map_err(|e| self.db_err(e))?;
+            deleted += res.deleted_count;
         }
-        let res = self
-            .coll
-            .delete_many(filter)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        deleted += res.deleted_count;
         self.emit_bulk("jobs:deleted", deleted);
         Ok(deleted)
     }

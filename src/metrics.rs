@@ -170,6 +170,19 @@ impl Inner {
                 ))
             })
             .collect();
+        // Every status of every name seen, zeros included, so no series goes stale.
+        let names: std::collections::BTreeSet<String> =
+            depth.iter().map(|(n, _, _)| n.clone()).collect();
+        for name in names {
+            for status in crate::job::JobStatus::ALL {
+                if !depth
+                    .iter()
+                    .any(|(n, s, _)| *n == name && s == status.as_str())
+                {
+                    depth.push((name.clone(), status.as_str().to_owned(), 0));
+                }
+            }
+        }
         depth.sort();
         *cache = Some((Instant::now(), depth.clone()));
         Ok(depth)
@@ -233,7 +246,7 @@ impl Inner {
         );
         let _ = writeln!(
             out,
-            "# HELP monque_queue_depth Jobs in the queue per name and status (cached up to {}s).\n# TYPE monque_queue_depth gauge",
+            "# HELP monque_queue_depth Jobs in the queue per name and status, whole queue (every instance reports it: aggregate with max, not sum; cached up to {}s).\n# TYPE monque_queue_depth gauge",
             DEPTH_MAX_AGE.as_secs()
         );
         for (name, status, count) in depth {

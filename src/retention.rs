@@ -48,6 +48,17 @@ impl Inner {
         ] {
             let Some(keep) = keep else { continue };
             let cutoff = DateTime::from_millis(now - millis(keep));
+            // Leftover locks of these jobs go first (normally there are none): a lock
+            // must never outlive its job.
+            let keyed = doc! { "status": status.as_str(), "updatedAt": { "$lt": cutoff }, "uniqueKey": { "$exists": true } };
+            let mut after = None;
+            loop {
+                let jobs = self.chunk(&keyed, after).await?;
+                let Some(last) = jobs.last() else { break };
+                after = Some(last.id);
+                let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
+                self.drop_locks_of(&ids).await?;
+            }
             let res = self
                 .coll
                 .delete_many(doc! { "status": status.as_str(), "updatedAt": { "$lt": cutoff } })

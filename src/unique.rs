@@ -8,9 +8,10 @@
 //!
 //! - holder job active    -> that job is the answer (dedup);
 //! - holder job finished  -> the lock is stale: delete it (only if still that holder), retry;
-//! - holder job missing   -> its enqueuer died (or is mid-flight) between the lock and the
-//!   job insert: insert the job under the holder's id, so whichever insert lands first
-//!   wins and nobody creates a second job.
+//! - holder job missing, lock young -> its enqueuer is (or died) between the lock and
+//!   the job insert: insert the job under the holder's id, so whichever insert lands
+//!   first wins and nobody creates a second job;
+//! - holder job missing, lock old (over two minutes) -> stale, as above.
 
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::options::{ReadPreference, SelectionCriteria};
@@ -37,6 +38,23 @@ fn primary() -> SelectionCriteria {
 fn is_dup(err: &mongodb::error::Error) -> bool {
     Error::is_duplicate_key(err)
 }
+
+/// What a lock's holder means for whoever wants the key.
+pub(crate) enum Holder {
+    /// The lock vanished: try to take it again.
+    Gone,
+    /// An active job holds the key.
+    Active(Box<Job>),
+    /// The holder finished (or its job vanished long ago): the lock may be deleted.
+    Stale(ObjectId),
+    /// The holder job does not exist yet: its enqueuer is between its two inserts.
+    InFlight(ObjectId),
+}
+
+/// A lock younger than this whose job is missing belongs to an enqueue in flight (it
+/// inserts the lock, then the job); older, its enqueuer died and the lock is stale. Much
+/// longer than the two round trips between the inserts, even through a failover.
+const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How many times a contended key is looked at again before giving up.
 const MAX_ATTEMPTS: usize = 8;
@@ -75,37 +93,14 @@ impl Inner {
         lock: &Document,
         job_doc: &Document,
     ) -> Result<Option<(Job, bool)>> {
-        let Some(current) = self
-            .locks
-            .find_one(doc! { "_id": lock })
-            .selection_criteria(primary())
-            .await
-            .map_err(|e| self.db_err(e))?
-        else {
-            return Ok(None);
-        };
-        let Ok(holder) = current.get_object_id("jobId") else {
-            return Ok(None);
-        };
-        match self
-            .coll
-            .find_one(doc! { "_id": holder })
-            .selection_criteria(primary())
-            .await
-            .map_err(|e| self.db_err(e))?
-        {
-            Some(doc) => {
-                let job = Job::from_document(doc)?;
-                if job.status.is_active() {
-                    return Ok(Some((job, false)));
-                }
-                self.locks
-                    .delete_one(doc! { "_id": lock, "jobId": holder })
-                    .await
-                    .map_err(|e| self.db_err(e))?;
+        match self.lock_holder(lock).await? {
+            Holder::Gone => Ok(None),
+            Holder::Active(job) => Ok(Some((*job, false))),
+            Holder::Stale(holder) => {
+                self.drop_lock(lock, holder).await?;
                 Ok(None)
             }
-            None => {
+            Holder::InFlight(holder) => {
                 let (job, created) = self.insert_under(job_doc.clone(), holder).await?;
                 if created && !self.lock_still_names(lock, holder).await? {
                     // The lock went away while we healed (a delete took the holder out):
@@ -119,6 +114,70 @@ impl Inner {
                 Ok(Some((job, created)))
             }
         }
+    }
+
+    /// Who holds `lock`, and whether that still counts.
+    pub(crate) async fn lock_holder(&self, lock: &Document) -> Result<Holder> {
+        let Some(current) = self
+            .locks
+            .find_one(doc! { "_id": lock })
+            .selection_criteria(primary())
+            .await
+            .map_err(|e| self.db_err(e))?
+        else {
+            return Ok(Holder::Gone);
+        };
+        let Ok(holder) = current.get_object_id("jobId") else {
+            return Ok(Holder::Gone);
+        };
+        let job = self
+            .coll
+            .find_one(doc! { "_id": holder })
+            .selection_criteria(primary())
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(match job {
+            Some(doc) => {
+                let job = Job::from_document(doc)?;
+                if job.status.is_active() {
+                    Holder::Active(Box::new(job))
+                } else {
+                    Holder::Stale(holder)
+                }
+            }
+            None => {
+                let taken = current
+                    .get_datetime("createdAt")
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or(0);
+                let age = DateTime::now().timestamp_millis() - taken;
+                if age < IN_FLIGHT_GRACE.as_millis() as i64 {
+                    Holder::InFlight(holder)
+                } else {
+                    Holder::Stale(holder)
+                }
+            }
+        })
+    }
+
+    /// Deletes `lock` if it still names `holder`.
+    pub(crate) async fn drop_lock(&self, lock: &Document, holder: ObjectId) -> Result<()> {
+        self.locks
+            .delete_one(doc! { "_id": lock, "jobId": holder })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Deletes the locks naming any of `jobs` (which must all be finished or gone).
+    pub(crate) async fn drop_locks_of(&self, jobs: &[ObjectId]) -> Result<()> {
+        for chunk in jobs.chunks(1000) {
+            self.locks
+                .delete_many(doc! { "jobId": { "$in": chunk } })
+                .await
+                .map_err(|e| self.db_err(e))?;
+        }
+        Ok(())
     }
 
     /// After healing: makes sure `lock` names `holder`, re-creating it if it vanished.

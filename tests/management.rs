@@ -669,3 +669,133 @@ async fn skip_index_creation_and_a_custom_collection_are_respected() {
     );
     db.drop_db(&q).await;
 }
+
+fn locks(q: &Monque, db: &TestDb) -> mongodb::Collection<mongodb::bson::Document> {
+    q.collection()
+        .client()
+        .database(&db.name)
+        .collection("monque_jobs_unique")
+}
+
+/// The invariant: exactly one active job holds `key`, and its lock names it.
+async fn one_active_holder(q: &Monque, db: &TestDb, key: &str) {
+    let active: Vec<ObjectId> = q
+        .get_jobs(JobQuery {
+            selector: JobSelector {
+                status: vec![JobStatus::Pending, JobStatus::Processing],
+                ..Default::default()
+            },
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.unique_key.as_deref() == Some(key))
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(active.len(), 1, "one active job for {key}: {active:?}");
+    let lock = locks(q, db)
+        .find_one(doc! { "_id": { "name": "mail", "key": key } })
+        .await
+        .unwrap()
+        .expect("the active job has its lock");
+    assert_eq!(lock.get_object_id("jobId").unwrap(), active[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_retries_and_enqueues_keep_one_active_job_per_key_with_its_lock() {
+    let db = TestDb::new("mgmt_races");
+    let q = db.queue(fast_options()).await;
+    for round in 0..15 {
+        let key = format!("k{round}");
+        let opts = EnqueueOptions {
+            unique_key: Some(key.clone()),
+            ..later()
+        };
+        let job = q.enqueue("mail", json!({}), opts.clone()).await.unwrap();
+        q.cancel_job(job.id).await.unwrap();
+        if round % 2 == 0 {
+            // Two retries at once (a double click): one wins, the lock survives.
+            let (a, b) = tokio::join!(q.retry_job(job.id), q.retry_job(job.id));
+            assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "{a:?} {b:?}");
+        } else {
+            // A retry and an enqueue of the same key at once: one active job.
+            let (_retry, enqueued) =
+                tokio::join!(q.retry_job(job.id), q.enqueue("mail", json!({}), opts));
+            enqueued.unwrap();
+        }
+        one_active_holder(&q, &db, &key).await;
+    }
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_does_not_take_a_key_from_an_enqueue_in_flight_and_is_undone() {
+    let db = TestDb::new("mgmt_inflight");
+    let q = db.queue(fast_options()).await;
+    let opts = EnqueueOptions {
+        unique_key: Some("k".into()),
+        ..later()
+    };
+    let job = q.enqueue("mail", json!({}), opts).await.unwrap();
+    q.cancel_job(job.id).await.unwrap();
+    // Another enqueue has just written its lock and not yet its job.
+    let in_flight = ObjectId::new();
+    locks(&q, &db)
+        .insert_one(doc! { "_id": { "name": "mail", "key": "k" }, "jobId": in_flight, "createdAt": DateTime::now() })
+        .await
+        .unwrap();
+    let err = q.retry_job(job.id).await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_TRANSITION");
+    let after = get(&q, job.id).await;
+    assert_eq!(after.status, JobStatus::Cancelled, "the retry was undone");
+    assert_eq!(after.next_run_at, job.next_run_at);
+    let lock = locks(&q, &db)
+        .find_one(doc! { "_id": { "name": "mail", "key": "k" } })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lock.get_object_id("jobId").unwrap(), in_flight, "untouched");
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_page_past_the_end_still_leads_back() {
+    let db = TestDb::new("mgmt_empty_page");
+    let q = db.queue(fast_options()).await;
+    let ids = enqueue_n(&q, "page", 6).await;
+    let first = q
+        .get_jobs_with_cursor(CursorQuery {
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for id in &ids[3..] {
+        q.delete_job(*id).await.unwrap();
+    }
+    let empty = q
+        .get_jobs_with_cursor(CursorQuery {
+            cursor: first.next_cursor.clone(),
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(empty.jobs.is_empty() && !empty.has_next && empty.has_prev);
+    let back = q
+        .get_jobs_with_cursor(CursorQuery {
+            cursor: empty.prev_cursor.clone(),
+            limit: 3,
+            direction: Direction::Backward,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        back.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        ids[..3].to_vec()
+    );
+    db.drop_db(&q).await;
+}

@@ -101,7 +101,7 @@ async fn a_lock_left_by_an_enqueuer_that_died_before_its_job_insert_is_healed() 
         .database(&db.name)
         .collection::<mongodb::bson::Document>("monque_jobs_unique");
     locks
-        .insert_one(doc! { "_id": { "name": "sync", "key": "k" }, "jobId": orphan })
+        .insert_one(doc! { "_id": { "name": "sync", "key": "k" }, "jobId": orphan, "createdAt": mongodb::bson::DateTime::now() })
         .await
         .unwrap();
     let job = q.enqueue("sync", json!("mine"), keyed("k")).await.unwrap();
@@ -113,5 +113,31 @@ async fn a_lock_left_by_an_enqueuer_that_died_before_its_job_insert_is_healed() 
     let again = q.enqueue("sync", json!("again"), keyed("k")).await.unwrap();
     assert_eq!(again.id, orphan);
     assert_eq!(count(&q, doc! { "name": "sync" }).await, 1);
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_lock_whose_job_is_gone_is_stale_and_does_not_revive_its_id() {
+    let db = TestDb::new("uniqueold");
+    let q = db.queue(fast_options()).await;
+    // A lock left behind by a job deleted long ago (say a failed lock release).
+    let gone = mongodb::bson::oid::ObjectId::new();
+    let long_ago = mongodb::bson::DateTime::from_millis(
+        mongodb::bson::DateTime::now().timestamp_millis() - 600_000,
+    );
+    q.collection()
+        .client()
+        .database(&db.name)
+        .collection::<mongodb::bson::Document>("monque_jobs_unique")
+        .insert_one(
+            doc! { "_id": { "name": "sync", "key": "k" }, "jobId": gone, "createdAt": long_ago },
+        )
+        .await
+        .unwrap();
+    let job = q.enqueue("sync", json!("new"), keyed("k")).await.unwrap();
+    assert_ne!(job.id, gone, "a new job, not the deleted one's id");
+    let again = q.enqueue("sync", json!("dup"), keyed("k")).await.unwrap();
+    assert_eq!(again.id, job.id, "and it holds the key");
+    assert_eq!(count(&q, doc! {}).await, 1);
     db.drop_db(&q).await;
 }

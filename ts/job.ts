@@ -25,6 +25,8 @@ export interface Job<T = unknown> {
   /** Recurring jobs: the occurrence the next or current run stands for (retries keep it). */
   occurrenceAt?: Date
   completedAt?: Date
+  /** How long the last successful run took, start to finish, in ms. */
+  durationMs?: number
 }
 
 /** What a handler receives: the job plus a signal that aborts when it must stop. */

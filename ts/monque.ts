@@ -54,7 +54,7 @@ export interface MonqueOptions {
   logger?: Logger | false
 }
 
-/** Any object with these methods: console, pino, winston, the Ts.ED logger. */
+/** Any object with these methods taking `(fields, message)`: console, pino, the Ts.ED logger. */
 export interface Logger {
   debug?(fields: Record<string, unknown>, message: string): void
   info?(fields: Record<string, unknown>, message: string): void
@@ -290,13 +290,16 @@ export class Monque extends EventEmitter<MonqueEvents> {
 
   /** Jobs matching the selector, oldest first, paged with `skip` / `limit`. */
   async getJobs<T = unknown>(options: GetJobsOptions = {}): Promise<Job<T>[]> {
-    const query = JSON.stringify({ ...encodeSelector(options), limit: options.limit, skip: options.skip, withoutData: options.withoutData })
+    onlyKeys(options, ['name', 'status', 'olderThan', 'newerThan', 'limit', 'skip', 'withoutData'], 'getJobs options')
+    const { limit, skip, withoutData, ...selector } = options
+    const query = JSON.stringify({ ...encodeSelector(selector), limit, skip, withoutData })
     const native = await this.connectOnce()
     return parseJobs<T>(await callNative(() => native.getJobs(query)))
   }
 
   /** One page of a keyset-paginated listing, stable in both directions. */
   async getJobsWithCursor<T = unknown>(options: CursorOptions = {}): Promise<JobPage<T>> {
+    onlyKeys(options, ['cursor', 'limit', 'direction', 'sort', 'filter', 'withoutData'], 'getJobsWithCursor options')
     const query = JSON.stringify({ ...options, filter: options.filter && encodeSelector(options.filter) })
     const native = await this.connectOnce()
     const page = JSON.parse(await callNative(() => native.getJobsWithCursor(query)))
@@ -573,8 +576,19 @@ function parseJobs<T>(json: string): Job<T>[] {
   return (JSON.parse(json) as Record<string, unknown>[]).map((j) => toJob<T>(j))
 }
 
+/** A misspelt key would silently widen a listing or a bulk call: refuse it. */
+function onlyKeys(value: object, allowed: string[], what: string): void {
+  if (value === null || typeof value !== 'object') throw new MonqueError('INVALID_OPTION', `${what} must be an object`)
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      throw new MonqueError('INVALID_OPTION', `unknown key \`${key}\` in ${what}; expected one of ${allowed.join(', ')}`)
+    }
+  }
+}
+
 function encodeSelector(selector: JobSelector): Record<string, unknown> {
   if (selector === null || typeof selector !== 'object') throw new MonqueError('INVALID_SELECTOR', 'selector must be an object')
+  onlyKeys(selector, ['name', 'status', 'olderThan', 'newerThan'], 'selector')
   const time = (v: Date | number | undefined, key: string) => {
     if (v === undefined) return undefined
     const ms = v instanceof Date ? v.getTime() : v
@@ -668,6 +682,11 @@ function checkOptions(options: Record<string, unknown>): void {
   for (const [key, value] of Object.entries(options)) {
     if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {
       throw new MonqueError('INVALID_OPTION', `invalid option \`${key}\`: must be a finite, non-negative number`)
+    }
+    if (key === 'jobRetention' && value !== undefined) {
+      if (value === null || typeof value !== 'object') throw new MonqueError('INVALID_OPTION', 'jobRetention must be an object of durations in ms')
+      onlyKeys(value, ['completed', 'failed', 'cancelled'], 'jobRetention')
+      checkOptions(value as Record<string, unknown>)
     }
   }
 }
