@@ -1,0 +1,108 @@
+// MonqueModule: connects from the `monque` configuration, registers every @Job /
+// @JobController handler and @Cron schedule, starts processing once the server is
+// ready and stops gracefully on shutdown.
+import {
+  constant,
+  detachLocalsContainer,
+  DIContext,
+  inject,
+  injector,
+  localsContainer,
+  logger,
+  Module,
+  runInContext,
+} from '@tsed/di'
+import { Monque, MonqueError } from 'monque'
+import type { Connection, RunningJob } from 'monque'
+
+import type { MonqueSettings } from './config.mjs'
+import { MONQUE_JOB } from './context.mjs'
+import { CONTROLLER_PROVIDER, JOB_PROVIDER, jobEntries, type JobEntry } from './decorators.mjs'
+import { MonqueService } from './service.mjs'
+
+@Module()
+export class MonqueModule {
+  protected readonly service = inject(MonqueService)
+  protected queue?: Monque
+
+  async $onInit(): Promise<void> {
+    const settings = constant<MonqueSettings>('monque')
+    if (!settings || settings.enabled === false) return
+    const { enabled: _enabled, connection: _c, mongooseConnectionId: _m, disableJobProcessing: _d, ...options } = settings
+    const queue = new Monque(await resolveConnection(settings), options)
+    const entries = handlerEntries()
+    if (!settings.disableJobProcessing) {
+      for (const entry of entries) queue.register(entry.name, (job) => runJob(entry, job), entry.worker)
+    }
+    await queue.initialize()
+    for (const entry of entries) {
+      if (entry.cron) await queue.schedule(entry.cron.pattern, entry.name, entry.cron.data, entry.cron.options)
+    }
+    this.queue = queue
+    this.service.attach(queue)
+  }
+
+  /** Processing starts once the server listens (Ts.ED emits `$onReady` after listen). */
+  $onReady(): void {
+    if (this.queue && !constant<MonqueSettings>('monque')?.disableJobProcessing) this.queue.start()
+  }
+
+  /** Graceful stop: waits `shutdownTimeout`, then hands unfinished jobs back. */
+  async $onDestroy(): Promise<void> {
+    const queue = this.queue
+    this.queue = undefined
+    this.service.attach(undefined)
+    await queue?.stop()
+  }
+}
+
+function handlerEntries(): JobEntry[] {
+  const providers = [...injector().getProviders(JOB_PROVIDER), ...injector().getProviders(CONTROLLER_PROVIDER)]
+  return providers.flatMap((provider) => jobEntries(provider.useClass))
+}
+
+/**
+ * Runs one job in its own DI context: the handler's class is built for this job, so
+ * request-scoped providers are fresh; the job is `inject(MONQUE_JOB)` / `currentJob()`.
+ */
+async function runJob(entry: JobEntry, job: RunningJob): Promise<unknown> {
+  const $ctx = new DIContext({ id: `monque:${job.id}`, injector: injector(), logger: logger() })
+  $ctx.set(MONQUE_JOB, job)
+  const locals = localsContainer({ providers: [{ token: MONQUE_JOB, use: job }], rebuild: true })
+  let instance: any
+  try {
+    instance = inject(entry.target, { locals, rebuild: true })
+  } finally {
+    detachLocalsContainer()
+  }
+  try {
+    return await runInContext($ctx, () => instance[entry.method](job))
+  } finally {
+    await locals.destroy()
+    await $ctx.destroy()
+  }
+}
+
+async function resolveConnection(settings: MonqueSettings): Promise<Connection> {
+  if (settings.connection !== undefined && settings.mongooseConnectionId !== undefined) {
+    throw new MonqueError('INVALID_CONNECTION', 'monque: set either `connection` or `mongooseConnectionId`, not both')
+  }
+  if (settings.connection !== undefined) return settings.connection
+  if (settings.mongooseConnectionId !== undefined) {
+    let mongoose: { MongooseService: new (...args: any[]) => { get(id?: string): unknown } }
+    try {
+      mongoose = (await import('@tsed/mongoose')) as never
+    } catch {
+      throw new MonqueError('INVALID_CONNECTION', 'monque: `mongooseConnectionId` needs @tsed/mongoose installed')
+    }
+    const connection = inject(mongoose.MongooseService).get(settings.mongooseConnectionId)
+    if (!connection) {
+      throw new MonqueError('INVALID_CONNECTION', `monque: @tsed/mongoose has no connection "${settings.mongooseConnectionId}"`)
+    }
+    return connection as Connection
+  }
+  throw new MonqueError(
+    'INVALID_CONNECTION',
+    'monque: configure `monque.connection` (a MongoDB URI, a Db or a Mongoose connection) or `monque.mongooseConnectionId`',
+  )
+}
