@@ -239,6 +239,19 @@ static WITHOUT_DATA: std::sync::LazyLock<Document> =
     std::sync::LazyLock::new(|| doc! { "data": 0 });
 
 impl Inner {
+    /// Reads every job a `find` returned.
+    pub(crate) async fn collect_jobs(
+        &self,
+        found: mongodb::error::Result<mongodb::Cursor<Document>>,
+    ) -> Result<Vec<Job>> {
+        let docs: Vec<Document> = found
+            .map_err(|e| self.db_err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.db_err(e))?;
+        docs.into_iter().map(Job::from_document).collect()
+    }
+
     /// The job with this id, if any.
     pub(crate) async fn get_job(&self, id: ObjectId) -> Result<Option<Job>> {
         self.coll
@@ -266,9 +279,7 @@ impl Inner {
         if query.without_data {
             find = find.projection(WITHOUT_DATA.clone());
         }
-        let cursor = find.await.map_err(|e| self.db_err(e))?;
-        let docs: Vec<Document> = cursor.try_collect().await.map_err(|e| self.db_err(e))?;
-        docs.into_iter().map(Job::from_document).collect()
+        self.collect_jobs(find.await).await
     }
 
     /// Keyset pagination on `_id`: stable under inserts and deletes, and as cheap on
@@ -295,18 +306,9 @@ impl Inner {
         if query.without_data {
             find = find.projection(WITHOUT_DATA.clone());
         }
-        let docs: Vec<Document> = find
-            .await
-            .map_err(|e| self.db_err(e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.db_err(e))?;
-        let more_that_way = docs.len() as i64 > limit;
-        let mut jobs = docs
-            .into_iter()
-            .take(limit as usize)
-            .map(Job::from_document)
-            .collect::<Result<Vec<_>>>()?;
+        let mut jobs = self.collect_jobs(find.await).await?;
+        let more_that_way = jobs.len() as i64 > limit;
+        jobs.truncate(limit as usize);
         if query.direction == Direction::Backward {
             jobs.reverse();
         }
@@ -605,18 +607,14 @@ impl Inner {
             Some(last) => doc! { "$and": [filter.clone(), { "_id": { "$gt": last } }] },
             None => filter.clone(),
         };
-        let docs: Vec<Document> = self
+        let found = self
             .coll
             .find(page)
             .sort(doc! { "_id": 1 })
             .limit(BULK_CHUNK)
             .projection(WITHOUT_DATA.clone())
-            .await
-            .map_err(|e| self.db_err(e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.db_err(e))?;
-        docs.into_iter().map(Job::from_document).collect()
+            .await;
+        self.collect_jobs(found).await
     }
 
     pub(crate) async fn cancel_jobs(&self, selector: &JobSelector) -> Result<u64> {

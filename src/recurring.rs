@@ -172,7 +172,6 @@ impl Inner {
 
     /// Active schedules, soonest first; all names, or one.
     pub(crate) async fn list_schedules(&self, name: Option<&str>) -> Result<Vec<Job>> {
-        use futures_util::TryStreamExt;
         let mut filter = doc! {
             "repeat": { "$exists": true },
             "status": { "$in": [JobStatus::Pending.as_str(), JobStatus::Processing.as_str()] },
@@ -181,15 +180,7 @@ impl Inner {
             validate_job_name(name)?;
             filter.insert("name", name);
         }
-        let docs: Vec<_> = self
-            .coll
-            .find(filter)
-            .sort(doc! { "nextRunAt": 1 })
-            .await
-            .map_err(|e| self.db_err(e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.db_err(e))?;
-        docs.into_iter().map(Job::from_document).collect()
+        let found = self.coll.find(filter).sort(doc! { "nextRunAt": 1 }).await;
+        self.collect_jobs(found).await
     }
 }
