@@ -41,22 +41,39 @@ class Greeter {
 injectable(Greeter)
 
 let scopedMade = 0
+let scopedDestroyed = 0
 class PerJob {
   id = ++scopedMade
+  $onDestroy() {
+    scopedDestroyed++
+  }
 }
 injectable(PerJob).scope(ProviderScope.REQUEST)
+
+class PerJobHelper {
+  perJob = inject(PerJob)
+}
+injectable(PerJobHelper).scope(ProviderScope.REQUEST)
 
 const seen = []
 class SendWelcome {
   greeter = inject(Greeter)
   perJob = inject(PerJob)
+  helper = inject(PerJobHelper)
   job = inject(MONQUE_JOB)
   async handle(job) {
+    this.perJob.jobId = job.id
+    await new Promise((r) => setTimeout(r, 50)) // overlap with the other job
     this.greeter.greet(job.data.to)
-    seen.push({ perJob: this.perJob.id, sameJob: this.job === job && currentJob() === job })
+    seen.push({
+      greeter: this.greeter,
+      perJob: this.perJob.id,
+      sharedWithinJob: this.helper.perJob === this.perJob && this.perJob.jobId === job.id,
+      sameJob: this.job === job && currentJob() === job,
+    })
   }
 }
-Job('tsed:welcome', { concurrency: 1 })(SendWelcome)
+Job('tsed:welcome', { concurrency: 2 })(SendWelcome)
 
 test('a @Job class with injected services processes jobs; request-scoped providers are fresh per job', async (t) => {
   const { name, jobs } = await testDb(t)
@@ -68,6 +85,9 @@ test('a @Job class with injected services processes jobs; request-scoped provide
   const mine = seen.slice(-2)
   assert.ok(mine.every((s) => s.sameJob), 'the job is injectable and in the DI context')
   assert.notEqual(mine[0].perJob, mine[1].perJob, 'a fresh request-scoped provider per job')
+  assert.ok(mine.every((s) => s.sharedWithinJob), 'one request-scoped instance within a job, even with jobs overlapping')
+  assert.ok(mine.every((s) => s.greeter === DITest.get(Greeter)), 'singletons keep their identity')
+  assert.equal(scopedDestroyed, 2, 'request-scoped providers are destroyed after their job')
   assert.ok((await jobs.findOne({ _id: oid(a.id) })).completedAt)
   assert.ok((await jobs.findOne({ _id: oid(b.id) })).completedAt)
 })
@@ -160,4 +180,18 @@ test('the connection can come from @tsed/mongoose', async (t) => {
   await service.now('tsed:welcome', { to: 'mongoose' })
   await eventually(async () => (await jobs.countDocuments({ status: 'completed' })) === 1, { what: 'processed via mongoose' })
   assert.ok(greetings.includes('mongoose'))
+})
+
+test("another provider's $onInit can use MonqueService whatever the hook order", async (t) => {
+  const { name } = await testDb(t)
+  class Seeder {
+    service = inject(MonqueService)
+    async $onInit() {
+      this.job = await this.service.every('1 hour', 'tsed:seeded')
+    }
+  }
+  injectable(Seeder)
+  const { service } = await boot(t, { connection: uri, database: name })
+  assert.equal(DITest.get(Seeder).job.name, 'tsed:seeded')
+  assert.equal((await service.queue.listSchedules('tsed:seeded')).length, 1)
 })

@@ -1,6 +1,6 @@
 // @Job, @JobController and @Cron: they only record what to register; MonqueModule
 // registers the workers and schedules when the injector starts.
-import { Injectable } from '@tsed/di'
+import { Injectable, ProviderScope } from '@tsed/di'
 import type { ScheduleOptions, WorkerOptions } from 'monque'
 
 /** Provider types the module looks for. */
@@ -26,6 +26,8 @@ export interface JobEntry {
   name: string
   worker: WorkerOptions
   cron?: { pattern: string; options: ScheduleOptions; data: unknown }
+  /** Declared on a method (named within its controller's namespace). */
+  onMethod?: boolean
 }
 
 const entries = new WeakMap<object, JobEntry[]>()
@@ -36,13 +38,21 @@ export function jobEntries(target: object): JobEntry[] {
   const namespace = namespaces.get(target)
   return (entries.get(target) ?? []).map((e) => ({
     ...e,
-    name: namespace && e.method !== 'handle' ? `${namespace}.${e.name}` : e.name,
+    name: namespace && e.onMethod ? `${namespace}.${e.name}` : e.name,
   }))
 }
 
+/** Records an entry; `@Job` and `@Cron` on one method make one entry. */
 function add(target: any, entry: JobEntry): void {
   const list = entries.get(target) ?? []
-  list.push(entry)
+  const same = list.find((e) => e.method === entry.method)
+  if (same) {
+    if (entry.cron) same.cron = entry.cron
+    if (!entry.cron || entry.name !== entry.method) same.name = entry.name
+    same.worker = { ...same.worker, ...entry.worker }
+  } else {
+    list.push(entry)
+  }
   entries.set(target, list)
 }
 
@@ -66,11 +76,11 @@ export function Job(nameOrOptions: string | JobOptions, options: JobOptions = {}
     if (propertyKey === undefined) {
       if (!opts.name) throw new TypeError('@Job on a class needs a name')
       add(target, { target, method: 'handle', name: opts.name, worker: split(opts) })
-      Injectable({ type: JOB_PROVIDER })(target)
+      Injectable({ type: JOB_PROVIDER, scope: ProviderScope.REQUEST })(target)
       return
     }
     const method = String(propertyKey)
-    add(target.constructor, { target: target.constructor, method, name: opts.name ?? method, worker: split(opts) })
+    add(target.constructor, { target: target.constructor, method, name: opts.name ?? method, worker: split(opts), onMethod: true })
   }
 }
 
@@ -88,11 +98,11 @@ export function Cron(pattern: string, options: CronOptions = {}): Decorator {
     if (propertyKey === undefined) {
       if (!options.name) throw new TypeError('@Cron on a class needs options.name')
       add(target, { target, method: 'handle', name: options.name, worker: split(options), cron })
-      Injectable({ type: JOB_PROVIDER })(target)
+      Injectable({ type: JOB_PROVIDER, scope: ProviderScope.REQUEST })(target)
       return
     }
     const method = String(propertyKey)
-    add(target.constructor, { target: target.constructor, method, name: options.name ?? method, worker: split(options), cron })
+    add(target.constructor, { target: target.constructor, method, name: options.name ?? method, worker: split(options), cron, onMethod: true })
   }
 }
 
@@ -100,6 +110,6 @@ export function Cron(pattern: string, options: CronOptions = {}): Decorator {
 export function JobController(namespace?: string): Decorator {
   return (target) => {
     namespaces.set(target, namespace)
-    Injectable({ type: CONTROLLER_PROVIDER })(target)
+    Injectable({ type: CONTROLLER_PROVIDER, scope: ProviderScope.REQUEST })(target)
   }
 }

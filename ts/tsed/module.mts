@@ -3,7 +3,6 @@
 // ready and stops gracefully on shutdown.
 import {
   constant,
-  detachLocalsContainer,
   DIContext,
   inject,
   injector,
@@ -23,37 +22,55 @@ import { MonqueService } from './service.mjs'
 @Module()
 export class MonqueModule {
   protected readonly service = inject(MonqueService)
-  protected queue?: Monque
 
+  /** Connects, registers handlers and schedules (shared with MonqueService.ready()). */
   async $onInit(): Promise<void> {
-    const settings = constant<MonqueSettings>('monque')
-    if (!settings || settings.enabled === false) return
-    const { enabled: _enabled, connection: _c, mongooseConnectionId: _m, disableJobProcessing: _d, ...options } = settings
-    const queue = new Monque(await resolveConnection(settings), options)
-    const entries = handlerEntries()
+    await this.service.ready()
+  }
+
+  /** Processing starts once the server listens (Ts.ED emits `$onReady` after listen). */
+  async $onReady(): Promise<void> {
+    const queue = await this.service.ready()
+    if (queue && !constant<MonqueSettings>('monque')?.disableJobProcessing) queue.start()
+  }
+
+  /** Graceful stop: waits `shutdownTimeout`, then hands unfinished jobs back. */
+  async $onDestroy(): Promise<void> {
+    await this.service.close()
+  }
+}
+
+/** Builds the queue from the `monque` settings; undefined when the module is disabled. */
+export async function createQueue(): Promise<Monque | undefined> {
+  const settings = constant<MonqueSettings>('monque')
+  if (!settings || settings.enabled === false) return undefined
+  const { enabled: _enabled, connection: _c, mongooseConnectionId: _m, disableJobProcessing: _d, ...options } = settings
+  const queue = new Monque(await resolveConnection(settings), options)
+  const entries = handlerEntries()
+  try {
     if (!settings.disableJobProcessing) {
-      for (const entry of entries) queue.register(entry.name, (job) => runJob(entry, job), entry.worker)
+      const owners = new Map<string, string>()
+      for (const entry of entries) {
+        const owner = `${entry.target.name}.${entry.method}`
+        if (owners.has(entry.name)) {
+          throw new MonqueError('WORKER_EXISTS', `job "${entry.name}" is handled by both ${owners.get(entry.name)} and ${owner}`)
+        }
+        if (typeof entry.target.prototype[entry.method] !== 'function') {
+          throw new MonqueError('INVALID_HANDLER', `${owner} is not a method: a @Job class needs a handle(job) method`)
+        }
+        owners.set(entry.name, owner)
+        queue.register(entry.name, (job) => runJob(entry, job), entry.worker)
+      }
     }
     await queue.initialize()
     for (const entry of entries) {
       if (entry.cron) await queue.schedule(entry.cron.pattern, entry.name, entry.cron.data, entry.cron.options)
     }
-    this.queue = queue
-    this.service.attach(queue)
+  } catch (err) {
+    await queue.stop()
+    throw err
   }
-
-  /** Processing starts once the server listens (Ts.ED emits `$onReady` after listen). */
-  $onReady(): void {
-    if (this.queue && !constant<MonqueSettings>('monque')?.disableJobProcessing) this.queue.start()
-  }
-
-  /** Graceful stop: waits `shutdownTimeout`, then hands unfinished jobs back. */
-  async $onDestroy(): Promise<void> {
-    const queue = this.queue
-    this.queue = undefined
-    this.service.attach(undefined)
-    await queue?.stop()
-  }
+  return queue
 }
 
 function handlerEntries(): JobEntry[] {
@@ -68,17 +85,20 @@ function handlerEntries(): JobEntry[] {
 async function runJob(entry: JobEntry, job: RunningJob): Promise<unknown> {
   const $ctx = new DIContext({ id: `monque:${job.id}`, injector: injector(), logger: logger() })
   $ctx.set(MONQUE_JOB, job)
-  const locals = localsContainer({ providers: [{ token: MONQUE_JOB, use: job }], rebuild: true })
-  let instance: any
+  // A new locals container for this job: request-scoped providers (the handler class
+  // itself among them) are built in it, once per job, and destroyed with it. Field
+  // `inject()`s read the current container, so it is made current right before the
+  // (synchronous) construction, after runInContext's own awaits.
+  let locals: ReturnType<typeof localsContainer> | undefined
   try {
-    instance = inject(entry.target, { locals, rebuild: true })
+    return await runInContext($ctx, () => {
+      locals = localsContainer({ providers: [{ token: MONQUE_JOB, use: job }] })
+      const instance = inject<any>(entry.target, { locals })
+      return instance[entry.method](job)
+    })
   } finally {
-    detachLocalsContainer()
-  }
-  try {
-    return await runInContext($ctx, () => instance[entry.method](job))
-  } finally {
-    await locals.destroy()
+    await locals?.destroy()
+    locals?.clear()
     await $ctx.destroy()
   }
 }

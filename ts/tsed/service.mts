@@ -13,40 +13,69 @@ export class MonqueService {
     return this.#queue
   }
 
-  /** @internal Set by MonqueModule. */
-  attach(queue: Monque | undefined): void {
-    this.#queue = queue
+  #ready?: Promise<Monque | undefined>
+
+  /**
+   * Connects and registers everything once; resolves with the queue (undefined when
+   * `monque.enabled` is false). MonqueModule calls it in `$onInit`; other providers'
+   * `$onInit` may await it too, whatever order Ts.ED runs them in.
+   */
+  ready(): Promise<Monque | undefined> {
+    this.#ready ??= import('./module.mjs').then(async ({ createQueue }) => {
+      this.#queue = await createQueue()
+      return this.#queue
+    })
+    return this.#ready
   }
 
-  enqueue<T>(name: string, data: T, options?: EnqueueOptions): Promise<Job<T>> {
-    return this.queue.enqueue(name, data, options)
+  /** The queue once ready; NOT_INITIALIZED when the module is disabled. */
+  private async live(): Promise<Monque> {
+    await this.ready()
+    return this.queue
   }
 
-  now<T>(name: string, data: T): Promise<Job<T>> {
-    return this.queue.now(name, data)
+  /** Starts processing now (processes without an HTTP server emit no `$onReady`). */
+  async start(): Promise<void> {
+    ;(await this.ready())?.start()
   }
 
-  schedule<T>(cron: string, name: string, data?: T, options?: ScheduleOptions): Promise<Job<T>> {
-    return this.queue.schedule(cron, name, data, options)
+  /** @internal Graceful stop, from MonqueModule's `$onDestroy`. */
+  async close(): Promise<void> {
+    const queue = this.#queue
+    this.#queue = undefined
+    this.#ready = undefined
+    await queue?.stop()
   }
 
-  every<T>(interval: number | string, name: string, data?: T, options?: ScheduleOptions): Promise<Job<T>> {
-    return this.queue.every(interval, name, data, options)
+  async enqueue<T>(name: string, data: T, options?: EnqueueOptions): Promise<Job<T>> {
+    return (await this.live()).enqueue(name, data, options)
   }
 
-  unschedule(name: string, uniqueKey?: string): Promise<boolean> {
-    return this.queue.unschedule(name, uniqueKey)
+  async now<T>(name: string, data: T): Promise<Job<T>> {
+    return (await this.live()).now(name, data)
   }
 
-  getJob<T = unknown>(id: JobId): Promise<Job<T> | null> {
-    return this.queue.getJob<T>(id)
+  async schedule<T>(cron: string, name: string, data?: T, options?: ScheduleOptions): Promise<Job<T>> {
+    return (await this.live()).schedule(cron, name, data, options)
   }
 
-  cancelJob(id: JobId): Promise<Job> {
-    return this.queue.cancelJob(id)
+  async every<T>(interval: number | string, name: string, data?: T, options?: ScheduleOptions): Promise<Job<T>> {
+    return (await this.live()).every(interval, name, data, options)
   }
 
-  metrics(): Promise<string> {
-    return this.queue.metrics()
+  async unschedule(name: string, uniqueKey?: string): Promise<boolean> {
+    return (await this.live()).unschedule(name, uniqueKey)
+  }
+
+  async getJob<T = unknown>(id: JobId): Promise<Job<T> | null> {
+    return (await this.live()).getJob<T>(id)
+  }
+
+  async cancelJob(id: JobId): Promise<Job> {
+    return (await this.live()).cancelJob(id)
+  }
+
+  async metrics(): Promise<string> {
+    return (await this.live()).metrics()
   }
 }
