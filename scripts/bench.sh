@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `npm run bench`: builds a release addon (thin LTO, quicker than the published fat-LTO
+# build), starts the embedded server unless MONGODB_URI is set, runs bench/throughput.mjs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/monque/target-rel}
+
+[ -d node_modules ] || npm install --no-audit --no-fund
+CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 npm run --silent build:native:release
+npm run --silent build:ts
+
+if [ -z "${MONGODB_URI:-}" ]; then
+  eval "$(scripts/test-server.sh start)"
+  if [ "$MONQUE_SERVER_STARTED" = 1 ]; then trap 'scripts/test-server.sh stop' EXIT; fi
+fi
+export MONGODB_URI
+node bench/throughput.mjs "$@"
