@@ -141,7 +141,8 @@ impl Inner {
                     Next::Broken(err) => {
                         let reason = format!("the run succeeded but its schedule is unusable: {err}");
                         done.status = JobStatus::Failed;
-                        done.completed_at = None;
+                        done.completed_at = current.completed_at;
+                        done.duration_ms = current.duration_ms;
                         done.fail_reason = Some(reason.clone());
                         let update = doc! {
                             "$set": { "status": JobStatus::Failed.as_str(), "failReason": reason, "updatedAt": now },

@@ -218,6 +218,11 @@ fn page_limit(limit: u32) -> Result<i64> {
     Ok(i64::from(limit))
 }
 
+/// The update that cancels a job (guarded by the caller's filter).
+pub(crate) fn cancel_update(now: DateTime) -> Document {
+    doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": now } }
+}
+
 /// The id one step past `id` (the next possible one when `up`, else the previous).
 fn step(id: ObjectId, up: bool) -> ObjectId {
     let mut bytes = id.bytes();
@@ -414,9 +419,7 @@ impl Inner {
     pub(crate) async fn cancel_job(&self, id: ObjectId) -> Result<Job> {
         let now = DateTime::now();
         let (_, job) = self
-            .transition(id, "cancel", &[JobStatus::Pending], |_| {
-                doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": now } }
-            })
+            .transition(id, "cancel", &[JobStatus::Pending], |_| cancel_update(now))
             .await?;
         self.release_key(&job).await;
         self.emit(Event::JobCancelled {
@@ -570,7 +573,7 @@ impl Inner {
                         .coll
                         .find_one_and_update(
                             doc! { "_id": id, "status": JobStatus::Pending.as_str() },
-                            doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": DateTime::now() } },
+                            cancel_update(DateTime::now()),
                         )
                         .return_document(ReturnDocument::After)
                         .await
@@ -630,7 +633,7 @@ impl Inner {
                 .coll
                 .update_many(
                     doc! { "_id": { "$in": &ids }, "status": JobStatus::Pending.as_str() },
-                    doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": DateTime::now() } },
+                    cancel_update(DateTime::now()),
                 )
                 .await
                 .map_err(|e| self.db_err(e))?;

@@ -11,6 +11,7 @@ use crate::client::Inner;
 use crate::enqueue::{build, EnqueueOptions, NewJob};
 use crate::error::{Error, Result};
 use crate::job::{validate_job_name, Job, JobStatus};
+use crate::management::cancel_update;
 use crate::schedule::Repeat;
 
 /// Options for [`Monque::schedule`](crate::Monque::schedule) and
@@ -145,7 +146,7 @@ impl Inner {
             let (guard, update) = match job.status {
                 JobStatus::Pending => (
                     doc! { "_id": job.id, "status": JobStatus::Pending.as_str() },
-                    doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": now } },
+                    cancel_update(now),
                 ),
                 _ => (
                     doc! { "_id": job.id, "status": JobStatus::Processing.as_str() },

@@ -670,15 +670,8 @@ async fn skip_index_creation_and_a_custom_collection_are_respected() {
     db.drop_db(&q).await;
 }
 
-fn locks(q: &Monque, db: &TestDb) -> mongodb::Collection<mongodb::bson::Document> {
-    q.collection()
-        .client()
-        .database(&db.name)
-        .collection("monque_jobs_unique")
-}
-
 /// The invariant: exactly one active job holds `key`, and its lock names it.
-async fn one_active_holder(q: &Monque, db: &TestDb, key: &str) {
+async fn one_active_holder(q: &Monque, key: &str) {
     let active: Vec<ObjectId> = q
         .get_jobs(JobQuery {
             selector: JobSelector {
@@ -695,7 +688,7 @@ async fn one_active_holder(q: &Monque, db: &TestDb, key: &str) {
         .map(|j| j.id)
         .collect();
     assert_eq!(active.len(), 1, "one active job for {key}: {active:?}");
-    let lock = locks(q, db)
+    let lock = locks(q)
         .find_one(doc! { "_id": { "name": "mail", "key": key } })
         .await
         .unwrap()
@@ -725,7 +718,7 @@ async fn racing_retries_and_enqueues_keep_one_active_job_per_key_with_its_lock()
                 tokio::join!(q.retry_job(job.id), q.enqueue("mail", json!({}), opts));
             enqueued.unwrap();
         }
-        one_active_holder(&q, &db, &key).await;
+        one_active_holder(&q, &key).await;
     }
     db.drop_db(&q).await;
 }
@@ -742,7 +735,7 @@ async fn a_retry_does_not_take_a_key_from_an_enqueue_in_flight_and_is_undone() {
     q.cancel_job(job.id).await.unwrap();
     // Another enqueue has just written its lock and not yet its job.
     let in_flight = ObjectId::new();
-    locks(&q, &db)
+    locks(&q)
         .insert_one(doc! { "_id": { "name": "mail", "key": "k" }, "jobId": in_flight, "createdAt": DateTime::now() })
         .await
         .unwrap();
@@ -751,7 +744,7 @@ async fn a_retry_does_not_take_a_key_from_an_enqueue_in_flight_and_is_undone() {
     let after = get(&q, job.id).await;
     assert_eq!(after.status, JobStatus::Cancelled, "the retry was undone");
     assert_eq!(after.next_run_at, job.next_run_at);
-    let lock = locks(&q, &db)
+    let lock = locks(&q)
         .find_one(doc! { "_id": { "name": "mail", "key": "k" } })
         .await
         .unwrap()

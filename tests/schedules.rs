@@ -23,12 +23,7 @@ fn tz(zone: &str) -> ScheduleOptions {
 }
 
 async fn lock_count(q: &monque::Monque) -> u64 {
-    let locks = q
-        .collection()
-        .client()
-        .database(&q.collection().namespace().db)
-        .collection::<mongodb::bson::Document>(&format!("{}_unique", q.collection().name()));
-    locks.count_documents(doc! {}).await.unwrap()
+    locks(q).count_documents(doc! {}).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

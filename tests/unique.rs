@@ -95,11 +95,7 @@ async fn a_lock_left_by_an_enqueuer_that_died_before_its_job_insert_is_healed() 
     let q = db.queue(fast_options()).await;
     // The crash: a lock names a job id that was never inserted.
     let orphan = mongodb::bson::oid::ObjectId::new();
-    let locks = q
-        .collection()
-        .client()
-        .database(&db.name)
-        .collection::<mongodb::bson::Document>("monque_jobs_unique");
+    let locks = locks(&q);
     locks
         .insert_one(doc! { "_id": { "name": "sync", "key": "k" }, "jobId": orphan, "createdAt": mongodb::bson::DateTime::now() })
         .await
@@ -125,10 +121,7 @@ async fn an_old_lock_whose_job_is_gone_is_stale_and_does_not_revive_its_id() {
     let long_ago = mongodb::bson::DateTime::from_millis(
         mongodb::bson::DateTime::now().timestamp_millis() - 600_000,
     );
-    q.collection()
-        .client()
-        .database(&db.name)
-        .collection::<mongodb::bson::Document>("monque_jobs_unique")
+    locks(&q)
         .insert_one(
             doc! { "_id": { "name": "sync", "key": "k" }, "jobId": gone, "createdAt": long_ago },
         )

@@ -86,6 +86,14 @@ where
     }
 }
 
+/// The queue's uniqueKey lock collection (`<collection>_unique`).
+pub fn locks(q: &Monque) -> mongodb::Collection<Document> {
+    let jobs = q.collection();
+    jobs.client()
+        .database(&jobs.namespace().db)
+        .collection(&format!("{}_unique", jobs.name()))
+}
+
 pub async fn count(q: &Monque, filter: Document) -> u64 {
     q.collection().count_documents(filter).await.unwrap()
 }
