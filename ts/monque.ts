@@ -550,20 +550,29 @@ function encodeEnqueueOptions(options: EnqueueOptions): string {
   if (options === null || typeof options !== 'object') {
     throw new MonqueError('INVALID_OPTION', 'enqueue options must be an object')
   }
-  let runAt: number | undefined
-  if (options.runAt !== undefined) {
-    runAt = options.runAt instanceof Date ? options.runAt.getTime() : options.runAt
-    if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
-      throw new MonqueError('INVALID_OPTION', 'runAt must be a valid Date or epoch milliseconds')
-    }
+  const runAt = epochMs(options.runAt, 'runAt')
+  checkKeyAndPriority(options)
+  return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority })
+}
+
+/** A time given as a `Date` or epoch ms, as epoch ms; undefined stays undefined. */
+function epochMs(value: Date | number | undefined, key: string): number | undefined {
+  if (value === undefined) return undefined
+  const ms = value instanceof Date ? value.getTime() : value
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+    throw new MonqueError('INVALID_OPTION', `${key} must be a valid Date or epoch milliseconds`)
   }
+  return ms
+}
+
+/** The `uniqueKey` and `priority` that enqueue and schedule options share. */
+function checkKeyAndPriority(options: { uniqueKey?: unknown; priority?: unknown }): void {
   if (options.uniqueKey !== undefined && typeof options.uniqueKey !== 'string') {
     throw new MonqueError('INVALID_OPTION', 'uniqueKey must be a string')
   }
   if (options.priority !== undefined && !Number.isInteger(options.priority)) {
     throw new MonqueError('INVALID_OPTION', 'priority must be an integer')
   }
-  return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority })
 }
 
 function idString(id: JobId): string {
@@ -589,17 +598,11 @@ function onlyKeys(value: object, allowed: string[], what: string): void {
 function encodeSelector(selector: JobSelector): Record<string, unknown> {
   if (selector === null || typeof selector !== 'object') throw new MonqueError('INVALID_SELECTOR', 'selector must be an object')
   onlyKeys(selector, ['name', 'status', 'olderThan', 'newerThan'], 'selector')
-  const time = (v: Date | number | undefined, key: string) => {
-    if (v === undefined) return undefined
-    const ms = v instanceof Date ? v.getTime() : v
-    if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new MonqueError('INVALID_OPTION', `${key} must be a valid Date or epoch ms`)
-    return ms
-  }
   return {
     name: selector.name,
     status: selector.status,
-    olderThan: time(selector.olderThan, 'olderThan'),
-    newerThan: time(selector.newerThan, 'newerThan'),
+    olderThan: epochMs(selector.olderThan, 'olderThan'),
+    newerThan: epochMs(selector.newerThan, 'newerThan'),
   }
 }
 
@@ -667,12 +670,7 @@ function encodeScheduleOptions(options: ScheduleOptions): string {
   if (options.timezone !== undefined && typeof options.timezone !== 'string') {
     throw new MonqueError('INVALID_TIMEZONE', 'timezone must be an IANA name such as "Europe/Berlin"')
   }
-  if (options.uniqueKey !== undefined && typeof options.uniqueKey !== 'string') {
-    throw new MonqueError('INVALID_OPTION', 'uniqueKey must be a string')
-  }
-  if (options.priority !== undefined && !Number.isInteger(options.priority)) {
-    throw new MonqueError('INVALID_OPTION', 'priority must be an integer')
-  }
+  checkKeyAndPriority(options)
   return JSON.stringify({ timezone: options.timezone, uniqueKey: options.uniqueKey, priority: options.priority })
 }
 
