@@ -1,65 +1,185 @@
-//! The claim: one atomic findOneAndUpdate turns the best due `pending` job of a name
-//! into `processing` under a fresh `claimId` (the fencing token) and a lease.
+//! Claims: due `pending` jobs of a name become `processing` under a fresh `claimId` and a
+//! lease. An execution is fenced by its `(_id, claimId)` pair: every later write of that
+//! execution matches both, so a worker that lost its lease can never overwrite a newer
+//! execution of the same job.
+//!
+//! With one free slot a claim is one atomic `findOneAndUpdate`. With several it is a
+//! batch: read the ids of the best due jobs, take the ones still `pending` with one
+//! `updateMany` under a shared `claimId`, read back what was taken. A job appears at
+//! most once in a batch, so the pair stays unique per execution.
 
-use mongodb::bson::{doc, oid::ObjectId, DateTime};
-use mongodb::options::ReturnDocument;
+use mongodb::action::Action;
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::options::{Hint, ReturnDocument};
+
+use futures_util::TryStreamExt;
 
 use crate::client::Inner;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::job::{Job, JobStatus};
 
+/// What a claim round found.
+pub(crate) struct Claimed {
+    /// Claimed jobs, best first (priority, then due time).
+    pub(crate) jobs: Vec<Job>,
+    /// Due jobs were seen but other workers took every one first: worth another try
+    /// now, with a single atomic claim that cannot lose that race.
+    pub(crate) contended: bool,
+    /// Claimed documents this build cannot read; they have been failed.
+    pub(crate) unreadable: Vec<Error>,
+}
+
+fn due(name: &str, now: DateTime) -> Document {
+    doc! { "name": name, "status": JobStatus::Pending.as_str(), "nextRunAt": { "$lte": now } }
+}
+
+fn best_first() -> Document {
+    doc! { "priority": -1, "nextRunAt": 1 }
+}
+
+/// The `_id` index, for reads and writes of known jobs.
+fn by_id() -> Hint {
+    Hint::Name("_id_".to_owned())
+}
+
 impl Inner {
-    /// Claims one due job of `name`, or `None` when none is due.
+    fn claim_fields(&self, claim_id: ObjectId, now: DateTime) -> Document {
+        doc! { "$set": {
+            "status": JobStatus::Processing.as_str(),
+            "claimId": claim_id,
+            "claimedBy": &self.instance_id,
+            "lockedAt": now,
+            "leaseExpiresAt": self.lease_until(now),
+            "updatedAt": now,
+        } }
+    }
+
+    /// The claim index (indexes.rs), named so the planner cannot pick `monque_status`
+    /// (equality on status alone) and sort a whole backlog in memory, as some servers
+    /// do. Left out when the application manages its own indexes.
+    fn claim_hint(&self) -> Option<Hint> {
+        (!self.opts.skip_index_creation).then(|| Hint::Keys(crate::indexes::claim_keys()))
+    }
+
+    /// Claims up to `max` due jobs of `name`.
     #[tracing::instrument(level = "debug", skip(self), fields(instance = %self.instance_id))]
-    pub(crate) async fn claim_one(&self, name: &str) -> Result<Option<Job>> {
-        let now = DateTime::now();
-        let lease_until = self.lease_until(now);
-        let claim_id = ObjectId::new();
+    pub(crate) async fn claim(&self, name: &str, max: usize) -> Result<Claimed> {
         let started = std::time::Instant::now();
-        let claimed = self
+        let claimed = if max <= 1 {
+            self.claim_one(name).await
+        } else {
+            self.claim_batch(name, max).await
+        };
+        self.metrics.claim_took(started.elapsed());
+        claimed
+    }
+
+    async fn claim_one(&self, name: &str) -> Result<Claimed> {
+        let now = DateTime::now();
+        let claim_id = ObjectId::new();
+        let doc = self
             .coll
-            .find_one_and_update(
-                doc! { "name": name, "status": JobStatus::Pending.as_str(), "nextRunAt": { "$lte": now } },
-                doc! { "$set": {
-                    "status": JobStatus::Processing.as_str(),
-                    "claimId": claim_id,
-                    "claimedBy": &self.instance_id,
-                    "lockedAt": now,
-                    "leaseExpiresAt": lease_until,
-                    "updatedAt": now,
-                } },
-            )
-            .sort(doc! { "priority": -1, "nextRunAt": 1 })
+            .find_one_and_update(due(name, now), self.claim_fields(claim_id, now))
+            .sort(best_first())
+            .optional(self.claim_hint(), |q, h| q.hint(h))
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| self.db_err(e))?;
-        self.metrics.claim_took(started.elapsed());
-        let Some(claimed) = claimed else {
-            return Ok(None);
+        self.read_claimed(doc.into_iter().collect(), claim_id).await
+    }
+
+    async fn claim_batch(&self, name: &str, max: usize) -> Result<Claimed> {
+        let now = DateTime::now();
+        let candidates: Vec<Document> = self
+            .coll
+            .find(due(name, now))
+            .sort(best_first())
+            .optional(self.claim_hint(), |q, h| q.hint(h))
+            .limit(max as i64)
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let ids: Vec<_> = candidates
+            .iter()
+            .filter_map(|d| d.get("_id"))
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            return Ok(Claimed {
+                jobs: Vec::new(),
+                contended: false,
+                unreadable: Vec::new(),
+            });
+        }
+        let claim_id = ObjectId::new();
+        let mut still_due = due(name, now);
+        still_due.insert("_id", doc! { "$in": &ids });
+        let taken = self
+            .coll
+            .update_many(still_due, self.claim_fields(claim_id, now))
+            .hint(by_id())
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if taken.modified_count == 0 {
+            return Ok(Claimed {
+                jobs: Vec::new(),
+                contended: true,
+                unreadable: Vec::new(),
+            });
+        }
+        let docs: Vec<Document> = self
+            .coll
+            .find(doc! { "_id": { "$in": &ids }, "claimId": claim_id })
+            .hint(by_id())
+            .await
+            .map_err(|e| self.db_err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.db_err(e))?;
+        self.read_claimed(docs, claim_id).await
+    }
+
+    /// Turns claimed documents into jobs, best first. A document this build cannot read
+    /// would be recovered and claimed again after every lease, forever: it is failed
+    /// (fenced by this claim) and reported instead.
+    async fn read_claimed(&self, docs: Vec<Document>, claim_id: ObjectId) -> Result<Claimed> {
+        let mut claimed = Claimed {
+            jobs: Vec::with_capacity(docs.len()),
+            contended: false,
+            unreadable: Vec::new(),
         };
-        let id = claimed.get("_id").cloned();
-        match Job::from_document(claimed) {
-            Ok(job) => {
-                tracing::debug!(job.id = %job.id, "claimed");
-                Ok(Some(job))
-            }
-            Err(err) => {
-                // Left `processing`, it would be recovered and claimed again after every
-                // lease, forever: fail it (fenced by this claim) and report it.
-                let reason = err.to_string();
-                tracing::warn!(?id, %reason, "failing a job document this build cannot read");
-                self.coll
-                    .update_one(
-                        doc! { "_id": id, "claimId": claim_id },
-                        doc! {
-                            "$set": { "status": JobStatus::Failed.as_str(), "failReason": &reason, "updatedAt": now },
-                            "$unset": { "claimId": "", "leaseExpiresAt": "" },
-                        },
-                    )
-                    .await
-                    .map_err(|e| self.db_err(e))?;
-                Err(err)
+        for doc in docs {
+            let id = doc.get("_id").cloned();
+            match Job::from_document(doc) {
+                Ok(job) => claimed.jobs.push(job),
+                Err(err) => {
+                    let reason = err.to_string();
+                    tracing::warn!(?id, %reason, "failing a job document this build cannot read");
+                    self.coll
+                        .update_one(
+                            doc! { "_id": id, "claimId": claim_id },
+                            doc! {
+                                "$set": { "status": JobStatus::Failed.as_str(), "failReason": &reason, "updatedAt": DateTime::now() },
+                                "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                            },
+                        )
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                    claimed.unreadable.push(err);
+                }
             }
         }
+        claimed.jobs.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.next_run_at.cmp(&b.next_run_at))
+        });
+        for job in &claimed.jobs {
+            tracing::debug!(job.id = %job.id, "claimed");
+        }
+        Ok(claimed)
     }
 }

@@ -24,8 +24,9 @@ pub(crate) fn fenced(job: &Job) -> Document {
 }
 
 /// The fencing filter for several executions, given as `(job id, claim id)` pairs.
-/// Claim ids are unique per execution, so matching both lists is as strict as
-/// matching each pair.
+/// Matching both lists is as strict as matching each pair: a claim id is made by one
+/// claim of this instance, so a job holding one of them was claimed by that claim and
+/// is one of these executions unless it already finished (then it is not `processing`).
 pub(crate) fn fenced_many(executions: &[(ObjectId, ObjectId)]) -> Document {
     let (ids, claims): (Vec<_>, Vec<_>) = executions.iter().copied().unzip();
     doc! { "_id": { "$in": ids }, "claimId": { "$in": claims }, "status": JobStatus::Processing.as_str() }

@@ -2,7 +2,7 @@
 //! a crash), then hands the outcome to the completer. Tracks what is running so the
 //! heartbeat can renew leases and shutdown can wait for, abort and hand back jobs.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,10 @@ use crate::handler::{AbortSignal, HandlerError, JobContext};
 use crate::job::Job;
 use crate::worker::{Slots, Worker};
 
-/// The executions in flight on this instance: claimId -> job id.
+/// The executions in flight on this instance, as `(job id, claim id)` pairs (a batch
+/// claim gives its jobs one claim id, so only the pair names an execution).
 pub(crate) struct Running {
-    jobs: Mutex<HashMap<ObjectId, ObjectId>>,
+    jobs: Mutex<HashSet<(ObjectId, ObjectId)>>,
     count: watch::Sender<usize>,
 }
 
@@ -33,22 +34,22 @@ impl Default for Running {
 }
 
 impl Running {
-    fn insert(&self, claim_id: ObjectId, job_id: ObjectId) {
+    fn insert(&self, execution: (ObjectId, ObjectId)) {
         let mut jobs = self.jobs.lock().expect("running lock");
-        jobs.insert(claim_id, job_id);
+        jobs.insert(execution);
         self.count.send_replace(jobs.len());
     }
 
-    fn remove(&self, claim_id: &ObjectId) {
+    fn remove(&self, execution: &(ObjectId, ObjectId)) {
         let mut jobs = self.jobs.lock().expect("running lock");
-        jobs.remove(claim_id);
+        jobs.remove(execution);
         self.count.send_replace(jobs.len());
     }
 
     /// `(job id, claim id)` of every execution in flight.
     pub(crate) fn snapshot(&self) -> Vec<(ObjectId, ObjectId)> {
         let jobs = self.jobs.lock().expect("running lock");
-        jobs.iter().map(|(claim, id)| (*id, *claim)).collect()
+        jobs.iter().copied().collect()
     }
 
     /// Waits until nothing runs; false if `timeout` passed first.
@@ -72,7 +73,8 @@ impl Inner {
             return;
         };
         let abort = abort_root.child_token();
-        self.running.insert(claim_id, job.id);
+        let execution = (job.id, claim_id);
+        self.running.insert(execution);
         let span = tracing::info_span!("monque.job", job.id = %job.id, job.name = %job.name, attempt = job.fail_count + 1);
         let inner = self.clone();
         tokio::spawn(
@@ -103,7 +105,7 @@ impl Inner {
                         abort.is_cancelled(),
                     )
                     .await;
-                inner.running.remove(&claim_id);
+                inner.running.remove(&execution);
                 drop(slots);
             }
             .instrument(span),

@@ -4,12 +4,16 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 
+/// The claim index's keys (claim.rs hints them): equality on name + status, sort by
+/// priority then nextRunAt, range on nextRunAt (equality, sort, range).
+pub(crate) fn claim_keys() -> Document {
+    doc! { "name": 1, "status": 1, "priority": -1, "nextRunAt": 1 }
+}
+
 pub(crate) fn models() -> Vec<IndexModel> {
     vec![
-        // The claim (claim.rs): equality on name + status, sort by priority then
-        // nextRunAt, range on nextRunAt (equality, sort, range).
         index(
-            doc! { "name": 1, "status": 1, "priority": -1, "nextRunAt": 1 },
+            claim_keys(),
             IndexOptions::builder()
                 .name("monque_claim".to_owned())
                 .build(),

@@ -22,6 +22,9 @@ pub struct MonqueOptions {
     pub worker_concurrency: usize,
     /// Cap on jobs of all names this instance runs at once. Default: no cap.
     pub instance_concurrency: Option<usize>,
+    /// Most jobs one claim takes when a worker has several free slots. Default 32;
+    /// 1 claims one job per round trip.
+    pub claim_batch: usize,
     /// Retries after the first attempt before a job is `failed`. Default 10.
     pub max_retries: u32,
     /// Delay before each retry. Default `2^failCount × 60 s`, capped at 24 h, +0–10 % jitter.
@@ -77,6 +80,7 @@ impl Default for MonqueOptions {
             poll_interval: Duration::from_secs(1),
             worker_concurrency: 5,
             instance_concurrency: None,
+            claim_batch: 32,
             max_retries: 10,
             backoff: Backoff::default(),
             lease_duration: Duration::from_secs(30),
@@ -126,6 +130,7 @@ impl MonqueOptions {
         if let Some(n) = self.instance_concurrency {
             at_least_one("instance_concurrency", n)?;
         }
+        at_least_one("claim_batch", self.claim_batch)?;
         if self.max_payload_size == 0 || self.max_payload_size > MAX_PAYLOAD_CEILING {
             return Err(Error::option(
                 "max_payload_size",
@@ -210,6 +215,10 @@ mod tests {
             },
             MonqueOptions {
                 instance_concurrency: Some(0),
+                ..Default::default()
+            },
+            MonqueOptions {
+                claim_batch: 0,
                 ..Default::default()
             },
             MonqueOptions {

@@ -18,6 +18,8 @@ export interface MonqueOptions {
   workerConcurrency?: number
   /** Cap on jobs of all names running at once on this instance. Default: none. */
   instanceConcurrency?: number
+  /** Most jobs one claim takes when a worker has several free slots. Default 32; 1 claims one job per round trip. */
+  claimBatch?: number
   /** Retries after the first attempt before a job is `failed`. Default 10. */
   maxRetries?: number
   /** Retry `n` waits `2^n × baseRetryInterval`. Default 60000. */
@@ -181,6 +183,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
   private native?: NativeQueue
   private connecting?: Promise<NativeQueue>
   private readonly pending = new Map<string, { handler: Handler; options: WorkerOptions }>()
+  /** Abort controllers of running handlers, by `<jobId>:<claimId>`. */
   private readonly controllers = new Map<string, AbortController>()
   private keepAlive?: NodeJS.Timeout
   private readonly logger?: Logger
@@ -471,9 +474,10 @@ export class Monque extends EventEmitter<MonqueEvents> {
   private attach(native: NativeQueue, name: string, handler: Handler, options: WorkerOptions): void {
     const run = async (jobJson: string): Promise<string> => {
       const raw = JSON.parse(jobJson) as Record<string, unknown>
-      const claimId = String(raw.claimId)
+      // Job id and claim id together name one execution (a batch claim shares its claim id).
+      const execution = `${String(raw.id)}:${String(raw.claimId)}`
       const controller = new AbortController()
-      this.controllers.set(claimId, controller)
+      this.controllers.set(execution, controller)
       const job = toJob(raw) as RunningJob
       job.signal = controller.signal
       let result: unknown
@@ -483,7 +487,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
         const message = err instanceof Error ? err.message : String(err)
         return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError) } })
       } finally {
-        this.controllers.delete(claimId)
+        this.controllers.delete(execution)
       }
       // The job succeeded; a result JSON cannot hold must not turn that into a retry.
       try {
@@ -500,7 +504,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
     const event = JSON.parse(json) as Record<string, any>
     const type = event.type as string
     if (type === 'internal:abort') {
-      this.controllers.get(event.claimId)?.abort(new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached'))
+      this.controllers.get(event.execution)?.abort(new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached'))
       return
     }
     if (this.logger) log(this.logger, event)

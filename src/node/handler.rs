@@ -31,7 +31,12 @@ impl Handler for JsHandler {
         let tsfn = self.tsfn.clone();
         let sink = self.sink.clone();
         Box::pin(async move {
-            let claim = ctx.job.claim_id.map(|c| c.to_hex()).unwrap_or_default();
+            // A batch claim gives its jobs one claim id: the pair names the execution.
+            let execution = format!(
+                "{}:{}",
+                ctx.job.id.to_hex(),
+                ctx.job.claim_id.map(|c| c.to_hex()).unwrap_or_default()
+            );
             let promise = tsfn
                 .call_async_catch(ctx.job.to_json().to_string())
                 .await
@@ -44,7 +49,7 @@ impl Handler for JsHandler {
                     _ = ctx.signal.aborted(), if !told => {
                         told = true;
                         if let Some(sink) = sink.read().expect("sink lock").as_ref() {
-                            let msg = json!({ "type": "internal:abort", "claimId": claim }).to_string();
+                            let msg = json!({ "type": "internal:abort", "execution": execution }).to_string();
                             sink.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
                         }
                     }
