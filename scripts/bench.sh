@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `npm run bench`: builds a release addon (thin LTO, quicker than the published fat-LTO
-# build), starts the embedded server unless MONGODB_URI is set, runs bench/throughput.mjs.
+# build), starts the embedded server unless MONGODB_URI is set, runs the side-by-side
+# benchmark (bench/run.mjs; arguments pass through) and writes bench/RESULTS.md and
+# bench/results.png from its results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/monque/target-rel}
@@ -14,4 +16,5 @@ if [ -z "${MONGODB_URI:-}" ]; then
   if [ "$MONQUE_SERVER_STARTED" = 1 ]; then trap 'scripts/test-server.sh stop' EXIT; fi
 fi
 export MONGODB_URI
-node bench/throughput.mjs "$@"
+node bench/run.mjs "$@"
+node bench/report.mjs

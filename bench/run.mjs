@@ -1,0 +1,258 @@
+// The side-by-side benchmark: every system measured in one run on one server, each
+// measurement in fresh processes and a fresh database, repeated and reduced to medians.
+// Systems take turns within each repetition so the machine's drift hits all of them.
+//
+//   node bench/run.mjs [--runs 3] [--systems monque,agenda,raw] [--only enqueue,processing,latency]
+//
+// Writes bench/results.json; bench/report.mjs turns it into RESULTS.md and the chart.
+import { fork } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { MongoClient, ObjectId } from 'mongodb'
+import { dropDatabase, systems } from './systems.mjs'
+
+const uri = process.env.MONGODB_URI
+if (!uri) throw new Error('MONGODB_URI is not set (npm run bench starts the embedded server)')
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i > 0 ? process.argv[i + 1] : fallback
+}
+const runs = Number(arg('runs', 3))
+const only = arg('only', 'enqueue,processing,latency').split(',')
+const chosen = arg('systems', Object.keys(systems).join(',')).split(',')
+const ENQUEUE_JOBS = Number(arg('enqueue-jobs', 5000))
+const BATCH = 500
+const IN_FLIGHT = 20
+const PROCESS_JOBS = Number(arg('jobs', 1000))
+const LATENCY_JOBS = Number(arg('latency-jobs', 200))
+const LATENCY_EVERY_MS = 50
+const POLL_MS = 1000
+const STALL_MS = 60_000
+
+const wallMs = () => performance.timeOrigin + performance.now()
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const median = (xs) => {
+  const s = xs.filter((x) => x != null).sort((a, b) => a - b)
+  return s.length ? s[Math.floor(s.length / 2)] : null
+}
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
+}
+const freshDatabase = () => `bench_${new ObjectId().toHexString()}`
+
+/** Forks a measured child; `until(type)` resolves with its next message of that type. */
+function spawn(task, opts) {
+  const child = fork(new URL('./child.mjs', import.meta.url), [task, JSON.stringify(opts)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const progress = { handled: 0, at: Date.now() }
+  const waiting = new Map()
+  child.on('message', (msg) => {
+    if (msg.type === 'progress') {
+      if (msg.handled !== progress.handled) progress.at = Date.now()
+      progress.handled = msg.handled
+    }
+    if (msg.type === 'error') console.error(`  ${opts.system}: ${msg.error}`)
+    waiting.get(msg.type)?.(msg)
+  })
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  return {
+    progress,
+    send: (msg) => child.send(msg),
+    until: (type) =>
+      Promise.race([
+        new Promise((resolve) => waiting.set(type, resolve)),
+        exited.then((code) => {
+          throw new Error(`${opts.system} ${task} child exited (${code}) before '${type}'`)
+        }),
+      ]),
+    kill: () => child.kill('SIGKILL'),
+    exited,
+  }
+}
+
+/** Waits until the children together handled `total` jobs; throws when they stall. */
+async function waitHandled(children, total) {
+  for (;;) {
+    const handled = children.reduce((n, c) => n + c.progress.handled, 0)
+    if (handled >= total) return
+    const lastMove = Math.max(...children.map((c) => c.progress.at))
+    if (Date.now() - lastMove > STALL_MS) throw new Error(`stalled at ${handled}/${total} jobs`)
+    await sleep(20)
+  }
+}
+
+async function enqueue(system, batch) {
+  const database = freshDatabase()
+  try {
+    const child = spawn('enqueue', { system, uri, database, concurrency: 1, pollMs: POLL_MS, count: ENQUEUE_JOBS, inFlight: IN_FLIGHT, batch })
+    const { jobsPerSecond } = await child.until('result')
+    await child.exited
+    return jobsPerSecond
+  } finally {
+    await dropDatabase(uri, database)
+  }
+}
+
+/** Fills a fresh database with `PROCESS_JOBS` due jobs through the system's own API. */
+async function prefill(system, database) {
+  const producer = await systems[system]({ uri, database, concurrency: 1, pollMs: POLL_MS })
+  const list = Array.from({ length: PROCESS_JOBS }, (_, i) => ({ i }))
+  if (producer.enqueueMany) {
+    await producer.enqueueMany(list)
+  } else {
+    let next = 0
+    const lane = async () => {
+      while (next < list.length) await producer.enqueue(list[next++])
+    }
+    await Promise.all(Array.from({ length: IN_FLIGHT }, lane))
+  }
+  await producer.close()
+}
+
+async function processing(system, concurrency, processes) {
+  const database = freshDatabase()
+  let children = []
+  try {
+    await prefill(system, database)
+    children = Array.from({ length: processes }, () => spawn('worker', { system, uri, database, concurrency, pollMs: POLL_MS }))
+    await Promise.all(children.map((c) => c.until('ready')))
+    const goAt = wallMs()
+    for (const c of children) c.send({ type: 'go' })
+    await waitHandled(children, PROCESS_JOBS)
+    const results = await Promise.all(
+      children.map((c) => {
+        c.send({ type: 'stop' })
+        return c.until('result')
+      }),
+    )
+    await Promise.all(children.map((c) => c.exited))
+    const handled = results.reduce((n, r) => n + r.handled, 0)
+    if (handled !== PROCESS_JOBS) throw new Error(`${system}: handled ${handled} of ${PROCESS_JOBS} jobs`)
+    const seconds = (Math.max(...results.map((r) => r.lastAt)) - goAt) / 1000
+    return {
+      jobsPerSecond: PROCESS_JOBS / seconds,
+      cpuPer1000: (results.reduce((s, r) => s + r.cpuSeconds, 0) * 1000) / PROCESS_JOBS,
+      peakRssMb: Math.max(...results.map((r) => r.peakRssMb)),
+    }
+  } finally {
+    for (const c of children) c.kill()
+    await dropDatabase(uri, database)
+  }
+}
+
+async function latency(system, self) {
+  const database = freshDatabase()
+  let child
+  let producer
+  try {
+    child = spawn('latency', { system, uri, database, concurrency: 10, pollMs: POLL_MS, self, count: LATENCY_JOBS, everyMs: LATENCY_EVERY_MS })
+    await child.until('ready')
+    if (!self) {
+      producer = await systems[system]({ uri, database, concurrency: 1, pollMs: POLL_MS })
+      for (let i = 0; i < LATENCY_JOBS; i++) {
+        await sleep(LATENCY_EVERY_MS)
+        producer.enqueue({ i, t: wallMs() }).catch((e) => console.error(`  ${system}: ${e}`))
+      }
+    }
+    await waitHandled([child], LATENCY_JOBS)
+    child.send({ type: 'stop' })
+    const { latencies } = await child.until('result')
+    await child.exited
+    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+  } finally {
+    child?.kill()
+    await producer?.close()
+    await dropDatabase(uri, database)
+  }
+}
+
+/** Every measurement: an id, what it is, its unit, and which direction is better. */
+const plan = []
+if (only.includes('enqueue')) {
+  plan.push({ id: 'enqueue-single', label: `Enqueue ${ENQUEUE_JOBS}, one at a time (${IN_FLIGHT} in flight)`, unit: 'jobs/s', better: 'higher', run: (s) => enqueue(s, 0) })
+  plan.push({ id: 'enqueue-batch', label: `Enqueue ${ENQUEUE_JOBS} in batches of ${BATCH}`, unit: 'jobs/s', better: 'higher', run: (s) => enqueue(s, BATCH) })
+}
+if (only.includes('processing')) {
+  for (const [c, p] of [
+    [1, 1],
+    [10, 1],
+    [50, 1],
+    [10, 2],
+  ]) {
+    const where = p === 1 ? 'one process' : `${p} processes`
+    const id = `process-c${c}-p${p}`
+    plan.push({
+      id,
+      label: `Process ${PROCESS_JOBS} jobs, concurrency ${c}, ${where}`,
+      unit: 'jobs/s',
+      better: 'higher',
+      run: (s) => processing(s, c, p),
+      derived: [
+        { id: `${id}-cpu`, label: `Worker CPU per 1,000 jobs (concurrency ${c}, ${where})`, unit: 'CPU s', better: 'lower', pick: (r) => r.cpuPer1000 },
+        { id: `${id}-rss`, label: `Peak worker RSS (concurrency ${c}, ${where})`, unit: 'MB', better: 'lower', pick: (r) => r.peakRssMb },
+      ],
+      pick: (r) => r.jobsPerSecond,
+    })
+  }
+}
+if (only.includes('latency')) {
+  for (const self of [true, false]) {
+    const where = self ? 'same process' : 'other process'
+    plan.push({
+      id: `latency-${self ? 'same' : 'other'}`,
+      label: `Pickup latency p50, ${where}`,
+      unit: 'ms',
+      better: 'lower',
+      run: (s) => latency(s, self),
+      pick: (r) => r.p50,
+      derived: [{ id: `latency-${self ? 'same' : 'other'}-p99`, label: `Pickup latency p99, ${where}`, unit: 'ms', better: 'lower', pick: (r) => r.p99 }],
+    })
+  }
+}
+
+const samples = {} // metric id -> system -> [values]
+const record = (id, system, value) => {
+  samples[id] ??= {}
+  ;(samples[id][system] ??= []).push(value ?? null)
+}
+for (let r = 1; r <= runs; r++) {
+  for (const step of plan) {
+    for (const system of chosen) {
+      let result = null
+      try {
+        result = await step.run(system)
+      } catch (err) {
+        console.error(`  ${step.id} ${system}: ${err.message}`)
+      }
+      const value = result == null ? null : step.pick ? step.pick(result) : result
+      record(step.id, system, value)
+      for (const d of step.derived ?? []) record(d.id, system, result == null ? null : d.pick(result))
+      console.log(`run ${r}/${runs}  ${step.id.padEnd(22)} ${system.padEnd(22)} ${value == null ? 'n/a' : value.toFixed(1)}`)
+    }
+  }
+}
+
+const client = await MongoClient.connect(uri)
+const build = await client.db('admin').command({ buildInfo: 1 })
+await client.close()
+const metrics = plan.flatMap((step) => [step, ...(step.derived ?? [])]).map(({ id, label, unit, better }) => ({
+  id,
+  label,
+  unit,
+  better,
+  median: Object.fromEntries(chosen.map((s) => [s, median(samples[id]?.[s] ?? [])])),
+  samples: samples[id],
+}))
+const results = {
+  date: new Date().toISOString(),
+  runs,
+  server: `${build.version}${uri.includes('127.0.0.1') ? ' (local)' : ''}`,
+  machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`,
+  systems: chosen,
+  metrics,
+}
+writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
+console.log('wrote bench/results.json')

@@ -1,0 +1,145 @@
+// The systems the benchmark compares, behind one small interface:
+//   open({ uri, database, concurrency, pollMs }) -> {
+//     enqueue(data), enqueueMany(list) | null (no batch API),
+//     work(handler) (register the no-op handler), start(), close() }
+// Each one is configured the same way: one job name, `concurrency` handlers in flight,
+// a 1 s poll as the fallback, its own way of hearing about new jobs in real time.
+import { MongoClient, ObjectId } from 'mongodb'
+
+const NAME = 'noop'
+
+/** Ours, through the published TypeScript API. `claimBatch` 1 turns batch claims off. */
+async function monque({ uri, database, concurrency, pollMs, claimBatch }) {
+  const { Monque } = await import('../dist/index.mjs')
+  const queue = new Monque(uri, {
+    database,
+    workerConcurrency: concurrency,
+    pollInterval: pollMs,
+    logger: false,
+    ...(claimBatch === undefined ? {} : { claimBatch }),
+  })
+  await queue.initialize()
+  return {
+    enqueue: (data) => queue.enqueue(NAME, data),
+    enqueueMany: (list) => queue.enqueueMany(list.map((data) => ({ name: NAME, data }))),
+    work: (handler) => queue.register(NAME, async (job) => handler(job.data)),
+    start: () => queue.start(),
+    close: () => queue.stop(),
+  }
+}
+
+/** Agenda 6 with its MongoDB backend and its change-stream notifications. */
+async function agenda({ uri, database, concurrency, pollMs }) {
+  const { Agenda } = await import('agenda')
+  const { MongoBackend, MongoChangeStreamNotificationChannel } = await import('@agendajs/mongo-backend')
+  const client = await MongoClient.connect(uri)
+  const db = client.db(database)
+  const queue = new Agenda({
+    backend: new MongoBackend({ mongo: db }),
+    notificationChannel: new MongoChangeStreamNotificationChannel({ db }),
+    processEvery: pollMs,
+    maxConcurrency: concurrency,
+    defaultConcurrency: concurrency,
+    lockLimit: 0,
+    defaultLockLimit: 0,
+  })
+  await queue.ready
+  return {
+    enqueue: (data) => queue.now(NAME, data),
+    enqueueMany: null,
+    work: (handler) => queue.define(NAME, async (job) => handler(job.attrs.data), { concurrency }),
+    start: () => queue.start(),
+    close: async () => {
+      await queue.stop()
+      await client.close()
+    },
+  }
+}
+
+/**
+ * The practical limit: the plain driver doing the round trips one job needs and
+ * nothing else. An insert per enqueue; per job one claim (findOneAndUpdate on the
+ * same index shape as ours) and one fenced completion. A local enqueue wakes idle
+ * loops; otherwise they poll every 10 ms (far more often than any queue would).
+ */
+async function raw({ uri, database, concurrency }) {
+  const client = await MongoClient.connect(uri)
+  const jobs = client.db(database).collection('jobs')
+  await jobs.createIndex({ name: 1, status: 1, priority: -1, nextRunAt: 1 })
+  const doc = (data) => {
+    const now = new Date()
+    return { name: NAME, data, status: 'pending', priority: 0, nextRunAt: now, failCount: 0, createdAt: now, updatedAt: now }
+  }
+  let handler = async () => {}
+  let running = false
+  const sleepers = new Set()
+  const wake = () => {
+    for (const resolve of sleepers) resolve()
+    sleepers.clear()
+  }
+  const loops = []
+  async function loop() {
+    while (running) {
+      const now = new Date()
+      const claimId = new ObjectId()
+      const job = await jobs.findOneAndUpdate(
+        { name: NAME, status: 'pending', nextRunAt: { $lte: now } },
+        { $set: { status: 'processing', claimId, lockedAt: now, updatedAt: now } },
+        { sort: { priority: -1, nextRunAt: 1 }, returnDocument: 'after' },
+      )
+      if (!job) {
+        await new Promise((resolve) => {
+          const timer = setTimeout(() => {
+            sleepers.delete(woken)
+            resolve()
+          }, 10)
+          const woken = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+          sleepers.add(woken)
+        })
+        continue
+      }
+      await handler(job.data)
+      await jobs.updateOne(
+        { _id: job._id, claimId, status: 'processing' },
+        { $set: { status: 'completed', completedAt: new Date(), updatedAt: new Date() }, $unset: { claimId: '' } },
+      )
+    }
+  }
+  return {
+    enqueue: async (data) => {
+      await jobs.insertOne(doc(data))
+      wake()
+    },
+    enqueueMany: (list) => jobs.insertMany(list.map(doc)),
+    work: (h) => {
+      handler = h
+    },
+    start: () => {
+      running = true
+      for (let i = 0; i < concurrency; i++) loops.push(loop())
+    },
+    close: async () => {
+      running = false
+      wake()
+      await Promise.all(loops)
+      await client.close()
+    },
+  }
+}
+
+export const systems = {
+  monque,
+  'monque (claimBatch 1)': (o) => monque({ ...o, claimBatch: 1 }),
+  agenda,
+  raw,
+}
+
+/** Drops a benchmark database. */
+export async function dropDatabase(uri, database) {
+  const client = await MongoClient.connect(uri)
+  await client.db(database).dropDatabase()
+  await client.close()
+}
