@@ -43,15 +43,20 @@ fn by_id() -> Hint {
 }
 
 impl Inner {
-    fn claim_fields(&self, claim_id: ObjectId, now: DateTime) -> Document {
-        doc! { "$set": {
+    /// The fields a claim sets (also written by a local hand-off, handoff.rs).
+    pub(crate) fn claim_set(&self, claim_id: ObjectId, now: DateTime) -> Document {
+        doc! {
             "status": JobStatus::Processing.as_str(),
             "claimId": claim_id,
             "claimedBy": &self.instance_id,
             "lockedAt": now,
             "leaseExpiresAt": self.lease_until(now),
             "updatedAt": now,
-        } }
+        }
+    }
+
+    fn claim_fields(&self, claim_id: ObjectId, now: DateTime) -> Document {
+        doc! { "$set": self.claim_set(claim_id, now) }
     }
 
     /// The claim index (indexes.rs), named so the planner cannot pick `monque_status`

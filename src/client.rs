@@ -522,6 +522,16 @@ impl Inner {
         self.events.emit(event);
     }
 
+    /// The `claiming` and `abort` tokens while started.
+    pub(crate) fn started_tokens(&self) -> Option<(CancellationToken, CancellationToken)> {
+        match &*self.lifecycle.lock().expect("lifecycle lock") {
+            Lifecycle::Started(services) => {
+                Some((services.claiming.clone(), services.abort.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// Wakes the local worker for `name`, if there is one.
     pub(crate) fn wake(&self, name: &str) {
         if let Some(worker) = self.workers.read().expect("workers lock").get(name) {

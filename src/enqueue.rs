@@ -3,6 +3,8 @@
 
 use mongodb::bson::{self, doc, oid::ObjectId, DateTime, Document};
 
+use std::sync::Arc;
+
 use crate::client::Inner;
 use crate::error::{Error, Result};
 use crate::job::{validate_data, validate_job_name, Job, JobStatus};
@@ -94,8 +96,18 @@ pub(crate) fn build(inner: &Inner, job: &NewJob, now: DateTime) -> Result<Docume
 }
 
 impl Inner {
-    pub(crate) async fn enqueue_one(&self, job: NewJob) -> Result<Job> {
-        let doc = build(self, &job, DateTime::now())?;
+    pub(crate) async fn enqueue_one(self: &Arc<Self>, job: NewJob) -> Result<Job> {
+        let now = DateTime::now();
+        let doc = build(self, &job, now)?;
+        let due_now = job.options.run_at.is_none_or(|at| at <= now);
+        if job.options.unique_key.is_none() && due_now {
+            if let Some(to) = self.hand_off_target(&job.name) {
+                if let Some(started) = self.insert_handed_off(doc.clone(), to).await? {
+                    self.metrics.enqueued(&started.name, 1);
+                    return Ok(started);
+                }
+            }
+        }
         let created = if job.options.unique_key.is_some() {
             let (job, created) = self.enqueue_unique(doc).await?;
             if created {

@@ -34,13 +34,13 @@ impl Default for Running {
 }
 
 impl Running {
-    fn insert(&self, execution: (ObjectId, ObjectId)) {
+    pub(crate) fn insert(&self, execution: (ObjectId, ObjectId)) {
         let mut jobs = self.jobs.lock().expect("running lock");
         jobs.insert(execution);
         self.count.send_replace(jobs.len());
     }
 
-    fn remove(&self, execution: &(ObjectId, ObjectId)) {
+    pub(crate) fn remove(&self, execution: &(ObjectId, ObjectId)) {
         let mut jobs = self.jobs.lock().expect("running lock");
         jobs.remove(execution);
         self.count.send_replace(jobs.len());

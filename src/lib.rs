@@ -39,6 +39,7 @@ mod error;
 mod events;
 mod executor;
 mod handler;
+mod handoff;
 mod indexes;
 mod job;
 mod lease;

@@ -49,7 +49,8 @@ pub(crate) async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
     let mut retry_delay = Duration::from_secs(1);
     loop {
         let pipeline = [doc! { "$match": { "$or": [
-            { "operationType": "insert" },
+            // Not jobs inserted already claimed (handoff.rs): nothing to claim there.
+            { "operationType": "insert", "fullDocument.status": "pending" },
             { "operationType": "update", "updateDescription.updatedFields.status": "pending" },
         ] } }];
         let opened = tokio::select! {

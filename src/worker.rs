@@ -3,6 +3,7 @@
 //! nothing due it sleeps until a wake-up, a known due time or the poll tick.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -33,6 +34,8 @@ pub(crate) struct Worker {
     due: std::sync::Mutex<BTreeSet<Instant>>,
     /// Cancelled when `register(.., replace)` swaps this worker out.
     retired: CancellationToken,
+    /// True while the loop sleeps after finding nothing due (handoff.rs reads it).
+    idle: AtomicBool,
 }
 
 /// The permits one execution holds: its worker's and, with `instance_concurrency`,
@@ -59,6 +62,7 @@ impl Worker {
             wake: Notify::new(),
             due: std::sync::Mutex::default(),
             retired: CancellationToken::new(),
+            idle: AtomicBool::new(false),
         }
     }
 
@@ -79,6 +83,17 @@ impl Worker {
             // The loop may be asleep until a later time: let it pick the sooner one.
             self.wake.notify_one();
         }
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        self.idle.load(Ordering::SeqCst) && !self.retired.is_cancelled()
+    }
+
+    /// One free slot of this worker (and of the instance, when capped), without waiting.
+    pub(crate) fn try_slot(&self, inner: &Inner) -> Option<Slots> {
+        let mut slots = Vec::with_capacity(1);
+        self.more_free_slots(inner, 1, &mut slots);
+        slots.pop()
     }
 
     pub(crate) fn retire(&self) {
@@ -114,7 +129,7 @@ impl Worker {
             let looked = Instant::now();
             if inner.is_paused_here(&self.name) {
                 drop(first);
-                if !self.idle(&inner, &stop, looked).await {
+                if !self.idle(&inner, &stop, looked, false).await {
                     break;
                 }
                 continue;
@@ -144,7 +159,7 @@ impl Worker {
                         inner.execute(self.clone(), job, slot, &abort);
                     }
                     drop(slots);
-                    if taken == 0 && !contended && !self.idle(&inner, &stop, looked).await {
+                    if taken == 0 && !contended && !self.idle(&inner, &stop, looked, true).await {
                         break;
                     }
                 }
@@ -156,7 +171,7 @@ impl Worker {
                         code: err.code(),
                         job: None,
                     });
-                    if !self.idle(&inner, &stop, looked).await {
+                    if !self.idle(&inner, &stop, looked, false).await {
                         break;
                     }
                 }
@@ -210,7 +225,15 @@ impl Worker {
     /// Sleeps until a wake-up, a known due time or the poll interval; false when the
     /// worker must stop. `looked` is when the claim that found nothing started: due
     /// times before it were covered by it and are dropped.
-    async fn idle(&self, inner: &Inner, stop: &CancellationToken, looked: Instant) -> bool {
+    /// `nothing_due` says the claim at `looked` found nothing, which makes this worker
+    /// a target for local hand-offs while it sleeps.
+    async fn idle(
+        &self,
+        inner: &Inner,
+        stop: &CancellationToken,
+        looked: Instant,
+        nothing_due: bool,
+    ) -> bool {
         let mut until = Instant::now() + inner.opts.poll_interval;
         {
             let mut due = self.due.lock().expect("due lock");
@@ -222,12 +245,15 @@ impl Worker {
                 until = until.min(at + DUE_SLACK);
             }
         }
-        tokio::select! {
+        self.idle.store(nothing_due, Ordering::SeqCst);
+        let go_on = tokio::select! {
             biased;
             _ = stop.cancelled() => false,
             _ = self.retired.cancelled() => false,
             _ = self.wake.notified() => true,
             _ = tokio::time::sleep_until(until) => true,
-        }
+        };
+        self.idle.store(false, Ordering::SeqCst);
+        go_on
     }
 }

@@ -40,7 +40,8 @@ async fn enqueued_job_is_processed_and_completed() {
         .now("greet", json!({ "who": "ada", "n": 3 }))
         .await
         .unwrap();
-    assert_eq!(job.status, JobStatus::Pending);
+    // Pending, or already handed to the idle worker (handoff.rs).
+    assert!(job.status.is_active(), "{:?}", job.status);
     eventually(Duration::from_secs(5), "job completed", || async {
         get(&q, job.id).await.status == JobStatus::Completed
     })

@@ -1,0 +1,126 @@
+//! Local hand-off against a real server: a job enqueued while its worker idles is
+//! written claimed and runs without a claim round trip; in every other case it is an
+//! ordinary `pending` job.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use mongodb::bson::{doc, DateTime};
+use monque::{EnqueueOptions, JobStatus, WorkerOptions};
+use serde_json::json;
+
+fn concurrency(n: usize) -> WorkerOptions {
+    WorkerOptions {
+        concurrency: Some(n),
+        ..Default::default()
+    }
+}
+
+/// Waits until the worker has looked, found nothing and gone idle.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_enqueued_while_its_worker_idles_starts_claimed_by_it() {
+    let db = TestDb::new("handoff");
+    let q = db.queue(fast_options()).await;
+    let runs = counting_worker(&q, "h", Duration::ZERO, concurrency(2));
+    q.start().unwrap();
+    settle().await;
+    let job = q.now("h", json!({ "n": 1 })).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Processing,
+        "handed straight to the idle worker"
+    );
+    assert!(job.claim_id.is_some());
+    assert!(job.claimed_by.is_some());
+    eventually(Duration::from_secs(5), "completed", || async {
+        get(&q, job.id).await.status == JobStatus::Completed
+    })
+    .await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_left_pending_when_no_idle_worker_may_take_them() {
+    let db = TestDb::new("handoff_not");
+    let q = db.queue(fast_options()).await;
+    // Not started: nothing takes jobs.
+    counting_worker(&q, "busy", Duration::from_secs(2), concurrency(1));
+    counting_worker(&q, "idle", Duration::ZERO, concurrency(2));
+    let before_start = q.now("idle", json!({})).await.unwrap();
+    assert_eq!(before_start.status, JobStatus::Pending);
+
+    q.start().unwrap();
+    settle().await;
+    // Delayed, keyed: ordinary pending jobs.
+    let later = DateTime::from_millis(DateTime::now().timestamp_millis() + 60_000);
+    let delayed = q
+        .enqueue(
+            "idle",
+            json!({}),
+            EnqueueOptions {
+                run_at: Some(later),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(delayed.status, JobStatus::Pending);
+    let keyed = q
+        .enqueue(
+            "idle",
+            json!({}),
+            EnqueueOptions {
+                unique_key: Some("k".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(keyed.status, JobStatus::Pending);
+
+    // The only slot of `busy` is taken: the second job waits its turn.
+    let first = q.now("busy", json!({})).await.unwrap();
+    eventually(Duration::from_secs(5), "first running", || async {
+        get(&q, first.id).await.status == JobStatus::Processing
+    })
+    .await;
+    let second = q.now("busy", json!({})).await.unwrap();
+    assert_eq!(second.status, JobStatus::Pending);
+
+    // Paused: nothing starts, handed off or not.
+    q.pause(Some("idle")).await.unwrap();
+    let paused = q.now("idle", json!({})).await.unwrap();
+    assert_eq!(paused.status, JobStatus::Pending);
+    assert_eq!(
+        count(&q, doc! { "_id": paused.id, "status": "pending" }).await,
+        1
+    );
+
+    q.stop(Some(Duration::from_millis(100))).await.unwrap();
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_waits_for_a_handed_off_job_like_any_claimed_one() {
+    let db = TestDb::new("handoff_stop");
+    let q = db.queue(fast_options()).await;
+    let runs = counting_worker(&q, "h", Duration::from_millis(400), concurrency(1));
+    q.start().unwrap();
+    settle().await;
+    let job = q.now("h", json!({})).await.unwrap();
+    assert_eq!(job.status, JobStatus::Processing);
+    let handed_back = q.stop(None).await.unwrap();
+    assert_eq!(handed_back, 0);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "stop waited for the run");
+    assert_eq!(get(&q, job.id).await.status, JobStatus::Completed);
+    db.drop_db(&q).await;
+}
