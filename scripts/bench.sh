@@ -17,4 +17,9 @@ if [ -z "${MONGODB_URI:-}" ]; then
 fi
 export MONGODB_URI
 node bench/run.mjs "$@"
+# The chart is drawn with matplotlib from a venv kept outside the repo.
+VENV=$HOME/.cache/monque/venv
+if [ -z "${MONQUE_BENCH_PYTHON:-}" ] && [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q matplotlib || echo "no matplotlib: the chart will not be redrawn"
+fi
 node bench/report.mjs
