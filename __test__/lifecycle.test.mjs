@@ -119,6 +119,33 @@ test('stop() with a timeout aborts job.signal and hands the job back to pending'
   assert.deepEqual(released, [1])
 })
 
+test('jobs of one batch claim share a claimId, yet stop() aborts the signal of each', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name, workerConcurrency: 3 })
+  const aborted = new Set()
+  const started = new Set()
+  monque.register('batched', (job) => {
+    started.add(job.id)
+    return new Promise((resolve) => {
+      job.signal.addEventListener('abort', () => {
+        aborted.add(job.id)
+        resolve()
+      })
+    })
+  })
+  await monque.initialize()
+  // Enqueued before start(): the idle worker's first claim takes all three at once.
+  await monque.enqueueMany([1, 2, 3].map((n) => ({ name: 'batched', data: { n } })))
+  monque.start()
+  await eventually(() => started.size === 3, { what: 'three running' })
+  const claims = new Set((await jobs.find({ status: 'processing' }).toArray()).map((d) => String(d.claimId)))
+  assert.equal(claims.size, 1, 'one claim took the three jobs')
+  assert.equal(await monque.stop({ timeout: 200 }), 3)
+  await eventually(() => aborted.size === 3, { what: 'every signal aborted' })
+  assert.deepEqual([...aborted].sort(), [...started].sort())
+  assert.equal(await jobs.countDocuments({ status: 'pending' }), 3)
+})
+
 test('a listener that throws does not break the worker', async (t) => {
   const { name, jobs } = await testDb(t)
   const monque = new Monque(uri, { ...fast, database: name })
