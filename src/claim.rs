@@ -8,8 +8,11 @@
 //! `updateMany` under a shared `claimId`, read back what was taken. A job appears at
 //! most once in a batch, so the pair stays unique per execution.
 
+use std::sync::atomic::Ordering;
+
 use mongodb::action::Action;
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::error::ErrorKind;
 use mongodb::options::{Hint, ReturnDocument};
 
 use futures_util::TryStreamExt;
@@ -31,6 +34,17 @@ pub(crate) struct Claimed {
 
 fn due(name: &str, now: DateTime) -> Document {
     doc! { "name": name, "status": JobStatus::Pending.as_str(), "nextRunAt": { "$lte": now } }
+}
+
+/// The server refused the hint: the index it names does not exist.
+fn is_missing_hint(err: &Error) -> bool {
+    match err {
+        Error::Database(e) => match e.kind.as_ref() {
+            ErrorKind::Command(c) => c.code == 2 && c.message.contains("hint"),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 fn best_first() -> Document {
@@ -61,45 +75,62 @@ impl Inner {
 
     /// The claim index (indexes.rs), named so the planner cannot pick `monque_status`
     /// (equality on status alone) and sort a whole backlog in memory, as some servers
-    /// do. Left out when the application manages its own indexes.
+    /// do. Only once `initialize()` created it in this process: an application that
+    /// manages its own indexes, or never initialized, gets the planner's choice.
     fn claim_hint(&self) -> Option<Hint> {
-        (!self.opts.skip_index_creation).then(|| Hint::Keys(crate::indexes::claim_keys()))
+        self.hint_claims
+            .load(Ordering::Relaxed)
+            .then(|| Hint::Keys(crate::indexes::claim_keys()))
     }
 
     /// Claims up to `max` due jobs of `name`.
     #[tracing::instrument(level = "debug", skip(self), fields(instance = %self.instance_id))]
     pub(crate) async fn claim(&self, name: &str, max: usize) -> Result<Claimed> {
         let started = std::time::Instant::now();
-        let claimed = if max <= 1 {
-            self.claim_one(name).await
-        } else {
-            self.claim_batch(name, max).await
-        };
+        let hint = self.claim_hint();
+        let mut claimed = self.claim_with(name, max, hint.clone()).await;
+        if hint.is_some() && claimed.as_ref().is_err_and(is_missing_hint) {
+            // Dropped since (or the collection was recreated): claim without it rather
+            // than fail every claim until the next initialize().
+            tracing::warn!(
+                "the claim index is gone; claiming without it until initialize() recreates it"
+            );
+            self.hint_claims.store(false, Ordering::Relaxed);
+            claimed = self.claim_with(name, max, None).await;
+        }
         self.metrics.claim_took(started.elapsed());
         claimed
     }
 
-    async fn claim_one(&self, name: &str) -> Result<Claimed> {
+    async fn claim_with(&self, name: &str, max: usize, hint: Option<Hint>) -> Result<Claimed> {
+        if max <= 1 {
+            self.claim_one(name, hint).await
+        } else {
+            self.claim_batch(name, max, hint).await
+        }
+    }
+
+    async fn claim_one(&self, name: &str, hint: Option<Hint>) -> Result<Claimed> {
         let now = DateTime::now();
         let claim_id = ObjectId::new();
         let doc = self
             .coll
             .find_one_and_update(due(name, now), self.claim_fields(claim_id, now))
             .sort(best_first())
-            .optional(self.claim_hint(), |q, h| q.hint(h))
+            .optional(hint, |q, h| q.hint(h))
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| self.db_err(e))?;
         self.read_claimed(doc.into_iter().collect(), claim_id).await
     }
 
-    async fn claim_batch(&self, name: &str, max: usize) -> Result<Claimed> {
+    async fn claim_batch(&self, name: &str, max: usize, hint: Option<Hint>) -> Result<Claimed> {
         let now = DateTime::now();
         let candidates: Vec<Document> = self
             .coll
             .find(due(name, now))
             .sort(best_first())
-            .optional(self.claim_hint(), |q, h| q.hint(h))
+            .optional(hint, |q, h| q.hint(h))
             .limit(max as i64)
             .projection(doc! { "_id": 1 })
             .await
@@ -135,16 +166,37 @@ impl Inner {
                 unreadable: Vec::new(),
             });
         }
-        let docs: Vec<Document> = self
+        let read_back = async {
+            self.coll
+                .find(doc! { "_id": { "$in": &ids }, "claimId": claim_id })
+                .hint(by_id())
+                .await?
+                .try_collect::<Vec<Document>>()
+                .await
+        };
+        match read_back.await {
+            Ok(docs) => self.read_claimed(docs, claim_id).await,
+            Err(err) => {
+                // Claimed but not known here: hand them back rather than leave them to
+                // wait out a lease nobody renews.
+                self.unclaim(claim_id).await;
+                Err(self.db_err(err))
+            }
+        }
+    }
+
+    /// Best effort: puts every job still held by `claim_id` back to `pending`.
+    async fn unclaim(&self, claim_id: ObjectId) {
+        let res = self
             .coll
-            .find(doc! { "_id": { "$in": &ids }, "claimId": claim_id })
-            .hint(by_id())
-            .await
-            .map_err(|e| self.db_err(e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.db_err(e))?;
-        self.read_claimed(docs, claim_id).await
+            .update_many(
+                doc! { "claimId": claim_id, "status": JobStatus::Processing.as_str() },
+                doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": DateTime::now() }, "$unset": crate::completer::unlock() },
+            )
+            .await;
+        if let Err(err) = res {
+            tracing::warn!(%err, "could not hand back a batch claim; its jobs return after their lease");
+        }
     }
 
     /// Turns claimed documents into jobs, best first. A document this build cannot read
@@ -163,7 +215,8 @@ impl Inner {
                 Err(err) => {
                     let reason = err.to_string();
                     tracing::warn!(?id, %reason, "failing a job document this build cannot read");
-                    self.coll
+                    let failed = self
+                        .coll
                         .update_one(
                             doc! { "_id": id, "claimId": claim_id },
                             doc! {
@@ -171,8 +224,12 @@ impl Inner {
                                 "$unset": { "claimId": "", "leaseExpiresAt": "" },
                             },
                         )
-                        .await
-                        .map_err(|e| self.db_err(e))?;
+                        .await;
+                    // Not fatal for the rest of the batch: this one comes back after its
+                    // lease and is failed then.
+                    if let Err(write) = failed {
+                        tracing::warn!(%write, "could not fail an unreadable job document");
+                    }
                     claimed.unreadable.push(err);
                 }
             }

@@ -2,7 +2,7 @@
 //! and starts / stops the background services.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -53,6 +53,9 @@ pub(crate) struct Inner {
     pub(crate) running: Running,
     pub(crate) instance_slots: Option<Arc<Semaphore>>,
     pub(crate) notify_mode: AtomicU8,
+    /// Claims name the claim index as a hint once `initialize()` created it here, until
+    /// the server says it is gone (claim.rs).
+    pub(crate) hint_claims: AtomicBool,
     lifecycle: Mutex<Lifecycle>,
     /// Held for the whole of `stop()`, so a second `stop()` waits for the first.
     stopping: tokio::sync::Mutex<()>,
@@ -129,6 +132,7 @@ impl Monque {
             workers: RwLock::default(),
             running: Running::default(),
             notify_mode: AtomicU8::new(NotifyMode::Off as u8),
+            hint_claims: AtomicBool::new(false),
             lifecycle: Mutex::default(),
             stopping: tokio::sync::Mutex::new(()),
         };
@@ -148,6 +152,7 @@ impl Monque {
             crate::indexes::ensure(&self.inner.coll)
                 .await
                 .map_err(|e| self.inner.db_err(e))?;
+            self.inner.hint_claims.store(true, Ordering::Relaxed);
         }
         self.inner.refresh_pauses().await?;
         let recovered = self.inner.recover_expired().await?;

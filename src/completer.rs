@@ -23,13 +23,25 @@ pub(crate) fn fenced(job: &Job) -> Document {
     doc! { "_id": job.id, "claimId": job.claim_id, "status": JobStatus::Processing.as_str() }
 }
 
-/// The fencing filter for several executions, given as `(job id, claim id)` pairs.
-/// Matching both lists is as strict as matching each pair: a claim id is made by one
-/// claim of this instance, so a job holding one of them was claimed by that claim and
-/// is one of these executions unless it already finished (then it is not `processing`).
+/// The fencing filter for several executions, given as `(job id, claim id)` pairs:
+/// exactly those pairs. A batch claim shares its claim id, so ids are grouped by claim
+/// (two flat `$in` lists would also match a job re-claimed under a batch-mate's id).
 pub(crate) fn fenced_many(executions: &[(ObjectId, ObjectId)]) -> Document {
-    let (ids, claims): (Vec<_>, Vec<_>) = executions.iter().copied().unzip();
-    doc! { "_id": { "$in": ids }, "claimId": { "$in": claims }, "status": JobStatus::Processing.as_str() }
+    if executions.is_empty() {
+        return doc! { "_id": { "$in": [] } }; // `$or` may not be empty
+    }
+    let mut by_claim: Vec<(ObjectId, Vec<ObjectId>)> = Vec::new();
+    for &(id, claim) in executions {
+        match by_claim.iter_mut().find(|(c, _)| *c == claim) {
+            Some((_, ids)) => ids.push(id),
+            None => by_claim.push((claim, vec![id])),
+        }
+    }
+    let pairs: Vec<Document> = by_claim
+        .into_iter()
+        .map(|(claim, ids)| doc! { "claimId": claim, "_id": { "$in": ids } })
+        .collect();
+    doc! { "$or": pairs, "status": JobStatus::Processing.as_str() }
 }
 
 /// How often a finishing run re-reads a schedule that changed under it before giving up.
@@ -335,5 +347,26 @@ impl Inner {
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(res.modified_count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fenced_many_matches_each_pair_not_every_combination() {
+        let (a, b, c) = (ObjectId::new(), ObjectId::new(), ObjectId::new());
+        let (batch, single) = (ObjectId::new(), ObjectId::new());
+        let filter = fenced_many(&[(a, batch), (b, batch), (c, single)]);
+        let expected = doc! {
+            "$or": [
+                { "claimId": batch, "_id": { "$in": [a, b] } },
+                { "claimId": single, "_id": { "$in": [c] } },
+            ],
+            "status": "processing",
+        };
+        assert_eq!(filter, expected);
+        assert_eq!(fenced_many(&[]), doc! { "_id": { "$in": [] } });
     }
 }

@@ -23,7 +23,9 @@ pub(crate) struct HandOff {
 }
 
 impl Inner {
-    /// The idle local worker ready to take a job of `name` now, if there is one.
+    /// The idle local worker ready to take a job of `name` now, if there is one. Takes
+    /// the worker's idle mark: one hand-off per idle spell, after which the worker looks
+    /// for due jobs again (anything that fell due meanwhile goes first from then on).
     pub(crate) fn hand_off_target(&self, name: &str) -> Option<HandOff> {
         let (claiming, abort) = self.started_tokens()?;
         if claiming.is_cancelled() || self.is_paused_here(name) {
@@ -35,10 +37,13 @@ impl Inner {
             .expect("workers lock")
             .get(name)?
             .clone();
-        if !worker.is_idle() {
+        if !worker.take_idle() {
             return None;
         }
-        let slots = worker.try_slot(self)?;
+        // The slot first: woken, the worker's own loop would take it.
+        let slots = worker.try_slot(self);
+        worker.wake();
+        let slots = slots?;
         Some(HandOff {
             worker,
             slots,
@@ -49,11 +54,26 @@ impl Inner {
 
     /// Inserts the job document claimed for `to`'s worker and runs it. `Ok(None)` when
     /// claiming stopped meanwhile: nothing was written, insert it as `pending` instead.
+    /// Runs in its own task, so a caller that stops waiting cannot leave a claimed job
+    /// that nobody runs.
     pub(crate) async fn insert_handed_off(
         self: &Arc<Self>,
-        mut doc: Document,
+        doc: Document,
         to: HandOff,
     ) -> Result<Option<Job>> {
+        let inner = self.clone();
+        tokio::spawn(async move { inner.hand_off(doc, to).await })
+            .await
+            .map_err(|e| {
+                crate::error::Error::InvalidState(if e.is_panic() {
+                    "hand-off panicked"
+                } else {
+                    "hand-off cancelled"
+                })
+            })?
+    }
+
+    async fn hand_off(self: &Arc<Self>, mut doc: Document, to: HandOff) -> Result<Option<Job>> {
         let claim_id = ObjectId::new();
         doc.extend(self.claim_set(claim_id, DateTime::now()));
         let id = doc
@@ -70,6 +90,25 @@ impl Inner {
         if let Err(err) = self.coll.insert_one(&doc).await {
             self.running.remove(&execution);
             return Err(self.db_err(err));
+        }
+        if to.abort.is_cancelled() {
+            // stop() passed its deadline while the insert was in flight and may have
+            // handed back before it landed: hand this job back too, do not start it.
+            if let Err(err) = self.release(&[execution]).await {
+                tracing::warn!(%err, "could not hand back a job inserted during shutdown; it returns after its lease");
+            }
+            self.running.remove(&execution);
+            return match Job::from_document(doc) {
+                Ok(mut job) => {
+                    job.status = crate::job::JobStatus::Pending;
+                    job.claim_id = None;
+                    job.claimed_by = None;
+                    job.locked_at = None;
+                    job.lease_expires_at = None;
+                    Ok(Some(job))
+                }
+                Err(err) => Err(err),
+            };
         }
         match Job::from_document(doc) {
             Ok(job) => {

@@ -67,6 +67,8 @@ impl Worker {
     }
 
     pub(crate) fn wake(&self) {
+        // Woken to look again: until it has, it may not take hand-offs.
+        self.idle.store(false, Ordering::SeqCst);
         self.wake.notify_one();
     }
 
@@ -81,12 +83,13 @@ impl Worker {
         drop(due);
         if soonest {
             // The loop may be asleep until a later time: let it pick the sooner one.
-            self.wake.notify_one();
+            self.wake();
         }
     }
 
-    pub(crate) fn is_idle(&self) -> bool {
-        self.idle.load(Ordering::SeqCst) && !self.retired.is_cancelled()
+    /// True, once, while the loop sleeps after finding nothing due.
+    pub(crate) fn take_idle(&self) -> bool {
+        self.idle.swap(false, Ordering::SeqCst) && !self.retired.is_cancelled()
     }
 
     /// One free slot of this worker (and of the instance, when capped), without waiting.

@@ -201,3 +201,20 @@ async fn a_batch_mate_losing_its_lease_does_not_fence_off_the_other() {
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_go_on_without_the_hint_when_the_claim_index_is_dropped() {
+    let db = TestDb::new("claim_nohint");
+    let q = db.queue(fast_options()).await;
+    let runs = counting_worker(&q, "h", Duration::ZERO, WorkerOptions::default());
+    q.collection().drop_index("monque_claim").await.unwrap();
+    enqueue_with_priorities(&q, "h", 0..6).await;
+    q.start().unwrap();
+    eventually(Duration::from_secs(10), "all completed", || async {
+        count(&q, doc! { "status": "completed" }).await == 6
+    })
+    .await;
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 6);
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}

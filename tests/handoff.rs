@@ -124,3 +124,63 @@ async fn stop_waits_for_a_handed_off_job_like_any_claimed_one() {
     assert_eq!(get(&q, job.id).await.status, JobStatus::Completed);
     db.drop_db(&q).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_abandoned_by_its_caller_still_runs_its_handed_off_job() {
+    let db = TestDb::new("handoff_drop");
+    let q = db.queue(fast_options()).await;
+    let runs = counting_worker(&q, "h", Duration::ZERO, concurrency(2));
+    q.start().unwrap();
+    settle().await;
+    // The caller gives up while the insert is in flight.
+    let gave_up = tokio::time::timeout(Duration::from_micros(1), q.now("h", json!({}))).await;
+    assert!(
+        gave_up.is_err(),
+        "the enqueue should still have been in flight"
+    );
+    eventually(Duration::from_secs(5), "every inserted job ran", || async {
+        let all = count(&q, doc! { "name": "h" }).await;
+        all > 0 && count(&q, doc! { "name": "h", "status": "completed" }).await == all
+    })
+    .await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let t0 = std::time::Instant::now();
+    assert_eq!(q.stop(None).await.unwrap(), 0);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "nothing left running to wait for"
+    );
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_hand_off_the_worker_looks_again_for_jobs_that_fell_due() {
+    let db = TestDb::new("handoff_look");
+    let q = db
+        .queue(monque::MonqueOptions {
+            poll_interval: Duration::from_secs(30),
+            change_streams: false,
+            ..fast_options()
+        })
+        .await;
+    counting_worker(&q, "h", Duration::ZERO, concurrency(4));
+    q.start().unwrap();
+    settle().await;
+    // Due, but written behind the worker's back (as another instance without change
+    // streams would): only a poll, 30 s away, would find it.
+    let now = DateTime::now();
+    let other = q
+        .collection()
+        .insert_one(doc! { "name": "h", "data": {}, "status": "pending", "priority": 0, "nextRunAt": now, "failCount": 0, "createdAt": now, "updatedAt": now })
+        .await
+        .unwrap()
+        .inserted_id;
+    let local = q.now("h", json!({})).await.unwrap();
+    assert_eq!(local.status, JobStatus::Processing);
+    eventually(Duration::from_secs(5), "the older job ran too", || async {
+        count(&q, doc! { "_id": other.clone(), "status": "completed" }).await == 1
+    })
+    .await;
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
