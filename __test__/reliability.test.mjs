@@ -1,0 +1,135 @@
+// Failure modes with real OS processes and the real server: a worker killed with
+// SIGKILL mid-run, several processes racing for the same jobs, SIGTERM under load.
+// Every execution is recorded (start, end, pid) by the handler in `executions`.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { fork } from 'node:child_process'
+
+import { Monque } from '../dist/index.mjs'
+import { eventually, testDb, uri } from './helpers.mjs'
+
+const WORKER = new URL('./reliability/worker.mjs', import.meta.url)
+const LEASE = 2000
+const HEARTBEAT = 400
+
+function startWorker(config) {
+  const child = fork(WORKER, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  const ready = new Promise((resolve, reject) => {
+    child.on('message', (m) => m.type === 'ready' && resolve())
+    exited.then(() => reject(new Error('worker exited before it was ready')))
+  })
+  return { child, ready, exited, message: (type) => new Promise((r) => child.on('message', (m) => m.type === type && r(m))) }
+}
+
+async function enqueue(name, database, count) {
+  const producer = new Monque(uri, { database, logger: false })
+  await producer.initialize()
+  const result = await producer.enqueueMany(Array.from({ length: count }, (_, i) => ({ name, data: { i } })))
+  assert.equal(result.inserted, count)
+}
+
+/** Executions grouped by job, each job's sorted by start. */
+async function executionsByJob(db) {
+  const byJob = new Map()
+  for (const e of await db.collection('executions').find().sort({ start: 1 }).toArray()) {
+    if (!byJob.has(e.jobId)) byJob.set(e.jobId, [])
+    byJob.get(e.jobId).push(e)
+  }
+  return byJob
+}
+
+/** Asserts no two executions of one job overlap; an unfinished one ended at `killedAt`. */
+function assertNoOverlap(byJob, killedAt) {
+  let checked = 0
+  for (const [jobId, runs] of byJob) {
+    for (let i = 1; i < runs.length; i++) {
+      const previousEnd = runs[i - 1].end ?? killedAt
+      assert.ok(previousEnd, `job ${jobId}: an execution never ended and no process was killed`)
+      assert.ok(runs[i].start >= previousEnd, `job ${jobId}: execution ${i} started before execution ${i - 1} ended`)
+      checked++
+    }
+  }
+  return checked
+}
+
+test('kill -9 of one of 3 workers mid-run: every job completes, its jobs run again after their lease, none overlaps', async (t) => {
+  const { db, name: database, jobs } = await testDb(t)
+  await enqueue('crash', database, 300)
+  const config = { database, name: 'crash', concurrency: 5, workMs: [50, 200], leaseDuration: LEASE, heartbeatInterval: HEARTBEAT }
+  const workers = [startWorker(config), startWorker(config), startWorker(config)]
+  t.after(() => workers.forEach((w) => w.child.kill('SIGKILL')))
+  await Promise.all(workers.map((w) => w.ready))
+
+  const victim = workers[0]
+  await eventually(async () => (await db.collection('executions').countDocuments({ pid: victim.child.pid })) >= 10, {
+    within: 20000,
+    what: 'the victim to be busy',
+  })
+  victim.child.kill('SIGKILL')
+  const killedAt = new Date()
+  await victim.exited
+
+  await eventually(async () => (await jobs.countDocuments({ status: 'completed' })) === 300, { within: 60000, what: 'all 300 completed' })
+  assert.equal(await jobs.countDocuments(), 300, 'no job lost or duplicated')
+
+  const byJob = await executionsByJob(db)
+  assert.equal(byJob.size, 300)
+  const cut = [...byJob.values()].filter((runs) => runs.some((e) => e.pid === victim.child.pid && !e.end))
+  assert.ok(cut.length > 0, 'the victim had jobs in flight')
+  const recoveries = cut.map((runs) => {
+    const rerun = runs.find((e) => e.start > killedAt && e.end)
+    assert.ok(rerun, 'a job cut by the kill ran again to the end')
+    return rerun.start - killedAt
+  })
+  const overlapsChecked = assertNoOverlap(byJob, killedAt)
+  t.diagnostic(
+    `cut by the kill: ${cut.length} jobs; re-run ${Math.min(...recoveries)}-${Math.max(...recoveries)} ms after it ` +
+      `(lease ${LEASE} ms, heartbeat ${HEARTBEAT} ms); ${overlapsChecked} re-executions checked for overlap`,
+  )
+})
+
+test('3 processes race for 500 jobs: each runs exactly once, no overlapping executions', async (t) => {
+  const { db, name: database, jobs } = await testDb(t)
+  await enqueue('race', database, 500)
+  const config = { database, name: 'race', concurrency: 8, workMs: [0, 20], leaseDuration: LEASE, heartbeatInterval: HEARTBEAT }
+  const workers = [startWorker(config), startWorker(config), startWorker(config)]
+  t.after(() => workers.forEach((w) => w.child.kill('SIGKILL')))
+  await Promise.all(workers.map((w) => w.ready))
+  await eventually(async () => (await jobs.countDocuments({ status: 'completed' })) === 500, { within: 60000, what: 'all 500 completed' })
+  const byJob = await executionsByJob(db)
+  assert.equal(byJob.size, 500)
+  const twice = [...byJob].filter(([, runs]) => runs.length !== 1)
+  assert.deepEqual(twice, [], 'no job ran twice')
+  const pids = new Set([...byJob.values()].map((runs) => runs[0].pid))
+  assert.equal(pids.size, 3, 'every process took part')
+})
+
+test('SIGTERM with 20 jobs in flight and a 1 s shutdown timeout: exits in time, every job back to pending at once', async (t) => {
+  const { name: database, jobs } = await testDb(t)
+  await enqueue('term', database, 20)
+  const config = {
+    database,
+    name: 'term',
+    concurrency: 20,
+    untilAborted: true,
+    shutdownTimeout: 1000,
+    leaseDuration: 30000,
+    heartbeatInterval: 5000,
+  }
+  const worker = startWorker(config)
+  t.after(() => worker.child.kill('SIGKILL'))
+  await worker.ready
+  await eventually(async () => (await jobs.countDocuments({ status: 'processing' })) === 20, { within: 10000, what: '20 running' })
+  const stopped = worker.message('stopped')
+  const t0 = Date.now()
+  worker.child.kill('SIGTERM')
+  const { code } = await worker.exited
+  const took = Date.now() - t0
+  assert.equal(code, 0)
+  assert.ok(took < 1000 + 1000, `exited ${took} ms after SIGTERM`)
+  assert.equal((await stopped).handedBack, 20)
+  // At once: the 30 s lease has not expired, the shutdown handed them back itself.
+  assert.equal(await jobs.countDocuments({ status: 'pending', claimId: { $exists: false } }), 20)
+  t.diagnostic(`exited ${took} ms after SIGTERM (shutdown timeout 1000 ms)`)
+})

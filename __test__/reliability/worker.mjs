@@ -1,0 +1,48 @@
+// A worker process for the reliability tests: `node worker.mjs '<json config>'`.
+// Runs `config.name` jobs whose handler records each execution (start, end, pid) in the
+// `executions` collection and works for `config.workMs` (a [min, max] range in ms, or
+// until its signal aborts when `config.untilAborted`). Says 'ready' over IPC once
+// started; on SIGTERM stops with `config.shutdownTimeout` and exits.
+import { MongoClient } from 'mongodb'
+import { Monque } from '../../dist/index.mjs'
+
+const config = JSON.parse(process.argv[2])
+const client = await MongoClient.connect(process.env.MONGODB_URI)
+const executions = client.db(config.database).collection('executions')
+const sleep = (ms, signal) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+
+const monque = new Monque(process.env.MONGODB_URI, {
+  database: config.database,
+  workerConcurrency: config.concurrency,
+  pollInterval: 100,
+  leaseDuration: config.leaseDuration,
+  heartbeatInterval: config.heartbeatInterval,
+  logger: false,
+})
+monque.register(config.name, async (job) => {
+  const { insertedId } = await executions.insertOne({ jobId: job.id, pid: process.pid, start: new Date() })
+  if (config.untilAborted) {
+    await sleep(60_000, job.signal)
+  } else {
+    const [min, max] = config.workMs
+    await sleep(min + Math.random() * (max - min))
+  }
+  await executions.updateOne({ _id: insertedId }, { $set: { end: new Date() } })
+})
+await monque.initialize()
+monque.start()
+
+process.on('SIGTERM', async () => {
+  const handedBack = await monque.stop({ timeout: config.shutdownTimeout })
+  process.send?.({ type: 'stopped', handedBack })
+  await client.close()
+  process.exit(0)
+})
+process.send({ type: 'ready' })
