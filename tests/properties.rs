@@ -9,10 +9,12 @@ use monque::{Backoff, CronSchedule, DateTime, Repeat};
 use proptest::prelude::*;
 
 fn backoff() -> impl Strategy<Value = Backoff> {
-    (1u64..3_600_000, 0u64..40 * 86_400_000, 0.0f64..=1.0).prop_map(|(base, extra, jitter)| Backoff {
-        base: Duration::from_millis(base),
-        max: Duration::from_millis(base + extra),
-        jitter,
+    (1u64..3_600_000, 0u64..40 * 86_400_000, 0.0f64..=1.0).prop_map(|(base, extra, jitter)| {
+        Backoff {
+            base: Duration::from_millis(base),
+            max: Duration::from_millis(base + extra),
+            jitter,
+        }
     })
 }
 
