@@ -203,6 +203,11 @@ test('bad input gets a typed error and writes nothing', async (t) => {
   for (const [call, code] of cases) {
     await assert.rejects(call, (err) => err instanceof MonqueError && err.code === code, `expected ${code}`)
   }
+  // Over 16 MB, with the default maxPayloadSize (1 MiB); and no limit above MongoDB's.
+  const defaults = new Monque(uri, { ...fast, database: name })
+  await defaults.initialize()
+  await assert.rejects(defaults.now('ok', { s: 'x'.repeat(17 * 1024 * 1024) }), { code: 'PAYLOAD_TOO_LARGE' })
+  await assert.rejects(new Monque(uri, { maxPayloadSize: 17 * 1024 * 1024 }).initialize(), { code: 'INVALID_OPTION' })
   assert.equal(await jobs.countDocuments({}), 0)
   assert.throws(() => monque.register('h', 'not a function'), { code: 'INVALID_HANDLER' })
   assert.throws(() => monque.register('', async () => {}), { code: 'INVALID_JOB_NAME' })

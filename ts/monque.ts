@@ -484,7 +484,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
       try {
         result = await handler(job)
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err)
+        const message = describeThrown(err)
         return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError) } })
       } finally {
         this.controllers.delete(execution)
@@ -679,6 +679,19 @@ function encodeScheduleOptions(options: ScheduleOptions): string {
 }
 
 /** NaN and Infinity would become `null` in JSON and silently fall back to defaults. */
+/** What a handler threw, as a failReason: an Error's message, or a readable rendering of anything else. */
+function describeThrown(err: unknown): string {
+  if (err instanceof Error) return err.message
+  if (typeof err === 'string') return err
+  try {
+    const json = JSON.stringify(err)
+    if (json !== undefined) return `thrown non-Error value: ${json}`
+  } catch {
+    // Circular or BigInt: fall through.
+  }
+  return `thrown non-Error value: ${String(err)}`
+}
+
 function checkOptions(options: Record<string, unknown>): void {
   if (options === null || typeof options !== 'object') throw new MonqueError('INVALID_OPTION', 'options must be an object')
   for (const [key, value] of Object.entries(options)) {
