@@ -216,3 +216,31 @@ test('20,000 jobs through one worker in batches of 1,000: RSS ends within 20 % o
   t.diagnostic(`${result.done} jobs: RSS ${mb(result.afterFirst)} MB after the first 1,000, ${mb(result.afterAll)} MB at the end (${(growth * 100).toFixed(1)} %)`)
   assert.ok(growth <= 0.2, `RSS grew ${(growth * 100).toFixed(1)} %`)
 })
+
+test('a handler that never resolves: its timeout aborts job.signal, reports JOB_TIMEOUT and fails the run; the worker goes on', async (t) => {
+  const { jobs, name: database } = await testDb(t)
+  const monque = new Monque(uri, { pollInterval: 50, leaseDuration: 1500, heartbeatInterval: 300, database, maxRetries: 0, logger: false })
+  const reasons = []
+  const errors = []
+  monque.on('job:error', (e) => errors.push(e.error.code))
+  monque.register(
+    'hang',
+    (job) => {
+      job.signal.addEventListener('abort', () => reasons.push(job.signal.reason.code))
+      return new Promise(() => {})
+    },
+    { timeout: 300 },
+  )
+  monque.register('healthy', async () => {})
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop({ timeout: 200 }))
+  const hung = await monque.now('hang', {})
+  await eventually(async () => (await jobs.findOne({ _id: oid(hung.id) })).status === 'failed', { what: 'the hung run failed' })
+  assert.equal((await jobs.findOne({ _id: oid(hung.id) })).failReason, 'timed out after 300 ms')
+  await eventually(() => reasons.length === 1, { what: 'job.signal aborted' })
+  assert.deepEqual(reasons, ['JOB_TIMEOUT'])
+  assert.ok(errors.includes('JOB_TIMEOUT'))
+  const ok = await monque.now('healthy', {})
+  await eventually(async () => (await jobs.findOne({ _id: oid(ok.id) })).status === 'completed', { what: 'the worker goes on' })
+})

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::client::Inner;
 use crate::events::Event;
-use crate::handler::{AbortSignal, HandlerError, JobContext};
+use crate::handler::{AbortReason, AbortSignal, HandlerError, JobContext};
 use crate::job::Job;
 use crate::worker::{Slots, Worker};
 
@@ -82,19 +82,39 @@ impl Inner {
                 let job = Arc::new(job);
                 inner.emit(Event::JobStarted { job: job.clone() });
                 let started = Instant::now();
+                let signal = AbortSignal::new(abort.clone());
                 let ctx = JobContext {
                     job: job.clone(),
-                    signal: AbortSignal(abort.clone()),
+                    signal: signal.clone(),
                 };
                 // `call` itself runs inside the task too: a panic before its future
                 // exists is caught like one inside it.
                 let handler = worker.handler.clone();
-                let outcome = match tokio::spawn(async move { handler.call(ctx).await }).await {
-                    Ok(outcome) => outcome,
-                    Err(err) => Err(HandlerError::new(format!(
+                let mut run = tokio::spawn(async move { handler.call(ctx).await });
+                let joined = match worker.timeout {
+                    None => Some((&mut run).await),
+                    Some(limit) => tokio::time::timeout(limit, &mut run).await.ok(),
+                };
+                let outcome = match joined {
+                    Some(Ok(outcome)) => outcome,
+                    Some(Err(err)) => Err(HandlerError::new(format!(
                         "handler panicked: {}",
                         panic_message(err)
                     ))),
+                    None => {
+                        // The handler hangs or ignores its time: abort its signal and
+                        // stop waiting (the run is left to end on its own; its result
+                        // is never read). The run is a failure, retried as any other.
+                        signal.time_out();
+                        let limit = worker.timeout.unwrap_or_default().as_millis();
+                        tracing::warn!(job.id = %job.id, limit_ms = limit as u64, "job timed out");
+                        inner.emit(Event::JobError {
+                            error: format!("job {} timed out after {limit} ms", job.id),
+                            code: "JOB_TIMEOUT",
+                            job: Some(job.clone()),
+                        });
+                        Err(HandlerError::new(format!("timed out after {limit} ms")))
+                    }
                 };
                 inner
                     .finish(
@@ -102,7 +122,7 @@ impl Inner {
                         &job,
                         outcome,
                         started.elapsed(),
-                        abort.is_cancelled(),
+                        signal.reason() == Some(AbortReason::Shutdown),
                     )
                     .await;
                 inner.running.remove(&execution);

@@ -52,21 +52,59 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError
     }
 }
 
-/// Aborted when `stop()`'s timeout passes: the job is then handed back to `pending`
-/// and whatever the handler returns afterwards is discarded. Long handlers should watch
-/// it and return early.
+/// Aborted when `stop()`'s timeout passes (the job is then handed back to `pending`)
+/// or when the job's own `timeout` passes (the run then counts as a failure). Either
+/// way whatever the handler returns afterwards is discarded. Long handlers should
+/// watch it and return early.
 #[derive(Debug, Clone)]
-pub struct AbortSignal(pub(crate) CancellationToken);
+pub struct AbortSignal {
+    pub(crate) token: CancellationToken,
+    pub(crate) timed_out: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Why an [`AbortSignal`] aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortReason {
+    /// `stop()`'s timeout passed.
+    Shutdown,
+    /// The worker's `timeout` for one run passed.
+    Timeout,
+}
 
 impl AbortSignal {
+    pub(crate) fn new(token: CancellationToken) -> Self {
+        AbortSignal {
+            token,
+            timed_out: Arc::default(),
+        }
+    }
+
+    /// Aborts because the run took longer than its timeout.
+    pub(crate) fn time_out(&self) {
+        self.timed_out
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.token.cancel();
+    }
+
     /// True once the signal has aborted.
     pub fn is_aborted(&self) -> bool {
-        self.0.is_cancelled()
+        self.token.is_cancelled()
     }
 
     /// Resolves when the signal aborts.
     pub async fn aborted(&self) {
-        self.0.cancelled().await
+        self.token.cancelled().await
+    }
+
+    /// Why it aborted, once it has.
+    pub fn reason(&self) -> Option<AbortReason> {
+        if !self.is_aborted() {
+            None
+        } else if self.timed_out.load(std::sync::atomic::Ordering::SeqCst) {
+            Some(AbortReason::Timeout)
+        } else {
+            Some(AbortReason::Shutdown)
+        }
     }
 }
 

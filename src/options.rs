@@ -163,12 +163,18 @@ pub struct WorkerOptions {
     pub max_retries: Option<u32>,
     /// Swap out an already registered worker instead of failing with `WORKER_EXISTS`.
     pub replace: bool,
+    /// Longest a run may take; past it the job's signal aborts, `JOB_TIMEOUT` is
+    /// reported and the run counts as a failure (retried with backoff). Default: none.
+    pub timeout: Option<Duration>,
 }
 
 impl WorkerOptions {
     pub(crate) fn validate(&self) -> Result<()> {
         if let Some(n) = self.concurrency {
             at_least_one("concurrency", n)?;
+        }
+        if let Some(t) = self.timeout {
+            positive("timeout", t)?;
         }
         Ok(())
     }

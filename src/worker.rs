@@ -26,6 +26,8 @@ pub(crate) struct Worker {
     pub(crate) name: String,
     pub(crate) handler: Arc<dyn Handler>,
     pub(crate) max_retries: u32,
+    /// Longest a run may take (executor.rs), if limited.
+    pub(crate) timeout: Option<std::time::Duration>,
     slots: Arc<Semaphore>,
     /// A wake-up sent while the loop is busy is kept (one permit) for its next wait.
     wake: Notify,
@@ -56,6 +58,7 @@ impl Worker {
             name: name.to_owned(),
             handler,
             max_retries: opts.max_retries.unwrap_or(defaults.max_retries),
+            timeout: opts.timeout,
             slots: Arc::new(Semaphore::new(
                 opts.concurrency.unwrap_or(defaults.worker_concurrency),
             )),

@@ -142,6 +142,12 @@ export interface WorkerOptions {
   maxRetries?: number
   /** Replace an already registered handler instead of throwing `WORKER_EXISTS`. */
   replace?: boolean
+  /**
+   * Longest one run may take, in ms. Past it `job.signal` aborts (reason code
+   * `JOB_TIMEOUT`), `job:error` reports `JOB_TIMEOUT` and the run counts as a failure,
+   * retried with backoff. Default: no limit.
+   */
+  timeout?: number
 }
 
 export type Handler<T = any> = (job: RunningJob<T>) => unknown | Promise<unknown>
@@ -504,7 +510,11 @@ export class Monque extends EventEmitter<MonqueEvents> {
     const event = JSON.parse(json) as Record<string, any>
     const type = event.type as string
     if (type === 'internal:abort') {
-      this.controllers.get(event.execution)?.abort(new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached'))
+      const reason =
+        event.reason === 'timeout'
+          ? new MonqueError('JOB_TIMEOUT', 'the job ran longer than its timeout')
+          : new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached')
+      this.controllers.get(event.execution)?.abort(reason)
       return
     }
     if (this.logger) log(this.logger, event)

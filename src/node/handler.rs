@@ -10,7 +10,7 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use serde_json::json;
 
 use super::{EventSink, JsHandlerFn};
-use crate::{Handler, HandlerError, JobContext, Outcome};
+use crate::{AbortReason, Handler, HandlerError, JobContext, Outcome};
 
 pub(super) struct JsHandler {
     tsfn: Arc<JsHandlerFn>,
@@ -49,7 +49,11 @@ impl Handler for JsHandler {
                     _ = ctx.signal.aborted(), if !told => {
                         told = true;
                         if let Some(sink) = sink.read().expect("sink lock").as_ref() {
-                            let msg = json!({ "type": "internal:abort", "execution": execution }).to_string();
+                            let msg = json!({
+                                "type": "internal:abort",
+                                "execution": execution,
+                                "reason": if ctx.signal.reason() == Some(AbortReason::Timeout) { "timeout" } else { "shutdown" },
+                            }).to_string();
                             sink.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
                         }
                     }

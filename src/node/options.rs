@@ -231,6 +231,7 @@ pub(super) fn worker(json: &str) -> R<WorkerOptions> {
         concurrency: count(&m, "concurrency")?,
         max_retries: count(&m, "maxRetries")?.map(|n| n.min(u32::MAX as usize) as u32),
         replace: boolean(&m, "replace")?.unwrap_or(false),
+        timeout: ms(&m, "timeout")?,
     })
 }
 

@@ -1,0 +1,103 @@
+//! Job timeouts against a real server: a run past its worker's `timeout` is aborted,
+//! reported and failed; one within it is untouched.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use monque::{
+    AbortReason, Event, HandlerError, JobContext, JobStatus, MonqueOptions, WorkerOptions,
+};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_its_timeout_is_aborted_reported_and_failed() {
+    let db = TestDb::new("timeout");
+    let q = db
+        .queue(MonqueOptions {
+            max_retries: 0,
+            ..fast_options()
+        })
+        .await;
+    let reasons: Arc<Mutex<Vec<Option<AbortReason>>>> = Arc::default();
+    let r = reasons.clone();
+    q.register(
+        "hangs",
+        move |ctx: JobContext| {
+            let reasons = r.clone();
+            async move {
+                ctx.signal.aborted().await;
+                reasons.lock().unwrap().push(ctx.signal.reason());
+                // Ignores the abort and hangs on: nobody waits for it any more.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<_, HandlerError>(())
+            }
+        },
+        WorkerOptions {
+            timeout: Some(Duration::from_millis(200)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let timeouts = count_events(&q, |e| match e {
+        Event::JobError {
+            code: "JOB_TIMEOUT",
+            ..
+        } => 1,
+        _ => 0,
+    });
+    q.start().unwrap();
+    let job = q.now("hangs", json!({})).await.unwrap();
+    eventually(Duration::from_secs(5), "failed", || async {
+        get(&q, job.id).await.status == JobStatus::Failed
+    })
+    .await;
+    let failed = get(&q, job.id).await;
+    assert_eq!(
+        failed.fail_reason.as_deref(),
+        Some("timed out after 200 ms")
+    );
+    assert_eq!(timeouts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(*reasons.lock().unwrap(), vec![Some(AbortReason::Timeout)]);
+    // The hanging run is no longer this instance's: stop() does not wait for it.
+    let t0 = Instant::now();
+    assert_eq!(q.stop(None).await.unwrap(), 0);
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_within_its_timeout_completes() {
+    let db = TestDb::new("timeout_ok");
+    let q = db.queue(fast_options()).await;
+    let runs = counting_worker(
+        &q,
+        "quick",
+        Duration::from_millis(20),
+        WorkerOptions {
+            timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        },
+    );
+    q.start().unwrap();
+    let job = q.now("quick", json!({})).await.unwrap();
+    eventually(Duration::from_secs(5), "completed", || async {
+        get(&q, job.id).await.status == JobStatus::Completed
+    })
+    .await;
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(q
+        .register(
+            "zero",
+            |_ctx: JobContext| async { Ok::<_, HandlerError>(()) },
+            WorkerOptions {
+                timeout: Some(Duration::ZERO),
+                ..Default::default()
+            },
+        )
+        .is_err_and(|e| e.code() == "INVALID_OPTION"));
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
