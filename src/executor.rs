@@ -17,6 +17,10 @@ use crate::handler::{AbortReason, AbortSignal, HandlerError, JobContext};
 use crate::job::Job;
 use crate::worker::{Slots, Worker};
 
+/// How long a timed-out Rust handler may go on after its signal aborted before its task
+/// is cancelled (long enough for the Node binding to tell JavaScript).
+const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
+
 /// The executions in flight on this instance, as `(job id, claim id)` pairs (a batch
 /// claim gives its jobs one claim id, so only the pair names an execution).
 pub(crate) struct Running {
@@ -101,11 +105,19 @@ impl Inner {
                         "handler panicked: {}",
                         panic_message(err)
                     ))),
+                    // stop() aborted it first and handed the job back: that reason stands.
+                    None if signal.is_aborted() => Err(HandlerError::new("aborted by shutdown")),
                     None => {
-                        // The handler hangs or ignores its time: abort its signal and
-                        // stop waiting (the run is left to end on its own; its result
-                        // is never read). The run is a failure, retried as any other.
+                        // The handler hangs or ignores its time: abort its signal, stop
+                        // waiting (its result is never read) and count the run as a
+                        // failure. A Rust handler still running after a grace period is
+                        // cancelled; a JavaScript one cannot be, it only sees its signal.
                         signal.time_out();
+                        let stray = run.abort_handle();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(TIMEOUT_GRACE).await;
+                            stray.abort();
+                        });
                         let limit = worker.timeout.unwrap_or_default().as_millis();
                         tracing::warn!(job.id = %job.id, limit_ms = limit as u64, "job timed out");
                         inner.emit(Event::JobError {

@@ -64,6 +64,7 @@ pub struct AbortSignal {
 
 /// Why an [`AbortSignal`] aborted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AbortReason {
     /// `stop()`'s timeout passed.
     Shutdown,

@@ -28,6 +28,9 @@ async fn a_run_past_its_timeout_is_aborted_reported_and_failed() {
         move |ctx: JobContext| {
             let reasons = r.clone();
             async move {
+                if ctx.job.data["quick"] == json!(true) {
+                    return Ok(());
+                }
                 ctx.signal.aborted().await;
                 reasons.lock().unwrap().push(ctx.signal.reason());
                 // Ignores the abort and hangs on: nobody waits for it any more.
@@ -37,6 +40,7 @@ async fn a_run_past_its_timeout_is_aborted_reported_and_failed() {
         },
         WorkerOptions {
             timeout: Some(Duration::from_millis(200)),
+            concurrency: Some(1),
             ..Default::default()
         },
     )
@@ -60,7 +64,16 @@ async fn a_run_past_its_timeout_is_aborted_reported_and_failed() {
         Some("timed out after 200 ms")
     );
     assert_eq!(timeouts.load(std::sync::atomic::Ordering::SeqCst), 1);
-    assert_eq!(*reasons.lock().unwrap(), vec![Some(AbortReason::Timeout)]);
+    eventually(Duration::from_secs(5), "the handler saw why", || async {
+        *reasons.lock().unwrap() == vec![Some(AbortReason::Timeout)]
+    })
+    .await;
+    // The only slot is free again although the first run still hangs.
+    let next = q.now("hangs", json!({ "quick": true })).await.unwrap();
+    eventually(Duration::from_secs(5), "the next job completed", || async {
+        get(&q, next.id).await.status == JobStatus::Completed
+    })
+    .await;
     // The hanging run is no longer this instance's: stop() does not wait for it.
     let t0 = Instant::now();
     assert_eq!(q.stop(None).await.unwrap(), 0);
@@ -99,5 +112,49 @@ async fn a_run_within_its_timeout_completes() {
         )
         .is_err_and(|e| e.code() == "INVALID_OPTION"));
     q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_after_stop_handed_the_job_back_changes_nothing() {
+    let db = TestDb::new("timeout_stop");
+    let q = db.queue(fast_options()).await;
+    let started = counting_worker(
+        &q,
+        "slow",
+        Duration::from_secs(3), // ignores its signal
+        WorkerOptions {
+            timeout: Some(Duration::from_millis(800)),
+            ..Default::default()
+        },
+    );
+    let timeouts = count_events(&q, |e| match e {
+        Event::JobError {
+            code: "JOB_TIMEOUT",
+            ..
+        }
+        | Event::JobError {
+            code: "LEASE_LOST", ..
+        } => 1,
+        _ => 0,
+    });
+    q.start().unwrap();
+    let job = q.now("slow", json!({})).await.unwrap();
+    eventually(Duration::from_secs(5), "running", || async {
+        get(&q, job.id).await.status == JobStatus::Processing
+    })
+    .await;
+    assert_eq!(q.stop(Some(Duration::from_millis(100))).await.unwrap(), 1);
+    // Past the job's timeout: the shutdown's hand-back stands.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let after = get(&q, job.id).await;
+    assert_eq!(after.status, JobStatus::Pending);
+    assert_eq!(after.fail_count, 0);
+    assert_eq!(timeouts.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        started.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "never finished"
+    );
     db.drop_db(&q).await;
 }

@@ -515,6 +515,8 @@ export class Monque extends EventEmitter<MonqueEvents> {
           ? new MonqueError('JOB_TIMEOUT', 'the job ran longer than its timeout')
           : new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached')
       this.controllers.get(event.execution)?.abort(reason)
+      // Its result will not be read: a handler that never settles must not keep the entry.
+      this.controllers.delete(event.execution)
       return
     }
     if (this.logger) log(this.logger, event)

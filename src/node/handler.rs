@@ -1,6 +1,6 @@
 //! Calls a JS handler from the core and awaits its Promise. The TS wrapper never
 //! rejects: it resolves with an envelope `{ ok, error?: { message, retryable } }`, so
-//! error details survive the crossing. When the job's signal aborts (shutdown timeout),
+//! error details survive the crossing. When the job's signal aborts (shutdown or job timeout),
 //! JS is told through the event sink so `job.signal` aborts there too.
 
 use std::sync::{Arc, RwLock};
