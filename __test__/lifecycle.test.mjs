@@ -259,3 +259,19 @@ test('a Mongoose connection works as the connection', async (t) => {
   await eventually(async () => (await jobs.findOne({ _id: oid(job.id) }))?.status === 'completed', { what: 'completed' })
   assert.equal(await conn.db.collection('monque_jobs').countDocuments({ status: 'completed' }), 1)
 })
+
+test("a handler's resolved value is stored as the job's result and sent with job:complete", async (t) => {
+  const { name } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name })
+  const completions = []
+  monque.on('job:complete', ({ job }) => completions.push(job))
+  monque.register('add', async (job) => ({ sum: job.data.a + job.data.b, when: new Date(0) }))
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const job = await monque.now('add', { a: 2, b: 3 })
+  await eventually(async () => (await monque.getJob(job.id))?.status === 'completed', { what: 'completed' })
+  const expected = { sum: 5, when: '1970-01-01T00:00:00.000Z' }
+  assert.deepEqual((await monque.getJob(job.id)).result, expected)
+  assert.deepEqual(completions.find((j) => j.id === job.id)?.result, expected)
+})

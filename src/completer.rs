@@ -79,6 +79,23 @@ fn next_occurrence(job: &Job, now: DateTime) -> Next {
     }
 }
 
+/// Adds a run's stored result to a successful completion (not to a schedule that ends
+/// `failed` because it became unusable).
+fn attach_result(
+    (mut update, mut done): (Document, Job),
+    result: &Option<(Bson, serde_json::Value)>,
+) -> (Document, Job) {
+    if let Some((stored, value)) = result {
+        if done.status != JobStatus::Failed {
+            if let Ok(set) = update.get_document_mut("$set") {
+                set.insert("result", stored.clone());
+            }
+            done.result = Some(value.clone());
+        }
+    }
+    (update, done)
+}
+
 /// The lock fields a job drops when it goes back to `pending`.
 pub(crate) fn unlock() -> Document {
     doc! { "claimId": "", "claimedBy": "", "lockedAt": "", "leaseExpiresAt": "" }
@@ -96,7 +113,7 @@ impl Inner {
         aborted: bool,
     ) {
         let written = match outcome {
-            Ok(_) => self.complete(job, took).await,
+            Ok(value) => self.complete(job, took, value).await,
             // Failing because stop() aborted it is not the job's fault: hand it back
             // (fenced, so a no-op if the hand-back already happened).
             Err(_) if aborted => match job.claim_id {
@@ -129,53 +146,93 @@ impl Inner {
         }
     }
 
+    /// A handler's result as it will be stored, or `None` (reported) when it cannot be:
+    /// larger than `max_result_size`, or with keys MongoDB would read as operators.
+    /// The job completes either way.
+    fn storable_result(
+        &self,
+        job: &Arc<Job>,
+        value: serde_json::Value,
+    ) -> Option<(Bson, serde_json::Value)> {
+        let refuse = |why: String| {
+            tracing::warn!(job.id = %job.id, %why, "result not stored");
+            self.emit(Event::JobError {
+                error: format!("the result of job {} was not stored: {why}", job.id),
+                code: "RESULT_NOT_STORED",
+                job: Some(job.clone()),
+            });
+            None
+        };
+        let size = crate::enqueue::json_len(&value);
+        let limit = self.opts.max_result_size;
+        if size > limit {
+            return refuse(format!(
+                "{size} bytes of JSON, over max_result_size ({limit})"
+            ));
+        }
+        if let Err(err) = crate::job::validate_data(&value) {
+            return refuse(err.to_string());
+        }
+        match bson::to_bson(&value) {
+            Ok(stored) => Some((stored, value)),
+            Err(err) => refuse(err.to_string()),
+        }
+    }
+
     /// True when the write matched this execution's claim.
-    async fn complete(&self, job: &Arc<Job>, took: Duration) -> Result<bool> {
+    async fn complete(
+        &self,
+        job: &Arc<Job>,
+        took: Duration,
+        value: Option<serde_json::Value>,
+    ) -> Result<bool> {
         let now = DateTime::now();
         let took_ms = took.as_millis() as i64;
+        let result = value.and_then(|v| self.storable_result(job, v));
+        let make = |current: &Job| {
+            let mut done = current.clone();
+            done.updated_at = now;
+            done.completed_at = Some(now);
+            done.duration_ms = Some(took_ms);
+            done.claim_id = None;
+            done.lease_expires_at = None;
+            let next = match next_occurrence(current, now) {
+                Next::At(next) => next,
+                Next::End => {
+                    done.status = JobStatus::Completed;
+                    let update = doc! {
+                        "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "durationMs": took_ms, "updatedAt": now },
+                        "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                    };
+                    return (update, done);
+                }
+                Next::Broken(err) => {
+                    let reason = format!("the run succeeded but its schedule is unusable: {err}");
+                    done.status = JobStatus::Failed;
+                    done.completed_at = current.completed_at;
+                    done.duration_ms = current.duration_ms;
+                    done.fail_reason = Some(reason.clone());
+                    let update = doc! {
+                        "$set": { "status": JobStatus::Failed.as_str(), "failReason": reason, "updatedAt": now },
+                        "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                    };
+                    return (update, done);
+                }
+            };
+            done.status = JobStatus::Pending;
+            done.next_run_at = next;
+            done.occurrence_at = Some(next);
+            done.fail_count = 0;
+            done.fail_reason = None;
+            done.claimed_by = None;
+            let update = doc! {
+                "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "occurrenceAt": next, "failCount": 0, "completedAt": now, "durationMs": took_ms, "updatedAt": now },
+                "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "" },
+            };
+            (update, done)
+        };
         let written = self
-            .write_fenced(job, |current| {
-                let mut done = current.clone();
-                done.updated_at = now;
-                done.completed_at = Some(now);
-                done.duration_ms = Some(took_ms);
-                done.claim_id = None;
-                done.lease_expires_at = None;
-                let next = match next_occurrence(current, now) {
-                    Next::At(next) => next,
-                    Next::End => {
-                        done.status = JobStatus::Completed;
-                        let update = doc! {
-                            "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "durationMs": took_ms, "updatedAt": now },
-                            "$unset": { "claimId": "", "leaseExpiresAt": "" },
-                        };
-                        return (update, done);
-                    }
-                    Next::Broken(err) => {
-                        let reason = format!("the run succeeded but its schedule is unusable: {err}");
-                        done.status = JobStatus::Failed;
-                        done.completed_at = current.completed_at;
-                        done.duration_ms = current.duration_ms;
-                        done.fail_reason = Some(reason.clone());
-                        let update = doc! {
-                            "$set": { "status": JobStatus::Failed.as_str(), "failReason": reason, "updatedAt": now },
-                            "$unset": { "claimId": "", "leaseExpiresAt": "" },
-                        };
-                        return (update, done);
-                    }
-                };
-                done.status = JobStatus::Pending;
-                done.next_run_at = next;
-                done.occurrence_at = Some(next);
-                done.fail_count = 0;
-                done.fail_reason = None;
-                done.claimed_by = None;
-                let update = doc! {
-                    "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "occurrenceAt": next, "failCount": 0, "completedAt": now, "durationMs": took_ms, "updatedAt": now },
-                    "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "" },
-                };
-                (update, done)
-            })
+            .write_fenced(job, |current| attach_result(make(current), &result))
             .await?;
         let Some(done) = written else {
             return Ok(false);

@@ -45,7 +45,7 @@ pub struct BatchResult {
 const MAX_UNIQUE_KEY_LEN: usize = 1024;
 
 /// The length of `value`'s JSON encoding, counted without building the string.
-fn json_len(value: &serde_json::Value) -> usize {
+pub(crate) fn json_len(value: &serde_json::Value) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

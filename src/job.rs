@@ -113,6 +113,9 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// How long the last successful run took, from start to finish, in milliseconds.
     pub duration_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What the last successful run returned, if anything (at most `max_result_size`).
+    pub result: Option<serde_json::Value>,
 }
 
 impl Job {
@@ -163,6 +166,7 @@ impl Job {
                 .and_then(|r| serde_json::to_value(r).ok()),
         );
         put("durationMs", self.duration_ms.map(Into::into));
+        put("result", self.result.clone());
         put(
             "occurrenceAt",
             self.occurrence_at.as_ref().map(|d| ms(d).into()),

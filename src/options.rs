@@ -37,6 +37,9 @@ pub struct MonqueOptions {
     pub shutdown_timeout: Duration,
     /// Largest job data accepted, measured as its JSON encoding in bytes. Default 1 MiB.
     pub max_payload_size: usize,
+    /// Largest handler result stored on the job, as JSON bytes. Default 64 KiB; a larger
+    /// one is not stored (reported as `RESULT_NOT_STORED`) and the job still completes.
+    pub max_result_size: usize,
     /// How long to wait for a reachable server before an operation fails. Default 10 s.
     pub server_selection_timeout: Duration,
     /// Watch the collection with a change stream to wake workers at once. Default true;
@@ -87,6 +90,7 @@ impl Default for MonqueOptions {
             heartbeat_interval: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
             max_payload_size: 1024 * 1024,
+            max_result_size: 64 * 1024,
             server_selection_timeout: Duration::from_secs(10),
             change_streams: true,
             instance_id: None,
@@ -135,6 +139,12 @@ impl MonqueOptions {
             return Err(Error::option(
                 "max_payload_size",
                 format!("must be between 1 and {MAX_PAYLOAD_CEILING} bytes"),
+            ));
+        }
+        if self.max_result_size > MAX_PAYLOAD_CEILING {
+            return Err(Error::option(
+                "max_result_size",
+                format!("must be at most {MAX_PAYLOAD_CEILING} bytes"),
             ));
         }
         positive("retention_interval", self.retention_interval)?;

@@ -27,11 +27,16 @@ export interface Job<T = unknown> {
   completedAt?: Date
   /** How long the last successful run took, start to finish, in ms. */
   durationMs?: number
+  /** What the last successful run returned (JSON, at most `maxResultSize` bytes). */
+  result?: unknown
 }
 
 /** What a handler receives: the job plus a signal that aborts when it must stop. */
 export interface RunningJob<T = unknown> extends Job<T> {
-  /** Aborts when `stop()`'s timeout passes; the job is then handed back to `pending`. */
+  /**
+   * Aborts when `stop()`'s timeout passes (reason code `SHUTDOWN_TIMEOUT`; the job is
+   * handed back to `pending`) or the worker's `timeout` does (`JOB_TIMEOUT`).
+   */
   signal: AbortSignal
 }
 

@@ -36,6 +36,8 @@ export interface MonqueOptions {
   shutdownTimeout?: number
   /** Largest job data accepted, as JSON bytes. Default 1048576. */
   maxPayloadSize?: number
+  /** Largest handler result stored on the job, as JSON bytes. Default 65536; larger results are not stored (`RESULT_NOT_STORED`). */
+  maxResultSize?: number
   /** How long to wait for a reachable server before failing. Default 10000. */
   serverSelectionTimeout?: number
   /** Wake workers through a change stream when the server offers one. Default true. */

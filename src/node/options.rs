@@ -92,6 +92,9 @@ pub(super) fn parse(json: &str) -> R<MonqueOptions> {
         o.worker_concurrency = v;
     }
     o.instance_concurrency = count(&m, "instanceConcurrency")?;
+    if let Some(v) = count(&m, "maxResultSize")? {
+        o.max_result_size = v;
+    }
     if let Some(v) = count(&m, "claimBatch")? {
         o.claim_batch = v;
     }
