@@ -198,6 +198,8 @@ test('bad input gets a typed error and writes nothing', async (t) => {
     [() => monque.now('ok', { s: 'x'.repeat(2000) }), 'PAYLOAD_TOO_LARGE'],
     [() => monque.enqueue('ok', {}, { runAt: new Date('nope') }), 'INVALID_OPTION'],
     [() => monque.enqueue('ok', {}, { priority: 1.5 }), 'INVALID_OPTION'],
+    [() => monque.enqueue('ok', {}, { timeout: 0 }), 'INVALID_OPTION'],
+    [() => monque.enqueue('ok', {}, { timeout: NaN }), 'INVALID_OPTION'],
     [() => monque.enqueueMany([{ name: 'ok', data: 1 }, { name: '', data: 2 }]), 'INVALID_JOB_NAME'],
   ]
   for (const [call, code] of cases) {

@@ -19,6 +19,8 @@ pub struct EnqueueOptions {
     pub run_at: Option<DateTime>,
     /// Higher runs first among due jobs of one name. Default 0.
     pub priority: i32,
+    /// Longest one run of this job may take; overrides the worker's `timeout`.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// One job in a batch for [`Monque::enqueue_many`](crate::Monque::enqueue_many).
@@ -91,6 +93,13 @@ pub(crate) fn build(inner: &Inner, job: &NewJob, now: DateTime) -> Result<Docume
     };
     if let Some(key) = &job.options.unique_key {
         doc.insert("uniqueKey", key);
+    }
+    if let Some(timeout) = job.options.timeout {
+        let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        if ms == 0 {
+            return Err(Error::option("timeout", "must be at least 1 ms"));
+        }
+        doc.insert("timeoutMs", ms);
     }
     Ok(doc)
 }

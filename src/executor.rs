@@ -95,7 +95,12 @@ impl Inner {
                 // exists is caught like one inside it.
                 let handler = worker.handler.clone();
                 let mut run = tokio::spawn(async move { handler.call(ctx).await });
-                let joined = match worker.timeout {
+                // The job's own timeout, else its worker's.
+                let limit = job
+                    .timeout_ms
+                    .map(|ms| Duration::from_millis(ms.max(1) as u64))
+                    .or(worker.timeout);
+                let joined = match limit {
                     None => Some((&mut run).await),
                     Some(limit) => tokio::time::timeout(limit, &mut run).await.ok(),
                 };
@@ -118,7 +123,7 @@ impl Inner {
                             tokio::time::sleep(TIMEOUT_GRACE).await;
                             stray.abort();
                         });
-                        let limit = worker.timeout.unwrap_or_default().as_millis();
+                        let limit = limit.unwrap_or_default().as_millis();
                         tracing::warn!(job.id = %job.id, limit_ms = limit as u64, "job timed out");
                         inner.emit(Event::JobError {
                             error: format!("job {} timed out after {limit} ms", job.id),

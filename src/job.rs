@@ -114,6 +114,9 @@ pub struct Job {
     /// How long the last successful run took, from start to finish, in milliseconds.
     pub duration_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Longest one run may take, in ms, when enqueued with a `timeout`.
+    pub timeout_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// What the last successful run returned, if anything (at most `max_result_size`).
     pub result: Option<serde_json::Value>,
 }
@@ -167,6 +170,7 @@ impl Job {
         );
         put("durationMs", self.duration_ms.map(Into::into));
         put("result", self.result.clone());
+        put("timeoutMs", self.timeout_ms.map(Into::into));
         put(
             "occurrenceAt",
             self.occurrence_at.as_ref().map(|d| ms(d).into()),

@@ -59,6 +59,7 @@ impl Inner {
                 unique_key: Some(key),
                 run_at: Some(first),
                 priority: options.priority,
+                timeout: None,
             },
         };
         let mut job_doc = build(self, &new_job, now)?;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use monque::{
-    AbortReason, Event, HandlerError, JobContext, JobStatus, MonqueOptions, WorkerOptions,
+    AbortReason, EnqueueOptions, Event, HandlerError, JobContext, JobStatus, MonqueOptions,
+    WorkerOptions,
 };
 use serde_json::json;
 
@@ -156,5 +157,65 @@ async fn a_timeout_after_stop_handed_the_job_back_changes_nothing() {
         0,
         "never finished"
     );
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_timeout_overrides_its_workers() {
+    let db = TestDb::new("timeout_job");
+    let q = db
+        .queue(MonqueOptions {
+            max_retries: 0,
+            ..fast_options()
+        })
+        .await;
+    counting_worker(
+        &q,
+        "slow",
+        Duration::from_secs(2),
+        WorkerOptions {
+            timeout: Some(Duration::from_secs(30)),
+            ..Default::default()
+        },
+    );
+    let refused = q
+        .enqueue(
+            "slow",
+            json!({}),
+            EnqueueOptions {
+                timeout: Some(Duration::ZERO),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "INVALID_OPTION");
+    assert_eq!(
+        count(&q, mongodb::bson::doc! {}).await,
+        0,
+        "nothing written"
+    );
+    q.start().unwrap();
+    let job = q
+        .enqueue(
+            "slow",
+            json!({}),
+            EnqueueOptions {
+                timeout: Some(Duration::from_millis(150)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.timeout_ms, Some(150));
+    eventually(Duration::from_secs(5), "failed", || async {
+        get(&q, job.id).await.status == JobStatus::Failed
+    })
+    .await;
+    assert_eq!(
+        get(&q, job.id).await.fail_reason.as_deref(),
+        Some("timed out after 150 ms")
+    );
+    q.stop(Some(Duration::from_millis(100))).await.unwrap();
     db.drop_db(&q).await;
 }

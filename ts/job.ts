@@ -27,6 +27,8 @@ export interface Job<T = unknown> {
   completedAt?: Date
   /** How long the last successful run took, start to finish, in ms. */
   durationMs?: number
+  /** Longest one run may take, in ms, when enqueued with a `timeout`. */
+  timeoutMs?: number
   /** What the last successful run returned (JSON, at most `maxResultSize` bytes). */
   result?: unknown
 }

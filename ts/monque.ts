@@ -126,6 +126,8 @@ export interface EnqueueOptions {
   runAt?: Date | number
   /** Higher runs first among due jobs of one name. Default 0. */
   priority?: number
+  /** Longest one run of this job may take, in ms; overrides the worker's `timeout`. */
+  timeout?: number
 }
 
 export interface ScheduleOptions {
@@ -570,7 +572,10 @@ function encodeEnqueueOptions(options: EnqueueOptions): string {
   }
   const runAt = epochMs(options.runAt, 'runAt')
   checkKeyAndPriority(options)
-  return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority })
+  if (options.timeout !== undefined && (typeof options.timeout !== 'number' || !Number.isFinite(options.timeout) || options.timeout < 1)) {
+    throw new MonqueError('INVALID_OPTION', 'timeout must be a number of milliseconds, at least 1')
+  }
+  return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority, timeout: options.timeout })
 }
 
 /** A time given as a `Date` or epoch ms, as epoch ms; undefined stays undefined. */

@@ -268,6 +268,7 @@ fn enqueue_options(m: &Map<String, Value>) -> R<EnqueueOptions> {
         unique_key: string(m, "uniqueKey")?,
         run_at,
         priority,
+        timeout: ms(m, "timeout")?,
     })
 }
 
