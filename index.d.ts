@@ -26,6 +26,8 @@ export declare class NativeQueue {
   unschedule(name: string, uniqueKey?: string | undefined | null): Promise<boolean>
   /** The active schedules as a JSON array of jobs. */
   listSchedules(name?: string | undefined | null): Promise<string>
+  /** Stores a running execution's progress (JSON); false when it no longer holds the job. */
+  updateProgress(id: string, claimId: string, valueJson: string): Promise<boolean>
   /** The job as JSON, or null. */
   getJob(id: string): Promise<string | null>
   /** A JSON array of jobs. */

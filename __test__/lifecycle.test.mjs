@@ -277,3 +277,29 @@ test("a handler's resolved value is stored as the job's result and sent with job
   assert.deepEqual((await monque.getJob(job.id)).result, expected)
   assert.deepEqual(completions.find((j) => j.id === job.id)?.result, expected)
 })
+
+test('job.updateProgress stores progress visible to another instance and emits job:progress', async (t) => {
+  const { name } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name })
+  const reader = new Monque(uri, { ...fast, database: name })
+  const events = []
+  monque.on('job:progress', (e) => events.push(e))
+  let release
+  const gate = new Promise((r) => (release = r))
+  const reported = []
+  monque.register('report', async (job) => {
+    reported.push(await job.updateProgress({ pct: 40 }))
+    await assert.rejects(job.updateProgress('x'.repeat(5000)), { code: 'PAYLOAD_TOO_LARGE' })
+    await gate
+  })
+  await monque.initialize()
+  await reader.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const job = await monque.now('report', {})
+  await eventually(async () => (await reader.getJob(job.id))?.progress?.pct === 40, { what: 'progress seen by another instance' })
+  assert.deepEqual(reported, [true])
+  assert.deepEqual(events, [{ id: job.id, progress: { pct: 40 } }])
+  release()
+  await eventually(async () => (await reader.getJob(job.id))?.status === 'completed', { what: 'completed' })
+})

@@ -393,6 +393,19 @@ impl Monque {
         Ok(())
     }
 
+    /// Stores `value` (a number or small JSON, at most [`MAX_PROGRESS_SIZE`](crate::MAX_PROGRESS_SIZE)
+    /// bytes) as the progress of the running execution `(id, claim_id)` and emits
+    /// `job:progress`. False when that execution no longer holds the job. Handlers
+    /// usually call [`JobContext::update_progress`](crate::JobContext::update_progress).
+    pub async fn update_progress(
+        &self,
+        id: ObjectId,
+        claim_id: ObjectId,
+        value: serde_json::Value,
+    ) -> Result<bool> {
+        self.inner.update_progress(id, claim_id, value).await
+    }
+
     /// Calls `listener` for every event. See [`Event`].
     pub fn on_event(&self, listener: impl Fn(&Event) + Send + Sync + 'static) {
         self.inner.events.subscribe(Arc::new(listener));

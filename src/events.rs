@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use mongodb::bson::DateTime;
+use mongodb::bson::{oid::ObjectId, DateTime};
 use serde_json::json;
 
 use crate::job::Job;
@@ -15,6 +15,13 @@ use crate::job::Job;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {
+    /// A running job reported progress (`job:progress`).
+    JobProgress {
+        /// The job.
+        id: ObjectId,
+        /// The value reported.
+        progress: serde_json::Value,
+    },
     /// A handler is about to run the job (`job:start`).
     JobStarted {
         /// The job, as claimed.
@@ -115,6 +122,7 @@ impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
             Event::JobStarted { .. } => "job:start",
+            Event::JobProgress { .. } => "job:progress",
             Event::JobCompleted { .. } => "job:complete",
             Event::JobFailed { .. } => "job:fail",
             Event::JobRetry { .. } => "job:retry",
@@ -136,6 +144,9 @@ impl Event {
     pub fn to_json(&self) -> serde_json::Value {
         let mut v = match self {
             Event::JobStarted { job } => json!({ "job": job.to_json() }),
+            Event::JobProgress { id, progress } => {
+                json!({ "id": id.to_hex(), "progress": progress })
+            }
             Event::JobCompleted { job, duration } => {
                 json!({ "job": job.to_json(), "duration": duration.as_secs_f64() * 1000.0 })
             }

@@ -90,6 +90,7 @@ impl Inner {
                 let ctx = JobContext {
                     job: job.clone(),
                     signal: signal.clone(),
+                    queue: Arc::downgrade(&inner),
                 };
                 // `call` itself runs inside the task too: a panic before its future
                 // exists is caught like one inside it.

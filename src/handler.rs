@@ -116,6 +116,19 @@ pub struct JobContext {
     pub job: Arc<Job>,
     /// Aborts when the handler must stop.
     pub signal: AbortSignal,
+    pub(crate) queue: std::sync::Weak<crate::client::Inner>,
+}
+
+impl JobContext {
+    /// Stores how far this run got (a number or small JSON) on the job, fenced by this
+    /// execution's claim, and emits `job:progress`. False when the run no longer holds
+    /// the job (its lease was lost).
+    pub async fn update_progress(&self, value: serde_json::Value) -> crate::Result<bool> {
+        let (Some(queue), Some(claim)) = (self.queue.upgrade(), self.job.claim_id) else {
+            return Ok(false);
+        };
+        queue.update_progress(self.job.id, claim, value).await
+    }
 }
 
 /// The outcome of one execution: the value to store (if any) or why it failed.

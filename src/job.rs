@@ -117,6 +117,9 @@ pub struct Job {
     /// Longest one run may take, in ms, when enqueued with a `timeout`.
     pub timeout_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The last progress its handler reported (see `JobContext::update_progress`).
+    pub progress: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// What the last successful run returned, if anything (at most `max_result_size`).
     pub result: Option<serde_json::Value>,
 }
@@ -170,6 +173,7 @@ impl Job {
         );
         put("durationMs", self.duration_ms.map(Into::into));
         put("result", self.result.clone());
+        put("progress", self.progress.clone());
         put("timeoutMs", self.timeout_ms.map(Into::into));
         put(
             "occurrenceAt",

@@ -48,6 +48,7 @@ mod metrics;
 mod notify;
 mod options;
 mod pause;
+mod progress;
 mod recurring;
 mod retention;
 mod schedule;
@@ -71,5 +72,6 @@ pub use management::{
 pub use mongodb::bson::{oid::ObjectId, DateTime};
 pub use notify::NotifyMode;
 pub use options::{JobRetention, MonqueOptions, WorkerOptions, MAX_PAYLOAD_CEILING};
+pub use progress::MAX_PROGRESS_SIZE;
 pub use recurring::{default_schedule_key, ScheduleOptions};
 pub use schedule::{parse_interval, CronSchedule, Repeat, MIN_INTERVAL};

@@ -29,6 +29,8 @@ export interface Job<T = unknown> {
   durationMs?: number
   /** Longest one run may take, in ms, when enqueued with a `timeout`. */
   timeoutMs?: number
+  /** The last progress its handler reported (`job.updateProgress`). */
+  progress?: unknown
   /** What the last successful run returned (JSON, at most `maxResultSize` bytes). */
   result?: unknown
 }
@@ -40,6 +42,12 @@ export interface RunningJob<T = unknown> extends Job<T> {
    * handed back to `pending`) or the worker's `timeout` does (`JOB_TIMEOUT`).
    */
   signal: AbortSignal
+  /**
+   * Stores how far this run got (a number or small JSON, at most 4 KiB) on the job,
+   * visible to `getJob` from any process, and emits `job:progress`. Resolves false
+   * when this run no longer holds the job (its lease was lost).
+   */
+  updateProgress(value: unknown): Promise<boolean>
 }
 
 const DATE_FIELDS = ['nextRunAt', 'createdAt', 'updatedAt', 'lockedAt', 'leaseExpiresAt', 'completedAt', 'occurrenceAt'] as const

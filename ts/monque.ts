@@ -165,6 +165,7 @@ export interface EnqueueManyItem<T = unknown> {
 /** Event payloads, by event name. */
 export interface MonqueEvents {
   'job:start': [job: Job]
+  'job:progress': [payload: { id: string; progress: unknown }]
   'job:complete': [payload: { job: Job; duration: number }]
   'job:fail': [payload: { job: Job; error: Error; willRetry: boolean }]
   'job:retry': [payload: { job: Job; nextRunAt: Date; delay: number }]
@@ -490,6 +491,11 @@ export class Monque extends EventEmitter<MonqueEvents> {
       this.controllers.set(execution, controller)
       const job = toJob(raw) as RunningJob
       job.signal = controller.signal
+      const claimId = String(raw.claimId)
+      job.updateProgress = (value: unknown) => {
+        const json = encodeData(value, 'progress')
+        return callNative(() => native.updateProgress(job.id, claimId, json))
+      }
       let result: unknown
       try {
         result = await handler(job)
@@ -528,6 +534,8 @@ export class Monque extends EventEmitter<MonqueEvents> {
     switch (type) {
       case 'job:start':
         return this.safeEmit(type, job)
+      case 'job:progress':
+        return this.safeEmit(type, { id: event.id, progress: event.progress })
       case 'job:complete':
         return this.safeEmit(type, { job, duration: event.duration })
       case 'job:fail':

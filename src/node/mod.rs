@@ -157,6 +157,24 @@ impl NativeQueue {
         Ok(jobs_json(&jobs))
     }
 
+    /// Stores a running execution's progress (JSON); false when it no longer holds the job.
+    #[napi]
+    pub async fn update_progress(
+        &self,
+        id: String,
+        claim_id: String,
+        value_json: String,
+    ) -> napi::Result<bool> {
+        let id = crate::parse_job_id(&id).map_err(to_napi)?;
+        let claim = crate::parse_job_id(&claim_id).map_err(to_napi)?;
+        let value: serde_json::Value = serde_json::from_str(&value_json)
+            .map_err(|e| to_napi(crate::Error::InvalidData(e.to_string())))?;
+        self.queue
+            .update_progress(id, claim, value)
+            .await
+            .map_err(to_napi)
+    }
+
     /// The job as JSON, or null.
     #[napi]
     pub async fn get_job(&self, id: String) -> napi::Result<Option<String>> {
