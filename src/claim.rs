@@ -191,7 +191,7 @@ impl Inner {
             .coll
             .update_many(
                 doc! { "claimId": claim_id, "status": JobStatus::Processing.as_str() },
-                doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": DateTime::now() }, "$unset": crate::completer::unlock() },
+                crate::completer::back_to_pending(DateTime::now()),
             )
             .await;
         if let Err(err) = res {

@@ -20,7 +20,12 @@ const MAX_FAIL_REASON: usize = 4096;
 
 /// The fencing filter: this execution's claim and nothing else.
 pub(crate) fn fenced(job: &Job) -> Document {
-    doc! { "_id": job.id, "claimId": job.claim_id, "status": JobStatus::Processing.as_str() }
+    fenced_execution(job.id, job.claim_id)
+}
+
+/// The fencing filter of the execution `(id, claim_id)`.
+pub(crate) fn fenced_execution(id: ObjectId, claim_id: Option<ObjectId>) -> Document {
+    doc! { "_id": id, "claimId": claim_id, "status": JobStatus::Processing.as_str() }
 }
 
 /// The fencing filter for several executions, given as `(job id, claim id)` pairs:
@@ -96,6 +101,12 @@ fn attach_result(
     (update, done)
 }
 
+/// The update that puts a job back to `pending` with its claim dropped (shutdown
+/// hand-back, expired leases, a batch claim that could not be read back).
+pub(crate) fn back_to_pending(now: DateTime) -> Document {
+    doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": now }, "$unset": unlock() }
+}
+
 /// The lock fields a job drops when it goes back to `pending`.
 pub(crate) fn unlock() -> Document {
     doc! { "claimId": "", "claimedBy": "", "lockedAt": "", "leaseExpiresAt": "" }
@@ -163,17 +174,7 @@ impl Inner {
             });
             None
         };
-        let size = crate::enqueue::json_len(&value);
-        let limit = self.opts.max_result_size;
-        if size > limit {
-            return refuse(format!(
-                "{size} bytes of JSON, over max_result_size ({limit})"
-            ));
-        }
-        if let Err(err) = crate::job::validate_data(&value) {
-            return refuse(err.to_string());
-        }
-        match bson::to_bson(&value) {
+        match crate::enqueue::storable(&value, self.opts.max_result_size) {
             Ok(stored) => Some((stored, value)),
             Err(err) => refuse(err.to_string()),
         }
@@ -397,10 +398,7 @@ impl Inner {
         }
         let res = self
             .coll
-            .update_many(
-                fenced_many(executions),
-                doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": DateTime::now() }, "$unset": unlock() },
-            )
+            .update_many(fenced_many(executions), back_to_pending(DateTime::now()))
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(res.modified_count)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::client::Inner;
 use crate::error::{Error, Result};
+use crate::handoff::HandedOff;
 use crate::job::{validate_data, validate_job_name, Job, JobStatus};
 
 /// Options for one enqueue.
@@ -47,7 +48,7 @@ pub struct BatchResult {
 const MAX_UNIQUE_KEY_LEN: usize = 1024;
 
 /// The length of `value`'s JSON encoding, counted without building the string.
-pub(crate) fn json_len(value: &serde_json::Value) -> usize {
+fn json_len(value: &serde_json::Value) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -65,21 +66,27 @@ pub(crate) fn json_len(value: &serde_json::Value) -> usize {
     }
 }
 
-/// Validates one job and builds its document. Pure: no I/O.
-pub(crate) fn build(inner: &Inner, job: &NewJob, now: DateTime) -> Result<Document> {
-    validate_job_name(&job.name)?;
-    validate_data(&job.data)?;
-    let size = json_len(&job.data);
-    let limit = inner.opts.max_payload_size;
+/// `value` as BSON for a job field (data, result, progress), if it may be stored:
+/// keys MongoDB would not read as operators ([`validate_data`]) and at most `limit`
+/// bytes of JSON.
+pub(crate) fn storable(value: &serde_json::Value, limit: usize) -> Result<bson::Bson> {
+    validate_data(value)?;
+    let size = json_len(value);
     if size > limit {
         return Err(Error::PayloadTooLarge { size, limit });
     }
+    bson::to_bson(value).map_err(|e| Error::InvalidData(e.to_string()))
+}
+
+/// Validates one job and builds its document. Pure: no I/O.
+pub(crate) fn build(inner: &Inner, job: &NewJob, now: DateTime) -> Result<Document> {
+    validate_job_name(&job.name)?;
+    let data = storable(&job.data, inner.opts.max_payload_size)?;
     if let Some(key) = &job.options.unique_key {
         if key.is_empty() || key.len() > MAX_UNIQUE_KEY_LEN {
             return Err(Error::option("unique_key", "must be 1-1024 bytes"));
         }
     }
-    let data = bson::to_bson(&job.data).map_err(|e| Error::InvalidData(e.to_string()))?;
     let mut doc = doc! {
         "_id": ObjectId::new(),
         "name": &job.name,
@@ -111,9 +118,14 @@ impl Inner {
         let due_now = job.options.run_at.is_none_or(|at| at <= now);
         if job.options.unique_key.is_none() && due_now {
             if let Some(to) = self.hand_off_target(&job.name) {
-                if let Some(started) = self.insert_handed_off(doc.clone(), to).await? {
-                    self.metrics.enqueued(&started.name, 1);
-                    return Ok(started);
+                let handed = match self.insert_handed_off(doc.clone(), to).await? {
+                    HandedOff::Started(running) => Some(*running),
+                    HandedOff::HandedBack => Some(Job::from_document(doc.clone())?),
+                    HandedOff::NotTaken => None,
+                };
+                if let Some(handed) = handed {
+                    self.metrics.enqueued(&handed.name, 1);
+                    return Ok(handed);
                 }
             }
         }

@@ -29,8 +29,8 @@ pub enum Error {
         reason: String,
     },
 
-    /// The job's data, encoded as JSON, is larger than `max_payload_size`.
-    #[error("job data is {size} bytes, over the limit of {limit} bytes")]
+    /// Job data (or a result or progress value), encoded as JSON, is over its limit.
+    #[error("{size} bytes of JSON, over the limit of {limit} bytes")]
     PayloadTooLarge {
         /// The data's size in bytes.
         size: usize,

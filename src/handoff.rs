@@ -14,6 +14,16 @@ use crate::error::Result;
 use crate::job::Job;
 use crate::worker::{Slots, Worker};
 
+/// What became of a job offered to a local worker.
+pub(crate) enum HandedOff {
+    /// Inserted claimed and running.
+    Started(Box<Job>),
+    /// Inserted, but stop() had passed its deadline: handed back to `pending`, as built.
+    HandedBack,
+    /// Claiming stopped first: nothing written; insert it as an ordinary `pending` job.
+    NotTaken,
+}
+
 /// An idle local worker and the slot the handed-off job will run in.
 pub(crate) struct HandOff {
     worker: Arc<Worker>,
@@ -52,15 +62,13 @@ impl Inner {
         })
     }
 
-    /// Inserts the job document claimed for `to`'s worker and runs it. `Ok(None)` when
-    /// claiming stopped meanwhile: nothing was written, insert it as `pending` instead.
-    /// Runs in its own task, so a caller that stops waiting cannot leave a claimed job
-    /// that nobody runs.
+    /// Inserts the job document claimed for `to`'s worker and runs it. Runs in its own
+    /// task, so a caller that stops waiting cannot leave a claimed job that nobody runs.
     pub(crate) async fn insert_handed_off(
         self: &Arc<Self>,
         doc: Document,
         to: HandOff,
-    ) -> Result<Option<Job>> {
+    ) -> Result<HandedOff> {
         let inner = self.clone();
         tokio::spawn(async move { inner.hand_off(doc, to).await })
             .await
@@ -73,7 +81,7 @@ impl Inner {
             })?
     }
 
-    async fn hand_off(self: &Arc<Self>, mut doc: Document, to: HandOff) -> Result<Option<Job>> {
+    async fn hand_off(self: &Arc<Self>, mut doc: Document, to: HandOff) -> Result<HandedOff> {
         let claim_id = ObjectId::new();
         doc.extend(self.claim_set(claim_id, DateTime::now()));
         let id = doc
@@ -85,7 +93,7 @@ impl Inner {
         self.running.insert(execution);
         if to.claiming.is_cancelled() {
             self.running.remove(&execution);
-            return Ok(None);
+            return Ok(HandedOff::NotTaken);
         }
         if let Err(err) = self.coll.insert_one(&doc).await {
             self.running.remove(&execution);
@@ -98,22 +106,12 @@ impl Inner {
                 tracing::warn!(%err, "could not hand back a job inserted during shutdown; it returns after its lease");
             }
             self.running.remove(&execution);
-            return match Job::from_document(doc) {
-                Ok(mut job) => {
-                    job.status = crate::job::JobStatus::Pending;
-                    job.claim_id = None;
-                    job.claimed_by = None;
-                    job.locked_at = None;
-                    job.lease_expires_at = None;
-                    Ok(Some(job))
-                }
-                Err(err) => Err(err),
-            };
+            return Ok(HandedOff::HandedBack);
         }
         match Job::from_document(doc) {
             Ok(job) => {
                 self.execute(to.worker, job.clone(), to.slots, &to.abort);
-                Ok(Some(job))
+                Ok(HandedOff::Started(Box::new(job)))
             }
             Err(err) => {
                 // Cannot happen for a document built here; if it did, lease recovery

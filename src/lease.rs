@@ -9,7 +9,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Inner;
-use crate::completer::{fenced_many, unlock};
+use crate::completer::{back_to_pending, fenced_many};
 use crate::error::Result;
 use crate::events::Event;
 use crate::job::JobStatus;
@@ -81,7 +81,7 @@ impl Inner {
             .coll
             .update_many(
                 doc! { "status": JobStatus::Processing.as_str(), "leaseExpiresAt": { "$lt": now } },
-                doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": now }, "$unset": unlock() },
+                back_to_pending(now),
             )
             .await
             .map_err(|e| self.db_err(e))?;

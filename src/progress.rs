@@ -2,12 +2,12 @@
 //! value is written on the job, fenced by its execution's claim so a run that lost its
 //! lease cannot overwrite a newer one, and announced as `job:progress`.
 
-use mongodb::bson::{self, doc, oid::ObjectId, DateTime};
+use mongodb::bson::{doc, oid::ObjectId, DateTime};
 
 use crate::client::Inner;
-use crate::error::{Error, Result};
+use crate::completer::fenced_execution;
+use crate::error::Result;
 use crate::events::Event;
-use crate::job::{validate_data, JobStatus};
 
 /// Largest progress value, as JSON bytes: it is rewritten often, keep it small.
 pub const MAX_PROGRESS_SIZE: usize = 4 * 1024;
@@ -21,19 +21,11 @@ impl Inner {
         claim_id: ObjectId,
         value: serde_json::Value,
     ) -> Result<bool> {
-        let size = crate::enqueue::json_len(&value);
-        if size > MAX_PROGRESS_SIZE {
-            return Err(Error::PayloadTooLarge {
-                size,
-                limit: MAX_PROGRESS_SIZE,
-            });
-        }
-        validate_data(&value)?;
-        let stored = bson::to_bson(&value).map_err(|e| Error::InvalidData(e.to_string()))?;
+        let stored = crate::enqueue::storable(&value, MAX_PROGRESS_SIZE)?;
         let res = self
             .coll
             .update_one(
-                doc! { "_id": id, "claimId": claim_id, "status": JobStatus::Processing.as_str() },
+                fenced_execution(id, Some(claim_id)),
                 doc! { "$set": { "progress": stored, "updatedAt": DateTime::now() } },
             )
             .await
