@@ -5,7 +5,7 @@
 //             CPU seconds from `go` to its last job, and peak RSS
 //   latency   idle workers; the parent (or this process, with `self`) enqueues one job
 //             every `everyMs`; reports enqueue-to-handler-start latencies
-import { systems } from './systems.mjs'
+import { enqueueEach, systems } from './systems.mjs'
 
 const [task, json] = process.argv.slice(2)
 const opts = JSON.parse(json)
@@ -37,11 +37,7 @@ if (task === 'enqueue') {
       await queue.enqueueMany(Array.from({ length: size }, (_, k) => ({ i: i + k })))
     }
   } else {
-    let next = 0
-    const lane = async () => {
-      while (next < count) await queue.enqueue({ i: next++ })
-    }
-    await Promise.all(Array.from({ length: inFlight }, lane))
+    await enqueueEach(queue, count, inFlight)
   }
   send({ type: 'result', jobsPerSecond: count / ((performance.now() - t0) / 1000) })
 } else if (task === 'worker') {

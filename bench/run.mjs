@@ -9,7 +9,7 @@ import { fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { MongoClient, ObjectId } from 'mongodb'
-import { dropDatabase, systems } from './systems.mjs'
+import { dropDatabase, enqueueEach, systems } from './systems.mjs'
 
 const uri = process.env.MONGODB_URI
 if (!uri) throw new Error('MONGODB_URI is not set (npm run bench starts the embedded server)')
@@ -99,15 +99,10 @@ async function enqueue(system, batch) {
 /** Fills a fresh database with `PROCESS_JOBS` due jobs through the system's own API. */
 async function prefill(system, database) {
   const producer = await systems[system]({ uri, database, concurrency: 1, pollMs: POLL_MS })
-  const list = Array.from({ length: PROCESS_JOBS }, (_, i) => ({ i }))
   if (producer.enqueueMany) {
-    await producer.enqueueMany(list)
+    await producer.enqueueMany(Array.from({ length: PROCESS_JOBS }, (_, i) => ({ i })))
   } else {
-    let next = 0
-    const lane = async () => {
-      while (next < list.length) await producer.enqueue(list[next++])
-    }
-    await Promise.all(Array.from({ length: IN_FLIGHT }, lane))
+    await enqueueEach(producer, PROCESS_JOBS, IN_FLIGHT)
   }
   await producer.close()
 }

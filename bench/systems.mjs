@@ -137,6 +137,15 @@ export const systems = {
   raw,
 }
 
+/** Enqueues `count` jobs (data `{ i }`) one call at a time, `inFlight` calls at once. */
+export async function enqueueEach(queue, count, inFlight) {
+  let next = 0
+  const lane = async () => {
+    while (next < count) await queue.enqueue({ i: next++ })
+  }
+  await Promise.all(Array.from({ length: inFlight }, lane))
+}
+
 /** Drops a benchmark database. */
 export async function dropDatabase(uri, database) {
   const client = await MongoClient.connect(uri)
