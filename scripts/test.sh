@@ -22,3 +22,19 @@ export MONQUE_SERVER_BIN
 
 cargo test --quiet
 node --test __test__/
+
+# The Rust examples, as the README runs them: a worker, and a producer enqueueing
+# 5 + 1 unique + 1 delayed + 3 batched jobs; the worker exits after all 10 complete.
+export MONQUE_DATABASE=monque_examples_$$
+cargo build --quiet --examples
+"$CARGO_TARGET_DIR/debug/examples/worker" --exit-after 10 > /tmp/monque-worker.$$.log &
+WORKER=$!
+"$CARGO_TARGET_DIR/debug/examples/producer" 5
+if ! timeout 60 tail --pid=$WORKER -f /dev/null; then cat /tmp/monque-worker.$$.log; exit 1; fi
+wait $WORKER || { cat /tmp/monque-worker.$$.log; exit 1; }
+grep -c '^completed' /tmp/monque-worker.$$.log | grep -qx 10 || { cat /tmp/monque-worker.$$.log; exit 1; }
+echo "test: Rust examples: the worker completed the producer's 10 jobs"
+rm -f /tmp/monque-worker.$$.log
+
+# Install the packed tarballs into a fresh project with no Rust toolchain on the PATH.
+bash scripts/install-test.sh
