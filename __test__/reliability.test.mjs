@@ -245,3 +245,35 @@ test('a handler that never resolves: its timeout aborts job.signal, reports JOB_
   const ok = await monque.now('hang', { quick: true })
   await eventually(async () => (await jobs.findOne({ _id: oid(ok.id) })).status === 'completed', { what: 'the worker goes on' })
 })
+
+test('a job cancelled from one process stops running in another within one heartbeat', async (t) => {
+  const { db, name: database } = await testDb(t)
+  const heartbeatInterval = 1000
+  // Change streams off: the heartbeat is the only way the worker can learn of the cancel.
+  const worker = startWorker({ name: 'long', database, concurrency: 2, leaseDuration: 20_000, heartbeatInterval, untilAborted: true, changeStreams: false, shutdownTimeout: 1000 })
+  await worker.ready
+  const admin = new Monque(uri, { database, logger: false })
+  const [cancelled, other] = [await admin.enqueue('long', { n: 1 }), await admin.enqueue('long', { n: 2 })]
+  const executions = db.collection('executions')
+  await eventually(async () => (await executions.countDocuments()) === 2, { what: 'both jobs running in the worker process' })
+
+  const cancelledAt = Date.now()
+  const job = await admin.cancelJob(cancelled.id)
+  assert.equal(job.status, 'cancelled')
+  await eventually(async () => (await executions.findOne({ jobId: cancelled.id }))?.abortedAt, { what: 'the run to abort' })
+  const run = await executions.findOne({ jobId: cancelled.id })
+  assert.equal(run.reason, 'JOB_CANCELLED')
+  const took = run.abortedAt.getTime() - cancelledAt
+  assert.ok(took <= heartbeatInterval + 500, `aborted ${took} ms after the cancel (heartbeat ${heartbeatInterval} ms)`)
+
+  // The handler returned after the abort: nothing of that run was written.
+  await new Promise((r) => setTimeout(r, 300))
+  const stored = await admin.getJob(cancelled.id)
+  assert.equal(stored.status, 'cancelled')
+  assert.equal(stored.completedAt, undefined)
+  assert.equal((await admin.getJob(other.id)).status, 'processing', 'the other job runs on')
+  assert.equal((await executions.findOne({ jobId: other.id })).abortedAt, undefined)
+
+  worker.child.kill('SIGTERM')
+  await worker.exited
+})

@@ -278,7 +278,10 @@ impl Monque {
         self.inner.queue_stats(name).await
     }
 
-    /// Cancels a `pending` job (`INVALID_TRANSITION` otherwise) and frees its uniqueKey.
+    /// Cancels a `pending` or `processing` job (`INVALID_TRANSITION` otherwise) and frees
+    /// its uniqueKey. A running job becomes `cancelled` at once and the signal of its run
+    /// aborts with [`AbortReason::Cancelled`](crate::AbortReason::Cancelled): here at
+    /// once, in another process on its change stream or its next heartbeat.
     pub async fn cancel_job(&self, id: ObjectId) -> Result<Job> {
         self.inner.cancel_job(id).await
     }

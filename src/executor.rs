@@ -2,7 +2,7 @@
 //! a crash), then hands the outcome to the completer. Tracks what is running so the
 //! heartbeat can renew leases and shutdown can wait for, abort and hand back jobs.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,9 +22,10 @@ use crate::worker::{Slots, Worker};
 const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
 /// The executions in flight on this instance, as `(job id, claim id)` pairs (a batch
-/// claim gives its jobs one claim id, so only the pair names an execution).
+/// claim gives its jobs one claim id, so only the pair names an execution), with the
+/// signal that aborts each.
 pub(crate) struct Running {
-    jobs: Mutex<HashSet<(ObjectId, ObjectId)>>,
+    jobs: Mutex<HashMap<(ObjectId, ObjectId), AbortSignal>>,
     count: watch::Sender<usize>,
 }
 
@@ -38,9 +39,9 @@ impl Default for Running {
 }
 
 impl Running {
-    pub(crate) fn insert(&self, execution: (ObjectId, ObjectId)) {
+    pub(crate) fn insert(&self, execution: (ObjectId, ObjectId), signal: AbortSignal) {
         let mut jobs = self.jobs.lock().expect("running lock");
-        jobs.insert(execution);
+        jobs.insert(execution, signal);
         self.count.send_replace(jobs.len());
     }
 
@@ -53,7 +54,17 @@ impl Running {
     /// `(job id, claim id)` of every execution in flight.
     pub(crate) fn snapshot(&self) -> Vec<(ObjectId, ObjectId)> {
         let jobs = self.jobs.lock().expect("running lock");
-        jobs.iter().copied().collect()
+        jobs.keys().copied().collect()
+    }
+
+    /// Aborts this instance's executions of job `id` because it was cancelled; how
+    /// many there were.
+    pub(crate) fn cancel(&self, id: ObjectId) -> usize {
+        let jobs = self.jobs.lock().expect("running lock");
+        jobs.iter()
+            .filter(|((job, _), _)| *job == id)
+            .filter(|(_, signal)| signal.cancel())
+            .count()
     }
 
     /// Waits until nothing runs; false if `timeout` passed first.
@@ -72,13 +83,24 @@ impl Inner {
         slots: Slots,
         abort_root: &CancellationToken,
     ) {
+        let signal = AbortSignal::new(abort_root.child_token());
+        self.execute_with(worker, job, slots, signal);
+    }
+
+    /// Runs `job` under `signal`, which a hand-off made before the job existed.
+    pub(crate) fn execute_with(
+        self: &Arc<Self>,
+        worker: Arc<Worker>,
+        job: Job,
+        slots: Slots,
+        signal: AbortSignal,
+    ) {
         let Some(claim_id) = job.claim_id else {
             tracing::error!(job.id = %job.id, "claimed job has no claimId; skipped");
             return;
         };
-        let abort = abort_root.child_token();
         let execution = (job.id, claim_id);
-        self.running.insert(execution);
+        self.running.insert(execution, signal.clone());
         let span = tracing::info_span!("monque.job", job.id = %job.id, job.name = %job.name, attempt = job.fail_count + 1);
         let inner = self.clone();
         tokio::spawn(
@@ -86,7 +108,6 @@ impl Inner {
                 let job = Arc::new(job);
                 inner.emit(Event::JobStarted { job: job.clone() });
                 let started = Instant::now();
-                let signal = AbortSignal::new(abort.clone());
                 let ctx = JobContext {
                     job: job.clone(),
                     signal: signal.clone(),
@@ -134,15 +155,19 @@ impl Inner {
                         Err(HandlerError::new(format!("timed out after {limit} ms")))
                     }
                 };
-                inner
-                    .finish(
-                        &worker,
-                        &job,
-                        outcome,
-                        started.elapsed(),
-                        signal.reason() == Some(AbortReason::Shutdown),
-                    )
-                    .await;
+                match signal.reason() {
+                    // Cancelled while it ran: the job is `cancelled` already and the
+                    // status fence would refuse any write of this run.
+                    Some(AbortReason::Cancelled) => {
+                        tracing::info!(job.id = %job.id, "run ended after its job was cancelled");
+                    }
+                    reason => {
+                        let shutdown = reason == Some(AbortReason::Shutdown);
+                        inner
+                            .finish(&worker, &job, outcome, started.elapsed(), shutdown)
+                            .await
+                    }
+                }
                 inner.running.remove(&execution);
                 drop(slots);
             }

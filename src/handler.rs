@@ -2,6 +2,7 @@
 //! `|ctx: JobContext| async move { ... }` returning `Result<T: Serialize, E>`.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -52,14 +53,16 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError
     }
 }
 
-/// Aborted when `stop()`'s timeout passes (the job is then handed back to `pending`)
-/// or when the job's own `timeout` passes (the run then counts as a failure). Either
-/// way whatever the handler returns afterwards is discarded. Long handlers should
-/// watch it and return early.
+/// Aborted when `stop()`'s timeout passes (the job is then handed back to `pending`),
+/// when the job's own `timeout` passes (the run then counts as a failure) or when the
+/// job is cancelled while it runs, from any process (it stays `cancelled`). Either way
+/// whatever the handler returns afterwards is discarded. Long handlers should watch it
+/// and return early.
 #[derive(Debug, Clone)]
 pub struct AbortSignal {
     pub(crate) token: CancellationToken,
-    pub(crate) timed_out: Arc<std::sync::atomic::AtomicBool>,
+    /// Why it aborted; `UNSET` when the token was cancelled from its parent (shutdown).
+    reason: Arc<AtomicU8>,
 }
 
 /// Why an [`AbortSignal`] aborted.
@@ -70,21 +73,43 @@ pub enum AbortReason {
     Shutdown,
     /// The worker's `timeout` for one run passed.
     Timeout,
+    /// The job was cancelled while it ran (`cancel_job`, from this or another process).
+    Cancelled,
 }
+
+const UNSET: u8 = 0;
+const TIMEOUT: u8 = 1;
+const CANCELLED: u8 = 2;
 
 impl AbortSignal {
     pub(crate) fn new(token: CancellationToken) -> Self {
         AbortSignal {
             token,
-            timed_out: Arc::default(),
+            reason: Arc::default(),
         }
     }
 
     /// Aborts because the run took longer than its timeout.
     pub(crate) fn time_out(&self) {
-        self.timed_out
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.abort_with(TIMEOUT);
+    }
+
+    /// Aborts because the job was cancelled. False if it had aborted already.
+    pub(crate) fn cancel(&self) -> bool {
+        self.abort_with(CANCELLED)
+    }
+
+    /// The first reason stands: a signal that already aborted keeps its reason.
+    fn abort_with(&self, reason: u8) -> bool {
+        if self.token.is_cancelled() {
+            return false;
+        }
+        let first = self
+            .reason
+            .compare_exchange(UNSET, reason, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
         self.token.cancel();
+        first
     }
 
     /// True once the signal has aborted.
@@ -100,12 +125,13 @@ impl AbortSignal {
     /// Why it aborted, once it has.
     pub fn reason(&self) -> Option<AbortReason> {
         if !self.is_aborted() {
-            None
-        } else if self.timed_out.load(std::sync::atomic::Ordering::SeqCst) {
-            Some(AbortReason::Timeout)
-        } else {
-            Some(AbortReason::Shutdown)
+            return None;
         }
+        Some(match self.reason.load(Ordering::SeqCst) {
+            TIMEOUT => AbortReason::Timeout,
+            CANCELLED => AbortReason::Cancelled,
+            _ => AbortReason::Shutdown,
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Inner;
 use crate::error::Result;
+use crate::handler::AbortSignal;
 use crate::job::Job;
 use crate::worker::{Slots, Worker};
 
@@ -89,8 +90,9 @@ impl Inner {
             .expect("built jobs have an ObjectId");
         let execution = (id, claim_id);
         // Running before the insert lands, so a stop() beginning now waits for this job
-        // (or hands it back) like any other claimed job.
-        self.running.insert(execution);
+        // (or hands it back) and a cancel reaches it, like any other claimed job.
+        let signal = AbortSignal::new(to.abort.child_token());
+        self.running.insert(execution, signal.clone());
         if to.claiming.is_cancelled() {
             self.running.remove(&execution);
             return Ok(HandedOff::NotTaken);
@@ -110,7 +112,7 @@ impl Inner {
         }
         match Job::from_document(doc) {
             Ok(job) => {
-                self.execute(to.worker, job.clone(), to.slots, &to.abort);
+                self.execute_with(to.worker, job.clone(), to.slots, signal);
                 Ok(HandedOff::Started(Box::new(job)))
             }
             Err(err) => {

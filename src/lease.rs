@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use mongodb::bson::{doc, DateTime};
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, oid::ObjectId, DateTime};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -65,9 +66,33 @@ impl Inner {
             .await
             .map_err(|e| self.db_err(e))?;
         if (res.matched_count as usize) < running.len() {
+            self.abort_cancelled(&running).await?;
+        }
+        Ok(())
+    }
+
+    /// Some executions were not renewed: abort those whose job was cancelled while it
+    /// ran (from another process; a local cancel aborts at once). The others lost
+    /// their lease to a takeover; their writes are fenced off.
+    async fn abort_cancelled(&self, running: &[(ObjectId, ObjectId)]) -> Result<()> {
+        let ids: Vec<ObjectId> = running.iter().map(|(id, _)| *id).collect();
+        let mut cursor = self
+            .coll
+            .find(doc! { "_id": { "$in": ids }, "status": JobStatus::Cancelled.as_str() })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let mut cancelled = 0;
+        while let Some(found) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
+            if let Ok(id) = found.get_object_id("_id") {
+                cancelled += self.running.cancel(id);
+            }
+        }
+        let lost = running.len() - cancelled;
+        if lost > 0 {
             tracing::warn!(
                 running = running.len(),
-                renewed = res.matched_count,
+                lost,
                 "some running jobs lost their lease"
             );
         }

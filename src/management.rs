@@ -416,11 +416,18 @@ impl Inner {
         Err(Error::InvalidState("the job kept changing; try again"))
     }
 
+    /// Cancels a pending job, or a running one: it becomes `cancelled` at once (its
+    /// worker's writes are fenced by status) and the worker's signal aborts, here at
+    /// once, elsewhere on its next heartbeat or change-stream event.
     pub(crate) async fn cancel_job(&self, id: ObjectId) -> Result<Job> {
         let now = DateTime::now();
-        let (_, job) = self
-            .transition(id, "cancel", &[JobStatus::Pending], |_| cancel_update(now))
+        let allowed = [JobStatus::Pending, JobStatus::Processing];
+        let (before, job) = self
+            .transition(id, "cancel", &allowed, |_| cancel_update(now))
             .await?;
+        if before.status == JobStatus::Processing {
+            self.running.cancel(id);
+        }
         self.release_key(&job).await;
         self.emit(Event::JobCancelled {
             job: Arc::new(job.clone()),

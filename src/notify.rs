@@ -1,6 +1,7 @@
 //! Wake-ups: a local enqueue wakes the local worker directly (client.rs); a change
 //! stream on the collection wakes workers when another process enqueues or a job
-//! becomes `pending` again. Polling every `poll_interval` is the fallback, always on.
+//! becomes `pending` again, and aborts a local run whose job another process cancelled.
+//! Polling every `poll_interval` is the fallback, always on.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub(crate) async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
             // Not jobs inserted already claimed (handoff.rs): nothing to claim there.
             { "operationType": "insert", "fullDocument.status": "pending" },
             { "operationType": "update", "updateDescription.updatedFields.status": "pending" },
+            // A job cancelled while it runs: its worker aborts the run.
+            { "operationType": "update", "updateDescription.updatedFields.status": "cancelled" },
         ] } }];
         let opened = tokio::select! {
             _ = stop.cancelled() => return,
@@ -93,6 +96,19 @@ pub(crate) async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
 }
 
 fn dispatch(inner: &Inner, event: &Document) {
+    let status = event
+        .get_document("updateDescription")
+        .and_then(|u| u.get_document("updatedFields"))
+        .and_then(|f| f.get_str("status"));
+    if status == Ok("cancelled") {
+        if let Ok(id) = event
+            .get_document("documentKey")
+            .and_then(|k| k.get_object_id("_id"))
+        {
+            inner.running.cancel(id);
+        }
+        return;
+    }
     let name = event
         .get_document("fullDocument")
         .ok()

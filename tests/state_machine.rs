@@ -33,7 +33,7 @@ const STATUSES: [JobStatus; 5] = [
 fn model(op: Op, from: JobStatus) -> Option<Option<JobStatus>> {
     use JobStatus::*;
     match (op, from) {
-        (Op::Cancel, Pending) => Some(Some(Cancelled)),
+        (Op::Cancel, Pending | Processing) => Some(Some(Cancelled)),
         (Op::Retry, Failed | Cancelled) => Some(Some(Pending)),
         (Op::Reschedule | Op::Priority, Pending) => Some(Some(Pending)),
         (Op::Delete, Processing) => None,

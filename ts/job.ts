@@ -39,7 +39,9 @@ export interface Job<T = unknown> {
 export interface RunningJob<T = unknown> extends Job<T> {
   /**
    * Aborts when `stop()`'s timeout passes (reason code `SHUTDOWN_TIMEOUT`; the job is
-   * handed back to `pending`) or the worker's `timeout` does (`JOB_TIMEOUT`).
+   * handed back to `pending`), when the job's `timeout` does (`JOB_TIMEOUT`), or when
+   * the job is cancelled from any process while it runs (`JOB_CANCELLED`; it stays
+   * `cancelled`, whatever the handler returns).
    */
   signal: AbortSignal
   /**

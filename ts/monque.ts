@@ -326,7 +326,11 @@ export class Monque extends EventEmitter<MonqueEvents> {
     return JSON.parse(await callNative(() => native.getQueueStats(options.name)))
   }
 
-  /** Cancels a pending job (`INVALID_TRANSITION` otherwise) and frees its uniqueKey. */
+  /**
+   * Cancels a pending or running job (`INVALID_TRANSITION` otherwise) and frees its uniqueKey.
+   * A running job becomes `cancelled` at once and its `job.signal` aborts (`JOB_CANCELLED`) on
+   * whichever process runs it: at once via a change stream, else on that worker's next heartbeat.
+   */
   cancelJob<T = unknown>(id: JobId): Promise<Job<T>> {
     return this.changeJob<T>(id, 'cancel')
   }
@@ -523,7 +527,9 @@ export class Monque extends EventEmitter<MonqueEvents> {
       const reason =
         event.reason === 'timeout'
           ? new MonqueError('JOB_TIMEOUT', 'the job ran longer than its timeout')
-          : new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached')
+          : event.reason === 'cancelled'
+            ? new MonqueError('JOB_CANCELLED', 'the job was cancelled while it ran')
+            : new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached')
       this.controllers.get(event.execution)?.abort(reason)
       // Its result will not be read: a handler that never settles must not keep the entry.
       this.controllers.delete(event.execution)

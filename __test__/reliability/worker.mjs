@@ -1,7 +1,7 @@
 // A worker process for the reliability tests: `node worker.mjs '<json config>'`.
 // Runs `config.name` jobs whose handler records each execution (start, end, pid) in the
 // `executions` collection and works for `config.workMs` (a [min, max] range in ms, or
-// until its signal aborts when `config.untilAborted`). Says 'ready' over IPC once
+// until its signal aborts when `config.untilAborted`, then records when and why). Says 'ready' over IPC once
 // started; on SIGTERM stops with `config.shutdownTimeout` and exits.
 import { MongoClient } from 'mongodb'
 import { Monque } from '../../dist/index.mjs'
@@ -24,12 +24,15 @@ const monque = new Monque(process.env.MONGODB_URI, {
   pollInterval: 100,
   leaseDuration: config.leaseDuration,
   heartbeatInterval: config.heartbeatInterval,
+  changeStreams: config.changeStreams ?? true,
   logger: false,
 })
 monque.register(config.name, async (job) => {
   const { insertedId } = await executions.insertOne({ jobId: job.id, pid: process.pid, start: new Date() })
   if (config.untilAborted) {
     await sleep(60_000, job.signal)
+    const reason = job.signal.reason?.code
+    await executions.updateOne({ _id: insertedId }, { $set: { abortedAt: new Date(), reason } })
   } else {
     const [min, max] = config.workMs
     await sleep(min + Math.random() * (max - min))

@@ -1,6 +1,7 @@
 //! Calls a JS handler from the core and awaits its Promise. The TS wrapper never
 //! rejects: it resolves with an envelope `{ ok, error?: { message, retryable } }`, so
-//! error details survive the crossing. When the job's signal aborts (shutdown or job timeout),
+//! error details survive the crossing. When the job's signal aborts (shutdown, job timeout
+//! or cancellation),
 //! JS is told through the event sink so `job.signal` aborts there too.
 
 use std::sync::{Arc, RwLock};
@@ -52,7 +53,11 @@ impl Handler for JsHandler {
                             let msg = json!({
                                 "type": "internal:abort",
                                 "execution": execution,
-                                "reason": if ctx.signal.reason() == Some(AbortReason::Timeout) { "timeout" } else { "shutdown" },
+                                "reason": match ctx.signal.reason() {
+                                    Some(AbortReason::Timeout) => "timeout",
+                                    Some(AbortReason::Cancelled) => "cancelled",
+                                    _ => "shutdown",
+                                },
                             }).to_string();
                             sink.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
                         }
