@@ -303,3 +303,47 @@ test('job.updateProgress stores progress visible to another instance and emits j
   release()
   await eventually(async () => (await reader.getJob(job.id))?.status === 'completed', { what: 'completed' })
 })
+
+test('job.snooze(ms) runs the job again after the delay without counting a failure', async (t) => {
+  const { name } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name, maxRetries: 0 })
+  const snoozed = []
+  const failed = []
+  monque.on('job:snoozed', (e) => snoozed.push(e))
+  monque.on('job:fail', (e) => failed.push(e))
+  const starts = []
+  const refused = []
+  monque.register('poll-upstream', async (job) => {
+    starts.push(Date.now())
+    for (const bad of [0, -1, Number.NaN, '100', 400 * 86_400_000]) {
+      try {
+        job.snooze(bad)
+      } catch (err) {
+        refused.push(err.code)
+      }
+    }
+    if (starts.length === 1) return job.snooze(300) // returned
+    if (starts.length === 2) {
+      job.snooze(300)
+      throw new Error('upstream not ready') // thrown after snoozing: still a snooze
+    }
+    return 'ready'
+  })
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const job = await monque.now('poll-upstream', {})
+  await eventually(async () => (await monque.getJob(job.id)).status === 'completed', { what: 'completed' })
+  const done = await monque.getJob(job.id)
+  assert.equal(done.failCount, 0)
+  assert.equal(done.failReason, undefined)
+  assert.equal(done.result, 'ready')
+  assert.equal(starts.length, 3)
+  assert.ok(starts[1] - starts[0] >= 300 && starts[2] - starts[1] >= 300, `runs at ${starts.map((s) => s - starts[0])}`)
+  assert.equal(failed.length, 0)
+  assert.equal(snoozed.length, 2)
+  assert.equal(snoozed[0].job.status, 'pending')
+  assert.equal(snoozed[0].delay, 300)
+  assert.ok(snoozed[0].nextRunAt instanceof Date)
+  assert.deepEqual(refused, Array(15).fill('INVALID_OPTION'))
+})

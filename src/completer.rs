@@ -131,7 +131,10 @@ impl Inner {
                 Some(claim) => self.release(&[(job.id, claim)]).await.map(|_| false),
                 None => Ok(false),
             },
-            Err(err) => self.fail(worker, job, err).await,
+            Err(err) => match err.snoozed_for() {
+                Some(delay) => self.snooze(job, delay).await,
+                None => self.fail(worker, job, err).await,
+            },
         };
         match written {
             Ok(true) => {}
@@ -333,6 +336,44 @@ impl Inner {
                 delay,
             });
         }
+        Ok(true)
+    }
+
+    /// Puts the job back to `pending`, due `delay` from now, as the handler asked;
+    /// `failCount` and a recurring job's occurrence stay as they are.
+    async fn snooze(&self, job: &Arc<Job>, delay: Duration) -> Result<bool> {
+        let now = DateTime::now();
+        let next = DateTime::from_millis(now.timestamp_millis() + delay.as_millis() as i64);
+        let written = self
+            .write_fenced(job, |current| {
+                let mut snoozed = current.clone();
+                snoozed.status = JobStatus::Pending;
+                snoozed.next_run_at = next;
+                snoozed.updated_at = now;
+                snoozed.claim_id = None;
+                snoozed.claimed_by = None;
+                snoozed.lease_expires_at = None;
+                let set = doc! { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "updatedAt": now };
+                let unset = if current.repeat.is_some() {
+                    // Keep lockedAt: it tells when the schedule last ran.
+                    doc! { "claimId": "", "claimedBy": "", "leaseExpiresAt": "" }
+                } else {
+                    snoozed.locked_at = None;
+                    unlock()
+                };
+                (doc! { "$set": set, "$unset": unset }, snoozed)
+            })
+            .await?;
+        let Some(snoozed) = written else {
+            return Ok(false);
+        };
+        self.after_write(&snoozed).await;
+        tracing::info!(job.id = %job.id, delay_ms = delay.as_millis() as u64, "snoozed");
+        self.emit(Event::JobSnoozed {
+            next_run_at: snoozed.next_run_at,
+            job: Arc::new(snoozed),
+            delay,
+        });
         Ok(true)
     }
 

@@ -53,6 +53,16 @@ pub enum Event {
         /// The backoff delay chosen.
         delay: Duration,
     },
+    /// A handler snoozed its job: back to `pending` without counting a failure
+    /// (`job:snoozed`).
+    JobSnoozed {
+        /// The job, as rescheduled.
+        job: Arc<Job>,
+        /// When it runs again.
+        next_run_at: DateTime,
+        /// The delay the handler asked for.
+        delay: Duration,
+    },
     /// An error outside a handler: claim, heartbeat or write failures (`job:error`).
     JobError {
         /// What went wrong.
@@ -126,6 +136,7 @@ impl Event {
             Event::JobCompleted { .. } => "job:complete",
             Event::JobFailed { .. } => "job:fail",
             Event::JobRetry { .. } => "job:retry",
+            Event::JobSnoozed { .. } => "job:snoozed",
             Event::JobError { .. } => "job:error",
             Event::StaleRecovered { .. } => "stale:recovered",
             Event::JobsReleased { .. } => "jobs:released",
@@ -158,6 +169,11 @@ impl Event {
                 json!({ "job": job.to_json(), "error": error, "willRetry": will_retry })
             }
             Event::JobRetry {
+                job,
+                next_run_at,
+                delay,
+            }
+            | Event::JobSnoozed {
                 job,
                 next_run_at,
                 delay,

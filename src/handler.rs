@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -11,11 +12,13 @@ use tokio_util::sync::CancellationToken;
 use crate::job::Job;
 
 /// Why a handler failed. Build one from any `std::error::Error`, a `String` or a `&str`;
-/// use [`HandlerError::permanent`] to fail the job at once, without retries.
+/// use [`HandlerError::permanent`] to fail the job at once, without retries, and
+/// [`HandlerError::snooze`] to run it again later without counting a failure.
 #[derive(Debug, Clone)]
 pub struct HandlerError {
     message: String,
     retryable: bool,
+    snooze: Option<Duration>,
 }
 
 impl HandlerError {
@@ -24,6 +27,7 @@ impl HandlerError {
         HandlerError {
             message: message.into(),
             retryable: true,
+            snooze: None,
         }
     }
 
@@ -32,7 +36,24 @@ impl HandlerError {
         HandlerError {
             message: message.into(),
             retryable: false,
+            snooze: None,
         }
+    }
+
+    /// Not a failure: the job goes back to `pending`, due `delay` from now, with its
+    /// `failCount` unchanged (`job:snoozed`). For work that is not ready yet, or a
+    /// downstream service asking to be called later.
+    pub fn snooze(delay: Duration) -> Self {
+        HandlerError {
+            message: format!("snoozed for {} ms", delay.as_millis()),
+            retryable: true,
+            snooze: Some(delay),
+        }
+    }
+
+    /// How long the handler asked to snooze, for [`HandlerError::snooze`].
+    pub fn snoozed_for(&self) -> Option<Duration> {
+        self.snooze
     }
 
     /// The failure message stored as `failReason`.

@@ -50,6 +50,13 @@ export interface RunningJob<T = unknown> extends Job<T> {
    * when this run no longer holds the job (its lease was lost).
    */
   updateProgress(value: unknown): Promise<boolean>
+  /**
+   * Asks to run this job again in `delayMs` without counting a failure: once the handler
+   * settles (returns or throws), the job goes back to `pending`, due then, with its
+   * `failCount` unchanged, and `job:snoozed` is emitted. Throws `INVALID_OPTION` for a
+   * delay that is not a positive number of ms (at most one year).
+   */
+  snooze(delayMs: number): void
 }
 
 const DATE_FIELDS = ['nextRunAt', 'createdAt', 'updatedAt', 'lockedAt', 'leaseExpiresAt', 'completedAt', 'occurrenceAt'] as const

@@ -7,6 +7,9 @@ import { Job, JobStatus, RunningJob, toJob } from './job'
 import { connect, NativeQueue, validateJobName } from './native'
 
 /** Options for `new Monque(connection, options)`. Durations are milliseconds. */
+/** Longest `job.snooze()` delay: one year. */
+const MAX_SNOOZE_MS = 365 * 86_400_000
+
 export interface MonqueOptions {
   /** Collection holding the jobs. Default `monque_jobs`. */
   collectionName?: string
@@ -169,6 +172,7 @@ export interface MonqueEvents {
   'job:complete': [payload: { job: Job; duration: number }]
   'job:fail': [payload: { job: Job; error: Error; willRetry: boolean }]
   'job:retry': [payload: { job: Job; nextRunAt: Date; delay: number }]
+  'job:snoozed': [payload: { job: Job; nextRunAt: Date; delay: number }]
   'job:error': [payload: { error: Error; job?: Job }]
   'stale:recovered': [payload: { count: number }]
   'jobs:released': [payload: { count: number }]
@@ -500,15 +504,25 @@ export class Monque extends EventEmitter<MonqueEvents> {
         const json = encodeData(value, 'progress')
         return callNative(() => native.updateProgress(job.id, claimId, json))
       }
+      let snoozeMs: number | undefined
+      job.snooze = (delay: number) => {
+        if (typeof delay !== 'number' || !Number.isFinite(delay) || delay <= 0 || delay > MAX_SNOOZE_MS) {
+          throw new MonqueError('INVALID_OPTION', `snooze delay must be a number of ms in (0, ${MAX_SNOOZE_MS}]`)
+        }
+        snoozeMs = Math.ceil(delay)
+      }
       let result: unknown
       try {
         result = await handler(job)
       } catch (err) {
+        if (snoozeMs !== undefined) return JSON.stringify({ ok: false, snooze: snoozeMs })
         const message = describeThrown(err)
         return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError) } })
       } finally {
         this.controllers.delete(execution)
       }
+      // Snoozed: not a success, not a failure; the job runs again after the delay.
+      if (snoozeMs !== undefined) return JSON.stringify({ ok: false, snooze: snoozeMs })
       // The job succeeded; a result JSON cannot hold must not turn that into a retry.
       try {
         return `{"ok":true,"result":${encodeData(result, 'handler result')}}`
@@ -547,6 +561,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
       case 'job:fail':
         return this.safeEmit(type, { job, error: new Error(event.error), willRetry: event.willRetry })
       case 'job:retry':
+      case 'job:snoozed':
         return this.safeEmit(type, { job, nextRunAt: new Date(event.nextRunAt), delay: event.delay })
       case 'job:error':
         return this.safeEmit(type, { error: new MonqueError(event.code, event.error), job })
@@ -674,8 +689,9 @@ function log(logger: Logger, event: Record<string, any>): void {
       Object.assign(fields, { error: event.error, willRetry: event.willRetry })
       break
     case 'job:retry':
+    case 'job:snoozed':
       level = 'debug'
-      message = 'job scheduled for retry'
+      message = event.type === 'job:retry' ? 'job scheduled for retry' : 'job snoozed'
       Object.assign(fields, { delayMs: event.delay, nextRunAt: new Date(event.nextRunAt) })
       break
     case 'job:error':

@@ -1,5 +1,5 @@
 //! Calls a JS handler from the core and awaits its Promise. The TS wrapper never
-//! rejects: it resolves with an envelope `{ ok, error?: { message, retryable } }`, so
+//! rejects: it resolves with an envelope `{ ok, result?, snooze?, error?: { message, retryable } }`, so
 //! error details survive the crossing. When the job's signal aborts (shutdown, job timeout
 //! or cancellation),
 //! JS is told through the event sink so `job.signal` aborts there too.
@@ -76,6 +76,9 @@ fn parse_envelope(reply: &str) -> Outcome {
         .map_err(|e| HandlerError::new(format!("bad handler envelope: {e}")))?;
     if v["ok"].as_bool() == Some(true) {
         return Ok(v.get("result").cloned().filter(|r| !r.is_null()));
+    }
+    if let Some(ms) = v["snooze"].as_u64() {
+        return Err(HandlerError::snooze(std::time::Duration::from_millis(ms)));
     }
     let message = v["error"]["message"]
         .as_str()
