@@ -347,3 +347,11 @@ test('job.snooze(ms) runs the job again after the delay without counting a failu
   assert.ok(snoozed[0].nextRunAt instanceof Date)
   assert.deepEqual(refused, Array(15).fill('INVALID_OPTION'))
 })
+
+test('a bad limiter is refused by register() with INVALID_OPTION', () => {
+  const monque = new Monque(uri, { logger: false })
+  for (const limiter of [null, 5, {}, { max: 0, duration: 1000 }, { max: 1.5, duration: 1000 }, { max: 1, duration: 0 }, { max: 1, duration: '1s' }, { max: 1, duration: 10, per: 'x' }]) {
+    assert.throws(() => monque.register('x', async () => {}, { limiter }), { code: 'INVALID_OPTION' }, JSON.stringify(limiter))
+  }
+  monque.register('x', async () => {}, { limiter: { max: 1, duration: 10 } })
+})

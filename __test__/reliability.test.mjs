@@ -277,3 +277,28 @@ test('a job cancelled from one process stops running in another within one heart
   worker.child.kill('SIGTERM')
   await worker.exited
 })
+
+test('a rate limit is respected in aggregate by two processes over 20 s', async (t) => {
+  const { db, name: database } = await testDb(t)
+  const limiter = { max: 10, duration: 1000 }
+  const config = { name: 'limited', database, concurrency: 5, leaseDuration: LEASE, heartbeatInterval: HEARTBEAT, workMs: [1, 5], limiter, shutdownTimeout: 1000 }
+  const workers = [startWorker(config), startWorker(config)]
+  await Promise.all(workers.map((w) => w.ready))
+  await enqueue('limited', database, 400)
+  const executions = db.collection('executions')
+  const span = 20_000
+  await eventually(async () => {
+    const first = await executions.find().sort({ start: 1 }).limit(1).next()
+    return first && Date.now() - first.start.getTime() > span + 500
+  }, { within: span + 10_000, what: '20 s of starts' })
+  for (const w of workers) w.child.kill('SIGTERM')
+  await Promise.all(workers.map((w) => w.exited))
+
+  const starts = (await executions.find().sort({ start: 1 }).toArray()).map((e) => ({ at: e.start.getTime(), pid: e.pid }))
+  const first = starts[0].at
+  const within = starts.filter((s) => s.at - first < span)
+  const expected = (span / limiter.duration) * limiter.max
+  assert.ok(Math.abs(within.length - expected) <= expected * 0.1, `${within.length} starts in 20 s, expected ${expected} ± 10%`)
+  assert.equal(new Set(within.map((s) => s.pid)).size, 2, 'both processes started jobs')
+  t.diagnostic(`${within.length} starts in 20 s across 2 processes (limit ${limiter.max} per ${limiter.duration} ms)`)
+})

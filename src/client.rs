@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     pub(crate) locks: Collection<Document>,
     /// Pauses (pause.rs) and this instance's view of them.
     pub(crate) pauses: Collection<Document>,
+    /// Rate-limit windows, one per limited job name (rate_limit.rs).
+    pub(crate) rate_limits: Collection<Document>,
     pub(crate) paused: RwLock<crate::pause::Paused>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) opts: MonqueOptions,
@@ -120,6 +122,7 @@ impl Monque {
             coll: db.collection(&options.collection_name),
             locks: db.collection(&format!("{}_unique", options.collection_name)),
             pauses: db.collection(&format!("{}_paused", options.collection_name)),
+            rate_limits: db.collection(&format!("{}_rate_limits", options.collection_name)),
             paused: RwLock::default(),
             metrics: Arc::default(),
             db,

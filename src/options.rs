@@ -176,6 +176,9 @@ pub struct WorkerOptions {
     /// Longest a run may take; past it the job's signal aborts, `JOB_TIMEOUT` is
     /// reported and the run counts as a failure (retried with backoff). Default: none.
     pub timeout: Option<Duration>,
+    /// At most `max` jobs of this name start per `duration`, counted across every
+    /// instance (rate_limit.rs). Default: none.
+    pub limiter: Option<crate::RateLimit>,
 }
 
 impl WorkerOptions {
@@ -185,6 +188,9 @@ impl WorkerOptions {
         }
         if let Some(t) = self.timeout {
             positive("timeout", t)?;
+        }
+        if let Some(limit) = &self.limiter {
+            limit.validate()?;
         }
         Ok(())
     }

@@ -15,6 +15,8 @@ use crate::client::{Inner, Services};
 use crate::events::Event;
 use crate::handler::Handler;
 use crate::options::{MonqueOptions, WorkerOptions};
+use crate::rate_limit::{Permits, RateLimit};
+use mongodb::bson::DateTime;
 
 /// Due times remembered per worker; beyond that the latest are left to polling.
 const MAX_DUE_TIMES: usize = 256;
@@ -28,6 +30,8 @@ pub(crate) struct Worker {
     pub(crate) max_retries: u32,
     /// Longest a run may take (executor.rs), if limited.
     pub(crate) timeout: Option<std::time::Duration>,
+    /// Starts per window across all instances (rate_limit.rs), if limited.
+    limiter: Option<RateLimit>,
     slots: Arc<Semaphore>,
     /// A wake-up sent while the loop is busy is kept (one permit) for its next wait.
     wake: Notify,
@@ -59,6 +63,7 @@ impl Worker {
             handler,
             max_retries: opts.max_retries.unwrap_or(defaults.max_retries),
             timeout: opts.timeout,
+            limiter: opts.limiter,
             slots: Arc::new(Semaphore::new(
                 opts.concurrency.unwrap_or(defaults.worker_concurrency),
             )),
@@ -90,9 +95,12 @@ impl Worker {
         }
     }
 
-    /// True, once, while the loop sleeps after finding nothing due.
+    /// True, once, while the loop sleeps after finding nothing due. Never for a
+    /// rate-limited worker: a hand-off would start a job without taking a permit.
     pub(crate) fn take_idle(&self) -> bool {
-        self.idle.swap(false, Ordering::SeqCst) && !self.retired.is_cancelled()
+        self.idle.swap(false, Ordering::SeqCst)
+            && !self.retired.is_cancelled()
+            && self.limiter.is_none()
     }
 
     /// One free slot of this worker (and of the instance, when capped), without waiting.
@@ -144,7 +152,25 @@ impl Worker {
             if batch {
                 self.more_free_slots(&inner, inner.opts.claim_batch - 1, &mut slots);
             }
-            match inner.claim(&self.name, slots.len()).await {
+            let permits = match self.limiter {
+                None => None,
+                Some(limit) => match self.take_permits(&inner, limit, &mut slots, &stop).await {
+                    Ok(Some(window)) => Some(window),
+                    Ok(None) => continue, // waited for the next window
+                    Err(()) => break,     // stopped while waiting
+                },
+            };
+            let offered = slots.len();
+            let claimed = inner.claim(&self.name, offered).await;
+            if let Some(window) = permits {
+                let taken = claimed
+                    .as_ref()
+                    .map_or(0, |c| c.jobs.len() + c.unreadable.len());
+                inner
+                    .return_permits(&self.name, window, (offered - taken) as u32)
+                    .await;
+            }
+            match claimed {
                 Ok(claimed) => {
                     let taken = claimed.jobs.len() + claimed.unreadable.len();
                     let contended = claimed.contended;
@@ -182,6 +208,47 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// Takes rate-limit permits for the slots in hand, dropping the slots it got none
+    /// for. `Ok(Some(window))`: claim now; `Ok(None)`: the window was full and this
+    /// waited for it to end (or the permits could not be read: reported, and waited a
+    /// poll); `Err(())`: the worker stopped meanwhile.
+    async fn take_permits(
+        &self,
+        inner: &Inner,
+        limit: RateLimit,
+        slots: &mut Vec<Slots>,
+        stop: &CancellationToken,
+    ) -> Result<Option<DateTime>, ()> {
+        let wait_until = match inner
+            .take_permits(&self.name, limit, slots.len() as u32)
+            .await
+        {
+            Ok(Permits::Granted { count, window }) => {
+                slots.truncate(count as usize);
+                return Ok(Some(window));
+            }
+            Ok(Permits::WaitUntil(at)) => {
+                let ms = (at.timestamp_millis() - DateTime::now().timestamp_millis()).max(1);
+                Instant::now() + std::time::Duration::from_millis(ms as u64)
+            }
+            Err(err) => {
+                inner.emit(Event::JobError {
+                    error: err.to_string(),
+                    code: err.code(),
+                    job: None,
+                });
+                Instant::now() + inner.opts.poll_interval
+            }
+        };
+        slots.clear();
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => Err(()),
+            _ = self.retired.cancelled() => Err(()),
+            _ = tokio::time::sleep_until(wait_until) => Ok(None),
         }
     }
 

@@ -155,6 +155,11 @@ export interface WorkerOptions {
    * retried with backoff. Default: no limit.
    */
   timeout?: number
+  /**
+   * At most `max` jobs of this name start per `duration` ms, counted across every
+   * instance through MongoDB (a fixed window). Default: no limit.
+   */
+  limiter?: { max: number; duration: number }
 }
 
 export type Handler<T = any> = (job: RunningJob<T>) => unknown | Promise<unknown>
@@ -751,6 +756,17 @@ function checkOptions(options: Record<string, unknown>): void {
       if (value === null || typeof value !== 'object') throw new MonqueError('INVALID_OPTION', 'jobRetention must be an object of durations in ms')
       onlyKeys(value, ['completed', 'failed', 'cancelled'], 'jobRetention')
       checkOptions(value as Record<string, unknown>)
+    }
+    if (key === 'limiter' && value !== undefined) {
+      const limiter = value as { max?: unknown; duration?: unknown } | null
+      if (limiter === null || typeof limiter !== 'object') throw new MonqueError('INVALID_OPTION', 'limiter must be { max, duration }')
+      onlyKeys(limiter, ['max', 'duration'], 'limiter')
+      if (typeof limiter.max !== 'number' || !Number.isInteger(limiter.max) || limiter.max < 1) {
+        throw new MonqueError('INVALID_OPTION', 'invalid option `limiter.max`: must be a whole number of jobs, at least 1')
+      }
+      if (typeof limiter.duration !== 'number' || !Number.isFinite(limiter.duration) || limiter.duration < 1) {
+        throw new MonqueError('INVALID_OPTION', 'invalid option `limiter.duration`: must be a number of ms, at least 1')
+      }
     }
   }
 }

@@ -2,7 +2,7 @@
 // Runs `config.name` jobs whose handler records each execution (start, end, pid) in the
 // `executions` collection and works for `config.workMs` (a [min, max] range in ms, or
 // until its signal aborts when `config.untilAborted`, then records when and why). Says 'ready' over IPC once
-// started; on SIGTERM stops with `config.shutdownTimeout` and exits.
+// started; `config.limiter` rate-limits the worker. On SIGTERM stops with `config.shutdownTimeout` and exits.
 import { MongoClient } from 'mongodb'
 import { Monque } from '../../dist/index.mjs'
 
@@ -27,18 +27,22 @@ const monque = new Monque(process.env.MONGODB_URI, {
   changeStreams: config.changeStreams ?? true,
   logger: false,
 })
-monque.register(config.name, async (job) => {
-  const { insertedId } = await executions.insertOne({ jobId: job.id, pid: process.pid, start: new Date() })
-  if (config.untilAborted) {
-    await sleep(60_000, job.signal)
-    const reason = job.signal.reason?.code
-    await executions.updateOne({ _id: insertedId }, { $set: { abortedAt: new Date(), reason } })
-  } else {
-    const [min, max] = config.workMs
-    await sleep(min + Math.random() * (max - min))
-  }
-  await executions.updateOne({ _id: insertedId }, { $set: { end: new Date() } })
-})
+monque.register(
+  config.name,
+  async (job) => {
+    const { insertedId } = await executions.insertOne({ jobId: job.id, pid: process.pid, start: new Date() })
+    if (config.untilAborted) {
+      await sleep(60_000, job.signal)
+      const reason = job.signal.reason?.code
+      await executions.updateOne({ _id: insertedId }, { $set: { abortedAt: new Date(), reason } })
+    } else {
+      const [min, max] = config.workMs
+      await sleep(min + Math.random() * (max - min))
+    }
+    await executions.updateOne({ _id: insertedId }, { $set: { end: new Date() } })
+  },
+  { limiter: config.limiter },
+)
 await monque.initialize()
 monque.start()
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     CursorQuery, DateTime, Direction, EnqueueOptions, JobQuery, JobRetention, JobSelector,
-    JobStatus, MonqueOptions, ScheduleOptions, SortOrder, WorkerOptions,
+    JobStatus, MonqueOptions, RateLimit, ScheduleOptions, SortOrder, WorkerOptions,
 };
 
 type R<T> = napi::Result<T>;
@@ -235,6 +235,19 @@ pub(super) fn worker(json: &str) -> R<WorkerOptions> {
         max_retries: count(&m, "maxRetries")?.map(|n| n.min(u32::MAX as usize) as u32),
         replace: boolean(&m, "replace")?.unwrap_or(false),
         timeout: ms(&m, "timeout")?,
+        limiter: match m.get("limiter") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let l = as_object(v.clone())
+                    .map_err(|_| invalid("limiter", "must be { max, duration }"))?;
+                let max = count(&l, "max")?.ok_or_else(|| invalid("limiter.max", "is required"))?;
+                Some(RateLimit {
+                    max: u32::try_from(max).map_err(|_| invalid("limiter.max", "is too large"))?,
+                    duration: ms(&l, "duration")?
+                        .ok_or_else(|| invalid("limiter.duration", "is required (ms)"))?,
+                })
+            }
+        },
     })
 }
 
