@@ -195,3 +195,34 @@ test("another provider's $onInit can use MonqueService whatever the hook order",
   assert.equal(DITest.get(Seeder).job.name, 'tsed:seeded')
   assert.equal((await service.queue.listSchedules('tsed:seeded')).length, 1)
 })
+
+// Worker options given to @Job reach the worker: a timeout and a rate limit.
+const limitedRuns = []
+class Limited {
+  handle(job) {
+    limitedRuns.push(job.id)
+  }
+}
+Job('tsed:limited', { limiter: { max: 1, duration: 60_000 } })(Limited)
+const timeoutReasons = []
+class TimesOut {
+  async handle(job) {
+    await new Promise((resolve) => job.signal.addEventListener('abort', resolve))
+    timeoutReasons.push(job.signal.reason.code)
+  }
+}
+Job('tsed:times-out', { timeout: 100, maxRetries: 0 })(TimesOut)
+
+test('@Job passes timeout and limiter to its worker', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const { service } = await boot(t, { connection: `${uri.replace(/\/\?/, `/${name}?`)}` })
+  await service.now('tsed:limited', { n: 1 })
+  await service.now('tsed:limited', { n: 2 })
+  const slow = await service.now('tsed:times-out', {})
+  await eventually(async () => (await jobs.findOne({ _id: oid(slow.id) }))?.status === 'failed', { what: 'the slow job to time out' })
+  assert.deepEqual(timeoutReasons, ['JOB_TIMEOUT'])
+  await eventually(async () => (await jobs.countDocuments({ name: 'tsed:limited', status: 'completed' })) === 1, { what: 'one limited job' })
+  await new Promise((r) => setTimeout(r, 500))
+  assert.equal(limitedRuns.length, 1, 'one start per minute')
+  assert.equal(await jobs.countDocuments({ name: 'tsed:limited', status: 'pending' }), 1)
+})

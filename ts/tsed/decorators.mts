@@ -60,6 +60,8 @@ function split(options: JobOptions): WorkerOptions {
   const worker: WorkerOptions = {}
   if (options.concurrency !== undefined) worker.concurrency = options.concurrency
   if (options.maxRetries !== undefined) worker.maxRetries = options.maxRetries
+  if (options.timeout !== undefined) worker.timeout = options.timeout
+  if (options.limiter !== undefined) worker.limiter = options.limiter
   return worker
 }
 
