@@ -57,14 +57,15 @@ impl Running {
         jobs.keys().copied().collect()
     }
 
-    /// Aborts this instance's executions of job `id` because it was cancelled; how
-    /// many there were.
-    pub(crate) fn cancel(&self, id: ObjectId) -> usize {
+    /// Aborts this instance's executions of job `id` because it was cancelled (a no-op
+    /// for those already aborted, whose first reason stands).
+    pub(crate) fn cancel(&self, id: ObjectId) {
         let jobs = self.jobs.lock().expect("running lock");
-        jobs.iter()
-            .filter(|((job, _), _)| *job == id)
-            .filter(|(_, signal)| signal.cancel())
-            .count()
+        for ((job, _), signal) in jobs.iter() {
+            if *job == id {
+                signal.cancel();
+            }
+        }
     }
 
     /// Waits until nothing runs; false if `timeout` passed first.

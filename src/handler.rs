@@ -115,22 +115,20 @@ impl AbortSignal {
         self.abort_with(TIMEOUT);
     }
 
-    /// Aborts because the job was cancelled. False if it had aborted already.
-    pub(crate) fn cancel(&self) -> bool {
-        self.abort_with(CANCELLED)
+    /// Aborts because the job was cancelled.
+    pub(crate) fn cancel(&self) {
+        self.abort_with(CANCELLED);
     }
 
     /// The first reason stands: a signal that already aborted keeps its reason.
-    fn abort_with(&self, reason: u8) -> bool {
+    fn abort_with(&self, reason: u8) {
         if self.token.is_cancelled() {
-            return false;
+            return;
         }
-        let first = self
+        let _ = self
             .reason
-            .compare_exchange(UNSET, reason, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok();
+            .compare_exchange(UNSET, reason, Ordering::SeqCst, Ordering::SeqCst);
         self.token.cancel();
-        first
     }
 
     /// True once the signal has aborted.

@@ -2,6 +2,7 @@
 //! runs, and puts back to `pending` any job whose lease expired (its worker died or
 //! lost the server). A crashed process's jobs run again within about one lease.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
@@ -82,13 +83,17 @@ impl Inner {
             .projection(doc! { "_id": 1 })
             .await
             .map_err(|e| self.db_err(e))?;
-        let mut cancelled = 0;
+        let mut cancelled = HashSet::new();
         while let Some(found) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
             if let Ok(id) = found.get_object_id("_id") {
-                cancelled += self.running.cancel(id);
+                self.running.cancel(id);
+                cancelled.insert(id);
             }
         }
-        let lost = running.len() - cancelled;
+        let lost = running
+            .iter()
+            .filter(|(id, _)| !cancelled.contains(id))
+            .count();
         if lost > 0 {
             tracing::warn!(
                 running = running.len(),
