@@ -73,7 +73,10 @@ async fn two_instances_share_one_rate_limit() {
         "{} starts in {span:?}, expected about {expected}",
         within.len()
     );
-    eprintln!("rate limit: {} starts in {span:?} (expected about {expected})", within.len());
+    eprintln!(
+        "rate limit: {} starts in {span:?} (expected about {expected})",
+        within.len()
+    );
     // A fixed window never lets more than 2 × max start within one window length.
     for (i, (at, _)) in starts.iter().enumerate() {
         let burst = starts[i..]
