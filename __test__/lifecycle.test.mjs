@@ -355,3 +355,37 @@ test('a bad limiter is refused by register() with INVALID_OPTION', () => {
   }
   monque.register('x', async () => {}, { limiter: { max: 1, duration: 10 } })
 })
+
+test('dependsOn: a job waits for its dependencies, and bad dependencies are refused', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name, logger: false })
+  const order = []
+  let release
+  const gate = new Promise((r) => (release = r))
+  monque.register('step', async (job) => {
+    if (job.data.id === 'first') await gate
+    order.push(job.data.id)
+  })
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const first = await monque.now('step', { id: 'first' })
+  const second = await monque.enqueue('step', { id: 'second' }, { dependsOn: [oid(first.id)] })
+  assert.equal(second.status, 'waiting')
+  assert.deepEqual(second.dependsOn, [first.id])
+  assert.equal((await monque.getQueueStats()).waiting, 1)
+  await new Promise((r) => setTimeout(r, 200))
+  assert.equal((await monque.getJob(second.id)).status, 'waiting')
+  release()
+  await eventually(async () => (await monque.getJob(second.id)).status === 'completed', { what: 'the dependent job' })
+  assert.deepEqual(order, ['first', 'second'])
+
+  const before = await jobs.countDocuments()
+  const code = (c) => (err) => err.code === c
+  await assert.rejects(monque.enqueue('step', {}, { dependsOn: ['0123456789abcdef01234567'] }), code('INVALID_DEPENDENCY'))
+  await assert.rejects(monque.enqueue('step', {}, { dependsOn: ['nope'] }), code('INVALID_JOB_ID'))
+  await assert.rejects(monque.enqueue('step', {}, { dependsOn: first.id }), code('INVALID_OPTION'))
+  await assert.rejects(monque.enqueue('step', {}, { dependsOn: [first.id], uniqueKey: 'k' }), code('INVALID_OPTION'))
+  await assert.rejects(monque.enqueueMany([{ name: 'step', data: {}, options: { dependsOn: [first.id] } }]), code('INVALID_OPTION'))
+  assert.equal(await jobs.countDocuments(), before)
+})

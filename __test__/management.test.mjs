@@ -56,7 +56,7 @@ test('read, page, count and change jobs; each change emits its event', async (t)
   await assert.rejects(monque.retryJobs({}), code('INVALID_SELECTOR'))
   assert.equal(await monque.cancelJobs({ name: 'report', status: ['pending'] }), 11)
   const stats = await monque.getQueueStats({ name: 'report' })
-  assert.deepEqual(stats, { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 11, total: 11, avgProcessingMs: null })
+  assert.deepEqual(stats, { waiting: 0, pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 11, total: 11, avgProcessingMs: null })
   assert.equal(await monque.deleteJobs({ status: 'cancelled', olderThan: new Date(Date.now() + 1000) }), 11)
 
   await eventually(() => events.length >= 7, { what: 'events' })

@@ -391,13 +391,23 @@ impl Inner {
             let (update, after) = make(&current);
             let mut filter = fenced(&current);
             filter.insert("repeat", repeat_filter(current.repeat.as_ref())?);
-            let res = self
-                .coll
-                .update_one(filter, update)
-                .await
-                .map_err(|e| self.db_err(e))?;
-            if res.matched_count == 1 {
-                return Ok(Some(after));
+            // A flow may have started to depend on this job after it was claimed, so
+            // whether it has dependents is read at the write: first as a job without
+            // any (the common case, one round trip), then as one with some.
+            let without = Bson::Document(doc! { "$ne": true });
+            for (has_dependents, condition) in [(false, without), (true, Bson::Boolean(true))] {
+                let mut filter = filter.clone();
+                filter.insert("hasDependents", condition);
+                let res = self
+                    .coll
+                    .update_one(filter, update.clone())
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                if res.matched_count == 1 {
+                    let mut after = after;
+                    after.has_dependents = has_dependents;
+                    return Ok(Some(after));
+                }
             }
             let Some(now) = self
                 .coll
@@ -424,6 +434,13 @@ impl Inner {
     /// After an outcome is written: a job that left the active set frees its uniqueKey;
     /// one due again soon gets its worker woken on time.
     async fn after_write(&self, job: &Job) {
+        if job.has_dependents {
+            match job.status {
+                JobStatus::Completed => self.release_dependents(job.id).await,
+                JobStatus::Failed => self.fail_dependents(vec![job.id]).await,
+                _ => {}
+            }
+        }
         if job.status.is_active() {
             self.wake_at(&job.name, job.next_run_at);
         } else {

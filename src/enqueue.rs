@@ -22,6 +22,10 @@ pub struct EnqueueOptions {
     pub priority: i32,
     /// Longest one run of this job may take; overrides the worker's `timeout`.
     pub timeout: Option<std::time::Duration>,
+    /// Jobs that must complete first: until then this job is `waiting`; if one of them
+    /// fails, is cancelled or deleted, this one fails (flows.rs). At most 100; not with
+    /// `unique_key`, not in batches.
+    pub depends_on: Vec<ObjectId>,
 }
 
 /// One job in a batch for [`Monque::enqueue_many`](crate::Monque::enqueue_many).
@@ -108,6 +112,11 @@ pub(crate) fn build(inner: &Inner, job: &NewJob, now: DateTime) -> Result<Docume
         }
         doc.insert("timeoutMs", ms);
     }
+    if !job.options.depends_on.is_empty() {
+        crate::flows::check_dependency_options(&job.options)?;
+        doc.insert("status", JobStatus::Waiting.as_str());
+        doc.insert("dependsOn", &job.options.depends_on);
+    }
     Ok(doc)
 }
 
@@ -115,6 +124,9 @@ impl Inner {
     pub(crate) async fn enqueue_one(self: &Arc<Self>, job: NewJob) -> Result<Job> {
         let now = DateTime::now();
         let doc = build(self, &job, now)?;
+        if !job.options.depends_on.is_empty() {
+            return self.enqueue_waiting(doc, &job.options.depends_on).await;
+        }
         let due_now = job.options.run_at.is_none_or(|at| at <= now);
         if job.options.unique_key.is_none() && due_now {
             if let Some(to) = self.hand_off_target(&job.name) {
@@ -152,6 +164,12 @@ impl Inner {
         let mut plain = Vec::new();
         let mut unique = Vec::new();
         for job in &jobs {
+            if !job.options.depends_on.is_empty() {
+                return Err(Error::option(
+                    "depends_on",
+                    "is not supported in batches; enqueue jobs with dependencies one at a time",
+                ));
+            }
             let doc = build(self, job, now)?;
             if job.options.unique_key.is_some() {
                 unique.push(doc);

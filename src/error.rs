@@ -72,6 +72,10 @@ pub enum Error {
     #[error("job {0} not found")]
     JobNotFound(String),
 
+    /// A `depends_on` entry names a job that cannot be waited for.
+    #[error("invalid dependency: {0}")]
+    InvalidDependency(String),
+
     /// The job's current status does not allow the operation.
     #[error("cannot {action} job {id}: it is {status}")]
     InvalidTransition {
@@ -132,6 +136,7 @@ impl Error {
             Error::InvalidTimezone(_) => "INVALID_TIMEZONE",
             Error::InvalidInterval { .. } => "INVALID_INTERVAL",
             Error::JobNotFound(_) => "JOB_NOT_FOUND",
+            Error::InvalidDependency(_) => "INVALID_DEPENDENCY",
             Error::InvalidTransition { .. } => "INVALID_TRANSITION",
             Error::InvalidSelector(_) => "INVALID_SELECTOR",
             Error::InvalidCursor(_) => "INVALID_CURSOR",

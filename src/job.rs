@@ -11,6 +11,8 @@ use crate::schedule::Repeat;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// Enqueued with `depends_on`: waits until every job it depends on has completed.
+    Waiting,
     /// Waiting for `nextRunAt` and a free worker.
     Pending,
     /// Claimed by a worker that holds a lease on it.
@@ -25,7 +27,8 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in a fixed order.
-    pub const ALL: [JobStatus; 5] = [
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Waiting,
         JobStatus::Pending,
         JobStatus::Processing,
         JobStatus::Completed,
@@ -36,6 +39,7 @@ impl JobStatus {
     /// The name stored in the document.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Waiting => "waiting",
             JobStatus::Pending => "pending",
             JobStatus::Processing => "processing",
             JobStatus::Completed => "completed",
@@ -122,6 +126,13 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// What the last successful run returned, if anything (at most `max_result_size`).
     pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The jobs that must complete before this one runs (flows.rs).
+    pub depends_on: Vec<ObjectId>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Set once a job was enqueued depending on this one: how it ends then settles
+    /// those jobs (flows.rs).
+    pub has_dependents: bool,
 }
 
 impl Job {
@@ -175,6 +186,10 @@ impl Job {
         put("result", self.result.clone());
         put("progress", self.progress.clone());
         put("timeoutMs", self.timeout_ms.map(Into::into));
+        if !self.depends_on.is_empty() {
+            let ids = self.depends_on.iter().map(|id| id.to_hex().into());
+            put("dependsOn", Some(serde_json::Value::Array(ids.collect())));
+        }
         put(
             "occurrenceAt",
             self.occurrence_at.as_ref().map(|d| ms(d).into()),

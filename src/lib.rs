@@ -38,6 +38,7 @@ mod enqueue;
 mod error;
 mod events;
 mod executor;
+mod flows;
 mod handler;
 mod handoff;
 mod indexes;
@@ -65,6 +66,7 @@ pub use client::Monque;
 pub use enqueue::{BatchResult, EnqueueOptions, NewJob};
 pub use error::{Error, Result};
 pub use events::Event;
+pub use flows::MAX_DEPENDENCIES;
 pub use handler::{AbortReason, AbortSignal, Handler, HandlerError, JobContext, Outcome};
 pub use job::{parse_job_id, validate_job_name, Job, JobStatus, MAX_JOB_NAME_LEN};
 pub use management::{

@@ -187,6 +187,8 @@ pub struct JobPage {
 /// Counts per status and the mean processing time of completed jobs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueStats {
+    /// `waiting` jobs (their dependencies have not all completed).
+    pub waiting: u64,
     /// `pending` jobs.
     pub pending: u64,
     /// `processing` jobs.
@@ -362,6 +364,7 @@ impl Inner {
             };
             stats.total += count;
             match group.get_str("_id").unwrap_or_default() {
+                "waiting" => stats.waiting = count,
                 "pending" => stats.pending = count,
                 "processing" => stats.processing = count,
                 "completed" => {
@@ -421,7 +424,11 @@ impl Inner {
     /// once, elsewhere on its next heartbeat or change-stream event.
     pub(crate) async fn cancel_job(&self, id: ObjectId) -> Result<Job> {
         let now = DateTime::now();
-        let allowed = [JobStatus::Pending, JobStatus::Processing];
+        let allowed = [
+            JobStatus::Waiting,
+            JobStatus::Pending,
+            JobStatus::Processing,
+        ];
         let (before, job) = self
             .transition(id, "cancel", &allowed, |_| cancel_update(now))
             .await?;
@@ -429,6 +436,9 @@ impl Inner {
             self.running.cancel(id);
         }
         self.release_key(&job).await;
+        if job.has_dependents {
+            self.fail_dependents(vec![id]).await;
+        }
         self.emit(Event::JobCancelled {
             job: Arc::new(job.clone()),
         });
@@ -450,10 +460,16 @@ impl Inner {
         let now = DateTime::now();
         let token = ObjectId::new();
         let keyed = before.unique_key.is_some();
+        // A job with dependencies waits for them again (flows.rs).
+        let status = if before.depends_on.is_empty() {
+            JobStatus::Pending
+        } else {
+            JobStatus::Waiting
+        };
         let (before, job) = self
             .transition(before.id, "retry", &allowed, |_| {
                 let next = if keyed { PARKED } else { at };
-                let mut set = doc! { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "failCount": 0, "updatedAt": now };
+                let mut set = doc! { "status": status.as_str(), "nextRunAt": next, "failCount": 0, "updatedAt": now };
                 if keyed {
                     set.insert("retryToken", token);
                 }
@@ -488,6 +504,9 @@ impl Inner {
                 Some(doc) => Job::from_document(doc)?,
                 None => self.must_get(job.id).await?,
             }
+        } else if status == JobStatus::Waiting {
+            self.settle(job.id, &job.depends_on).await?;
+            self.must_get(job.id).await?
         } else {
             job
         };
@@ -598,6 +617,9 @@ impl Inner {
                 .await
                 .map_err(|e| self.db_err(e))?;
             if res.deleted_count == 1 {
+                if job.has_dependents {
+                    self.fail_dependents(vec![id]).await;
+                }
                 self.emit(Event::JobDeleted { id });
                 return Ok(true);
             }
@@ -628,7 +650,7 @@ impl Inner {
     }
 
     pub(crate) async fn cancel_jobs(&self, selector: &JobSelector) -> Result<u64> {
-        let filter = selector.bulk_filter(&[JobStatus::Pending])?;
+        let filter = selector.bulk_filter(&[JobStatus::Waiting, JobStatus::Pending])?;
         let mut cancelled = 0;
         let mut after = None;
         loop {
@@ -639,12 +661,22 @@ impl Inner {
             let res = self
                 .coll
                 .update_many(
-                    doc! { "_id": { "$in": &ids }, "status": JobStatus::Pending.as_str() },
+                    doc! { "_id": { "$in": &ids }, "status": { "$in": ["waiting", "pending"] } },
                     cancel_update(DateTime::now()),
                 )
                 .await
                 .map_err(|e| self.db_err(e))?;
             cancelled += res.modified_count;
+            // Jobs waiting on these fail if theirs really was cancelled (the flow
+            // checks each dependency's status, so one claimed meanwhile is left alone).
+            let depended_on: Vec<ObjectId> = jobs
+                .iter()
+                .filter(|j| j.has_dependents)
+                .map(|j| j.id)
+                .collect();
+            if !depended_on.is_empty() {
+                self.fail_dependents(depended_on).await;
+            }
             // Free the keys of the jobs that really were cancelled (not claimed meanwhile).
             let keyed: Vec<ObjectId> = jobs
                 .iter()
@@ -695,8 +727,8 @@ impl Inner {
             for job in jobs {
                 let at = due(seen);
                 seen += 1;
-                if job.unique_key.is_some() {
-                    // Each must take its key back first.
+                if job.unique_key.is_some() || !job.depends_on.is_empty() {
+                    // Each must take its key back, or look at its dependencies, first.
                     match self.retry_at(job, at).await {
                         Ok(_) => retried += 1,
                         Err(Error::InvalidTransition { .. } | Error::JobNotFound(_)) => {}
@@ -731,6 +763,7 @@ impl Inner {
 
     pub(crate) async fn delete_jobs(&self, selector: &JobSelector) -> Result<u64> {
         let deletable = [
+            JobStatus::Waiting,
             JobStatus::Pending,
             JobStatus::Completed,
             JobStatus::Failed,
@@ -746,6 +779,11 @@ impl Inner {
             after = Some(last.id);
             let mut rest = Vec::new();
             let mut finished_keyed = Vec::new();
+            let depended_on: Vec<ObjectId> = jobs
+                .iter()
+                .filter(|j| j.has_dependents)
+                .map(|j| j.id)
+                .collect();
             for job in jobs {
                 match (job.status, &job.unique_key) {
                     // Pending jobs holding a key go one by one (see delete_job).
@@ -769,6 +807,9 @@ impl Inner {
                 .await
                 .map_err(|e| self.db_err(e))?;
             deleted += res.deleted_count;
+            if !depended_on.is_empty() {
+                self.fail_dependents(depended_on).await;
+            }
         }
         self.emit_bulk("jobs:deleted", deleted);
         Ok(deleted)

@@ -60,6 +60,7 @@ impl Inner {
                 run_at: Some(first),
                 priority: options.priority,
                 timeout: None,
+                depends_on: Vec::new(),
             },
         };
         let mut job_doc = build(self, &new_job, now)?;

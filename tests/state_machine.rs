@@ -21,7 +21,8 @@ enum Op {
     Delete,
 }
 
-const STATUSES: [JobStatus; 5] = [
+const STATUSES: [JobStatus; 6] = [
+    JobStatus::Waiting,
     JobStatus::Pending,
     JobStatus::Processing,
     JobStatus::Completed,
@@ -33,7 +34,7 @@ const STATUSES: [JobStatus; 5] = [
 fn model(op: Op, from: JobStatus) -> Option<Option<JobStatus>> {
     use JobStatus::*;
     match (op, from) {
-        (Op::Cancel, Pending | Processing) => Some(Some(Cancelled)),
+        (Op::Cancel, Waiting | Pending | Processing) => Some(Some(Cancelled)),
         (Op::Retry, Failed | Cancelled) => Some(Some(Pending)),
         (Op::Reschedule | Op::Priority, Pending) => Some(Some(Pending)),
         (Op::Delete, Processing) => None,
@@ -105,7 +106,7 @@ proptest! {
 
     #[test]
     fn management_follows_the_documented_state_machine(
-        states in prop::collection::vec(0usize..5, 3),
+        states in prop::collection::vec(0usize..STATUSES.len(), 3),
         keyed in any::<bool>(),
         steps in prop::collection::vec((op(), 0usize..3), 1..10),
     ) {

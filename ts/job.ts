@@ -1,4 +1,4 @@
-export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled'
+export type JobStatus = 'waiting' | 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled'
 
 /** How a recurring job repeats: a cron expression in a timezone, or a fixed interval. */
 export type Repeat = { cron: string; timezone: string } | { everyMs: number }
@@ -33,6 +33,8 @@ export interface Job<T = unknown> {
   progress?: unknown
   /** What the last successful run returned (JSON, at most `maxResultSize` bytes). */
   result?: unknown
+  /** The jobs this one waits for (`enqueue(..., { dependsOn })`). */
+  dependsOn?: string[]
 }
 
 /** What a handler receives: the job plus a signal that aborts when it must stop. */

@@ -109,6 +109,8 @@ export interface JobPage<T = unknown> {
 }
 
 export interface QueueStats {
+  /** Jobs whose dependencies have not all completed. */
+  waiting: number
   pending: number
   processing: number
   completed: number
@@ -131,6 +133,12 @@ export interface EnqueueOptions {
   priority?: number
   /** Longest one run of this job may take, in ms; overrides the worker's `timeout`. */
   timeout?: number
+  /**
+   * Jobs that must complete first (at most 100, existing, not recurring). Until then the
+   * job is `waiting`; if one of them fails, is cancelled or deleted, it fails too. Not
+   * with `uniqueKey`, not in `enqueueMany`.
+   */
+  dependsOn?: JobId[]
 }
 
 export interface ScheduleOptions {
@@ -609,7 +617,12 @@ function encodeEnqueueOptions(options: EnqueueOptions): string {
   if (options.timeout !== undefined && (typeof options.timeout !== 'number' || !Number.isFinite(options.timeout) || options.timeout < 1)) {
     throw new MonqueError('INVALID_OPTION', 'timeout must be a number of milliseconds, at least 1')
   }
-  return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority, timeout: options.timeout })
+  let dependsOn: string[] | undefined
+  if (options.dependsOn !== undefined) {
+    if (!Array.isArray(options.dependsOn)) throw new MonqueError('INVALID_OPTION', 'dependsOn must be an array of job ids')
+    dependsOn = options.dependsOn.map(idString)
+  }
+  return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority, timeout: options.timeout, dependsOn })
 }
 
 /** A time given as a `Date` or epoch ms, as epoch ms; undefined stays undefined. */

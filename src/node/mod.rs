@@ -219,7 +219,7 @@ impl NativeQueue {
             .await
             .map_err(to_napi)?;
         Ok(serde_json::json!({
-            "pending": s.pending, "processing": s.processing, "completed": s.completed,
+            "waiting": s.waiting, "pending": s.pending, "processing": s.processing, "completed": s.completed,
             "failed": s.failed, "cancelled": s.cancelled, "total": s.total,
             "avgProcessingMs": s.avg_processing_ms,
         })

@@ -154,7 +154,7 @@ fn statuses(m: &Map<String, Value>) -> R<Vec<JobStatus>> {
         serde_json::from_value(v.clone()).map_err(|_| {
             invalid(
                 "status",
-                "must be pending, processing, completed, failed or cancelled",
+                "must be waiting, pending, processing, completed, failed or cancelled",
             )
         })
     };
@@ -277,11 +277,24 @@ fn enqueue_options(m: &Map<String, Value>) -> R<EnqueueOptions> {
         )),
         Some(_) => return Err(invalid("runAt", "must be a Date or epoch milliseconds")),
     };
+    let depends_on = match m.get("dependsOn") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .map(|id| {
+                crate::parse_job_id(id.as_str().unwrap_or_default()).map_err(|e| {
+                    napi::Error::new(napi::Status::InvalidArg, format!("[{}] {e}", e.code()))
+                })
+            })
+            .collect::<R<_>>()?,
+        Some(_) => return Err(invalid("dependsOn", "must be an array of job ids")),
+    };
     Ok(EnqueueOptions {
         unique_key: string(m, "uniqueKey")?,
         run_at,
         priority,
         timeout: ms(m, "timeout")?,
+        depends_on,
     })
 }
 

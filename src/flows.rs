@@ -1,0 +1,294 @@
+//! Flows: a job enqueued with `depends_on` is `waiting` until every job it depends on
+//! has completed, then becomes `pending` (and runs at its `run_at`). If one of them
+//! ends `failed` or `cancelled`, or is deleted, the waiting job fails at once, and so
+//! do the jobs waiting on it, down the flow.
+//!
+//! Every transition out of `waiting` is one update guarded by `status: waiting`, so
+//! the two places that settle a job (right after its insert, and after a dependency
+//! ends) cannot both move it. A dependency that ends before the insert is seen by the
+//! first, one that ends after it by the second.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::options::ReturnDocument;
+
+use crate::client::Inner;
+use crate::enqueue::EnqueueOptions;
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::job::{Job, JobStatus};
+
+/// Most dependencies one job may have.
+pub const MAX_DEPENDENCIES: usize = 100;
+
+/// How deep a failure travels down a flow in one go (a guard against cycles, which
+/// enqueue cannot create: a job only depends on jobs that exist before it).
+const MAX_FLOW_DEPTH: usize = 1000;
+
+/// What can be checked without I/O.
+pub(crate) fn check_dependency_options(options: &EnqueueOptions) -> Result<()> {
+    if options.depends_on.len() > MAX_DEPENDENCIES {
+        return Err(Error::option(
+            "depends_on",
+            format!("at most {MAX_DEPENDENCIES} jobs"),
+        ));
+    }
+    if options.unique_key.is_some() {
+        return Err(Error::option(
+            "depends_on",
+            "cannot be combined with a uniqueKey",
+        ));
+    }
+    Ok(())
+}
+
+/// Where a waiting job's dependencies stand.
+enum Verdict {
+    Ready,
+    Blocked,
+    Broken { dependency: ObjectId, why: String },
+}
+
+impl Inner {
+    /// Inserts a job with dependencies as `waiting`, after checking they exist and can
+    /// complete, then settles it against their current state.
+    pub(crate) async fn enqueue_waiting(&self, doc: Document, deps: &[ObjectId]) -> Result<Job> {
+        let unique: HashSet<ObjectId> = deps.iter().copied().collect();
+        let ids: Vec<ObjectId> = unique.iter().copied().collect();
+        let mut found = self
+            .coll
+            .find(doc! { "_id": { "$in": &ids } })
+            .projection(doc! { "_id": 1, "repeat": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let mut seen = HashSet::new();
+        while let Some(dep) = found.try_next().await.map_err(|e| self.db_err(e))? {
+            let id = dep
+                .get_object_id("_id")
+                .map_err(|e| Error::InvalidData(e.to_string()))?;
+            if dep.contains_key("repeat") {
+                return Err(Error::InvalidDependency(format!(
+                    "job {id} is recurring: it never completes"
+                )));
+            }
+            seen.insert(id);
+        }
+        if let Some(missing) = ids.iter().find(|id| !seen.contains(id)) {
+            return Err(Error::InvalidDependency(format!(
+                "job {missing} does not exist"
+            )));
+        }
+        // Flag the dependencies before the insert: however they end from now on, their
+        // completer reads the flag and settles this job; what ended before is seen by
+        // the settle below.
+        self.coll
+            .update_many(
+                doc! { "_id": { "$in": &ids } },
+                doc! { "$set": { "hasDependents": true } },
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let id = doc
+            .get_object_id("_id")
+            .expect("built jobs have an ObjectId");
+        let name = doc.get_str("name").unwrap_or_default().to_owned();
+        self.coll
+            .insert_one(&doc)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        self.metrics.enqueued(&name, 1);
+        self.settle(id, &ids).await?;
+        let stored = self
+            .coll
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        match stored {
+            Some(stored) => Job::from_document(stored),
+            // Deleted in the meantime by someone else.
+            None => Job::from_document(doc),
+        }
+    }
+
+    async fn verdict(&self, deps: &[ObjectId]) -> Result<Verdict> {
+        let wanted: HashSet<ObjectId> = deps.iter().copied().collect();
+        let mut cursor = self
+            .coll
+            .find(doc! { "_id": { "$in": deps } })
+            .projection(doc! { "_id": 1, "status": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let (mut seen, mut completed) = (HashSet::new(), 0);
+        while let Some(dep) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
+            let Ok(id) = dep.get_object_id("_id") else {
+                continue;
+            };
+            seen.insert(id);
+            let why = match dep.get_str("status").unwrap_or_default() {
+                "completed" => {
+                    completed += 1;
+                    continue;
+                }
+                "failed" => "failed",
+                "cancelled" => "was cancelled",
+                _ => continue,
+            };
+            return Ok(Verdict::Broken {
+                dependency: id,
+                why: why.into(),
+            });
+        }
+        if let Some(gone) = wanted.iter().find(|id| !seen.contains(id)) {
+            return Ok(Verdict::Broken {
+                dependency: *gone,
+                why: "was deleted".into(),
+            });
+        }
+        Ok(if completed == wanted.len() {
+            Verdict::Ready
+        } else {
+            Verdict::Blocked
+        })
+    }
+
+    /// Moves the waiting job `id` on if its dependencies allow: to `pending` when all
+    /// completed, to `failed` when one cannot complete any more.
+    pub(crate) async fn settle(&self, id: ObjectId, deps: &[ObjectId]) -> Result<()> {
+        match self.verdict(deps).await? {
+            Verdict::Blocked => Ok(()),
+            Verdict::Ready => {
+                let now = DateTime::now();
+                let promoted = self
+                    .coll
+                    .find_one_and_update(
+                        doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
+                        doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": now } },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                if let Some(job) = promoted {
+                    let job = Job::from_document(job)?;
+                    tracing::debug!(job.id = %job.id, "dependencies completed; pending");
+                    self.wake_at(&job.name, job.next_run_at);
+                }
+                Ok(())
+            }
+            Verdict::Broken { dependency, why } => {
+                let failed = self
+                    .fail_waiting(id, &format!("dependency {dependency} {why}"))
+                    .await?;
+                if failed {
+                    self.fail_dependents(vec![id]).await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Fails one waiting job; false if it was no longer waiting.
+    async fn fail_waiting(&self, id: ObjectId, reason: &str) -> Result<bool> {
+        let failed = self
+            .coll
+            .find_one_and_update(
+                doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
+                doc! { "$set": {
+                    "status": JobStatus::Failed.as_str(),
+                    "failReason": reason,
+                    "updatedAt": DateTime::now(),
+                } },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let Some(failed) = failed else {
+            return Ok(false);
+        };
+        let job = Arc::new(Job::from_document(failed)?);
+        tracing::info!(job.id = %job.id, reason, "failed: a dependency cannot complete");
+        self.emit(Event::JobFailed {
+            job,
+            error: reason.to_owned(),
+            will_retry: false,
+        });
+        Ok(true)
+    }
+
+    async fn waiting_on(&self, ids: &[ObjectId]) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
+        let mut cursor = self
+            .coll
+            .find(doc! { "status": JobStatus::Waiting.as_str(), "dependsOn": { "$in": ids } })
+            .projection(doc! { "_id": 1, "dependsOn": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let mut waiting = Vec::new();
+        while let Some(doc) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
+            let Ok(id) = doc.get_object_id("_id") else {
+                continue;
+            };
+            let deps = doc
+                .get_array("dependsOn")
+                .map(|a| a.iter().filter_map(|d| d.as_object_id()).collect())
+                .unwrap_or_default();
+            waiting.push((id, deps));
+        }
+        Ok(waiting)
+    }
+
+    /// After job `id` completed: settles the jobs waiting on it.
+    pub(crate) async fn release_dependents(&self, id: ObjectId) {
+        let result = async {
+            for (waiting, deps) in self.waiting_on(&[id]).await? {
+                self.settle(waiting, &deps).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(err) = result {
+            self.report_flow_error(err);
+        }
+    }
+
+    /// After jobs `ids` ended without completing (failed, cancelled, deleted): fails
+    /// the jobs waiting on them, and the jobs waiting on those, down the flow.
+    pub(crate) async fn fail_dependents(&self, ids: Vec<ObjectId>) {
+        let result = async {
+            let mut frontier = ids;
+            for _ in 0..MAX_FLOW_DEPTH {
+                if frontier.is_empty() {
+                    break;
+                }
+                let mut next = Vec::new();
+                for (waiting, deps) in self.waiting_on(&frontier).await? {
+                    // Settling names the dependency that broke, and finds it whatever
+                    // ended it (the caller's job, or a cancel racing it).
+                    if let Verdict::Broken { dependency, why } = self.verdict(&deps).await? {
+                        let reason = format!("dependency {dependency} {why}");
+                        if self.fail_waiting(waiting, &reason).await? {
+                            next.push(waiting);
+                        }
+                    }
+                }
+                frontier = next;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(err) = result {
+            self.report_flow_error(err);
+        }
+    }
+
+    fn report_flow_error(&self, err: Error) {
+        // The jobs stay `waiting`; the next dependency to end settles them again.
+        tracing::warn!(%err, "could not settle jobs waiting on a dependency");
+        self.emit(Event::JobError {
+            error: format!("could not settle jobs waiting on a dependency: {err}"),
+            code: err.code(),
+            job: None,
+        });
+    }
+}
