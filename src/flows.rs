@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::job::{Job, JobStatus};
 
+/// Waiting jobs one heartbeat re-checks at most (settle_stalled).
+const STALLED_BATCH: i64 = 100;
+
 /// Most dependencies one job may have.
 pub const MAX_DEPENDENCIES: usize = 100;
 
@@ -280,6 +283,46 @@ impl Inner {
         if let Err(err) = result {
             self.report_flow_error(err);
         }
+    }
+
+    /// Settles waiting jobs nobody looked at for a lease duration: the process that
+    /// wrote a dependency's end may have died before it settled them, or hit an error.
+    /// Runs with the heartbeat; each pass takes the longest-untouched few.
+    pub(crate) async fn settle_stalled(&self) -> Result<usize> {
+        let stale = DateTime::from_millis(
+            DateTime::now().timestamp_millis() - self.opts.lease_duration.as_millis() as i64,
+        );
+        let mut cursor = self
+            .coll
+            .find(doc! { "status": JobStatus::Waiting.as_str(), "updatedAt": { "$lt": stale } })
+            .sort(doc! { "updatedAt": 1 })
+            .limit(STALLED_BATCH)
+            .projection(doc! { "_id": 1, "dependsOn": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let mut stalled = Vec::new();
+        while let Some(doc) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
+            let Ok(id) = doc.get_object_id("_id") else {
+                continue;
+            };
+            let deps: Vec<ObjectId> = doc
+                .get_array("dependsOn")
+                .map(|a| a.iter().filter_map(|d| d.as_object_id()).collect())
+                .unwrap_or_default();
+            stalled.push((id, deps));
+        }
+        for (id, deps) in &stalled {
+            self.settle(*id, deps).await?;
+            // Still waiting (rightly): go to the back of the line.
+            self.coll
+                .update_one(
+                    doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
+                    doc! { "$set": { "updatedAt": DateTime::now() } },
+                )
+                .await
+                .map_err(|e| self.db_err(e))?;
+        }
+        Ok(stalled.len())
     }
 
     fn report_flow_error(&self, err: Error) {

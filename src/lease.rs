@@ -47,6 +47,9 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                 job: None,
             }),
         }
+        if let Err(err) = inner.settle_stalled().await {
+            tracing::warn!(%err, "could not re-check waiting jobs; the next heartbeat tries again");
+        }
     }
 }
 

@@ -394,3 +394,42 @@ async fn a_job_depending_on_a_running_job_runs_when_it_completes() {
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;
 }
+
+/// The process that completed a dependency died before settling the jobs waiting on
+/// it (simulated with a raw write): the heartbeat's sweep settles them after a lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_jobs_left_behind_by_a_crash_are_settled_by_the_heartbeat() {
+    let db = TestDb::new("flows_sweep");
+    let q = db.queue(fast_options()).await;
+    let order = steps(&q);
+    let a = q.now("step", json!({ "id": "a" })).await.unwrap();
+    let b = q.now("step", json!({ "id": "b" })).await.unwrap();
+    let after_a = q
+        .enqueue("step", json!({ "id": "after-a" }), after(&[&a]))
+        .await
+        .unwrap();
+    let after_b = q
+        .enqueue("step", json!({ "id": "after-b" }), after(&[&b]))
+        .await
+        .unwrap();
+    let set = |status: &str| mongodb::bson::doc! { "$set": { "status": status } };
+    q.collection()
+        .update_one(mongodb::bson::doc! { "_id": a.id }, set("completed"))
+        .await
+        .unwrap();
+    q.collection()
+        .delete_one(mongodb::bson::doc! { "_id": b.id })
+        .await
+        .unwrap();
+    q.start().unwrap();
+    wait_status(&q, after_a.id, JobStatus::Completed).await;
+    let orphan = get(&q, after_b.id).await;
+    assert_eq!(orphan.status, JobStatus::Failed);
+    assert_eq!(
+        orphan.fail_reason,
+        Some(format!("dependency {} was deleted", b.id))
+    );
+    assert_eq!(*order.lock().unwrap(), ["after-a"]);
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
