@@ -13,13 +13,19 @@ use std::sync::Arc;
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
-use mongodb::options::ReturnDocument;
+use mongodb::options::{ReadPreference, ReturnDocument, SelectionCriteria};
 
 use crate::client::Inner;
 use crate::enqueue::EnqueueOptions;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::job::{Job, JobStatus};
+
+/// Whether a job may move on is decided on what the primary has: a stale secondary
+/// read could leave a job waiting for a dependency that already ended.
+fn primary() -> SelectionCriteria {
+    SelectionCriteria::ReadPreference(ReadPreference::Primary)
+}
 
 /// Waiting jobs one heartbeat re-checks at most (settle_stalled).
 const STALLED_BATCH: i64 = 100;
@@ -65,6 +71,7 @@ impl Inner {
             .coll
             .find(doc! { "_id": { "$in": &ids } })
             .projection(doc! { "_id": 1, "repeat": 1 })
+            .selection_criteria(primary())
             .await
             .map_err(|e| self.db_err(e))?;
         let mut seen = HashSet::new();
@@ -87,13 +94,21 @@ impl Inner {
         // Flag the dependencies before the insert: however they end from now on, their
         // completer reads the flag and settles this job; what ended before is seen by
         // the settle below.
-        self.coll
+        // Only jobs that still exist and are not recurring (`schedule()` refuses to make
+        // a flagged job recurring): one deleted or converted since the check is refused.
+        let flagged = self
+            .coll
             .update_many(
-                doc! { "_id": { "$in": &ids } },
+                doc! { "_id": { "$in": &ids }, "repeat": { "$exists": false } },
                 doc! { "$set": { "hasDependents": true } },
             )
             .await
             .map_err(|e| self.db_err(e))?;
+        if flagged.matched_count != ids.len() as u64 {
+            return Err(Error::InvalidDependency(
+                "a dependency was deleted or made recurring meanwhile".into(),
+            ));
+        }
         let id = doc
             .get_object_id("_id")
             .expect("built jobs have an ObjectId");
@@ -122,6 +137,7 @@ impl Inner {
             .coll
             .find(doc! { "_id": { "$in": deps } })
             .projection(doc! { "_id": 1, "status": 1 })
+            .selection_criteria(primary())
             .await
             .map_err(|e| self.db_err(e))?;
         let (mut seen, mut completed) = (HashSet::new(), 0);
@@ -225,6 +241,7 @@ impl Inner {
             .coll
             .find(doc! { "status": JobStatus::Waiting.as_str(), "dependsOn": { "$in": ids } })
             .projection(doc! { "_id": 1, "dependsOn": 1 })
+            .selection_criteria(primary())
             .await
             .map_err(|e| self.db_err(e))?;
         let mut waiting = Vec::new();
@@ -283,6 +300,15 @@ impl Inner {
         if let Err(err) = result {
             self.report_flow_error(err);
         }
+    }
+
+    /// Every job some waiting job depends on.
+    pub(crate) async fn dependencies_of_waiting(&self) -> Result<Vec<mongodb::bson::Bson>> {
+        self.coll
+            .distinct("dependsOn", doc! { "status": JobStatus::Waiting.as_str() })
+            .selection_criteria(primary())
+            .await
+            .map_err(|e| self.db_err(e))
     }
 
     /// Settles waiting jobs nobody looked at for a lease duration: the process that

@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::job::Job;
 
+/// Longest [`HandlerError::snooze`] delay: one year.
+pub const MAX_SNOOZE: Duration = Duration::from_secs(365 * 86_400);
+
 /// Why a handler failed. Build one from any `std::error::Error`, a `String` or a `&str`;
 /// use [`HandlerError::permanent`] to fail the job at once, without retries, and
 /// [`HandlerError::snooze`] to run it again later without counting a failure.
@@ -42,8 +45,10 @@ impl HandlerError {
 
     /// Not a failure: the job goes back to `pending`, due `delay` from now, with its
     /// `failCount` unchanged (`job:snoozed`). For work that is not ready yet, or a
-    /// downstream service asking to be called later.
+    /// downstream service asking to be called later. `delay` is taken between 1 ms and
+    /// [`MAX_SNOOZE`].
     pub fn snooze(delay: Duration) -> Self {
+        let delay = delay.clamp(Duration::from_millis(1), MAX_SNOOZE);
         HandlerError {
             message: format!("snoozed for {} ms", delay.as_millis()),
             retryable: true,

@@ -3,6 +3,7 @@
 //! lost the server). A crashed process's jobs run again within about one lease.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
@@ -18,6 +19,7 @@ use crate::job::JobStatus;
 
 pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(inner.opts.heartbeat_interval);
+    let sweeping = Arc::new(AtomicBool::new(false));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -47,8 +49,15 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                 job: None,
             }),
         }
-        if let Err(err) = inner.settle_stalled().await {
-            tracing::warn!(%err, "could not re-check waiting jobs; the next heartbeat tries again");
+        // Its own task: a slow pass over many waiting jobs must not delay lease renewals.
+        if !sweeping.swap(true, Ordering::SeqCst) {
+            let (inner, sweeping) = (inner.clone(), sweeping.clone());
+            tokio::spawn(async move {
+                if let Err(err) = inner.settle_stalled().await {
+                    tracing::warn!(%err, "could not re-check waiting jobs; the next heartbeat tries again");
+                }
+                sweeping.store(false, Ordering::SeqCst);
+            });
         }
     }
 }

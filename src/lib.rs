@@ -67,7 +67,9 @@ pub use enqueue::{BatchResult, EnqueueOptions, NewJob};
 pub use error::{Error, Result};
 pub use events::Event;
 pub use flows::MAX_DEPENDENCIES;
-pub use handler::{AbortReason, AbortSignal, Handler, HandlerError, JobContext, Outcome};
+pub use handler::{
+    AbortReason, AbortSignal, Handler, HandlerError, JobContext, Outcome, MAX_SNOOZE,
+};
 pub use job::{parse_job_id, validate_job_name, Job, JobStatus, MAX_JOB_NAME_LEN};
 pub use management::{
     CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortOrder,

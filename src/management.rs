@@ -617,9 +617,8 @@ impl Inner {
                 .await
                 .map_err(|e| self.db_err(e))?;
             if res.deleted_count == 1 {
-                if job.has_dependents {
-                    self.fail_dependents(vec![id]).await;
-                }
+                // Whatever the flag said when read: one may have been set since.
+                self.fail_dependents(vec![id]).await;
                 self.emit(Event::JobDeleted { id });
                 return Ok(true);
             }
@@ -669,14 +668,8 @@ impl Inner {
             cancelled += res.modified_count;
             // Jobs waiting on these fail if theirs really was cancelled (the flow
             // checks each dependency's status, so one claimed meanwhile is left alone).
-            let depended_on: Vec<ObjectId> = jobs
-                .iter()
-                .filter(|j| j.has_dependents)
-                .map(|j| j.id)
-                .collect();
-            if !depended_on.is_empty() {
-                self.fail_dependents(depended_on).await;
-            }
+            // (Whatever their flags said when read: one may have been set since.)
+            self.fail_dependents(ids.clone()).await;
             // Free the keys of the jobs that really were cancelled (not claimed meanwhile).
             let keyed: Vec<ObjectId> = jobs
                 .iter()
@@ -779,11 +772,7 @@ impl Inner {
             after = Some(last.id);
             let mut rest = Vec::new();
             let mut finished_keyed = Vec::new();
-            let depended_on: Vec<ObjectId> = jobs
-                .iter()
-                .filter(|j| j.has_dependents)
-                .map(|j| j.id)
-                .collect();
+            let chunk_ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
             for job in jobs {
                 match (job.status, &job.unique_key) {
                     // Pending jobs holding a key go one by one (see delete_job).
@@ -807,9 +796,7 @@ impl Inner {
                 .await
                 .map_err(|e| self.db_err(e))?;
             deleted += res.deleted_count;
-            if !depended_on.is_empty() {
-                self.fail_dependents(depended_on).await;
-            }
+            self.fail_dependents(chunk_ids).await;
         }
         self.emit_bulk("jobs:deleted", deleted);
         Ok(deleted)

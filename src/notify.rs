@@ -95,7 +95,7 @@ pub(crate) async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
     }
 }
 
-fn dispatch(inner: &Inner, event: &Document) {
+fn dispatch(inner: &Arc<Inner>, event: &Document) {
     let status = event
         .get_document("updateDescription")
         .and_then(|u| u.get_document("updatedFields"))
@@ -105,7 +105,19 @@ fn dispatch(inner: &Inner, event: &Document) {
             .get_document("documentKey")
             .and_then(|k| k.get_object_id("_id"))
         {
-            inner.running.cancel(id);
+            // Events can lag: the job may have been retried and claimed here again
+            // since. Abort only while it is still cancelled.
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let still = inner
+                    .coll
+                    .find_one(doc! { "_id": id, "status": "cancelled" })
+                    .projection(doc! { "_id": 1 })
+                    .await;
+                if matches!(still, Ok(Some(_))) {
+                    inner.running.cancel(id);
+                }
+            });
         }
         return;
     }

@@ -76,6 +76,13 @@ impl Inner {
                 self.wake_at(name, holder.next_run_at);
                 return Ok(holder);
             }
+            if holder.has_dependents && holder.repeat.is_none() {
+                // A recurring job never completes: its dependents would wait forever.
+                return Err(Error::InvalidDependency(format!(
+                    "job {} holds this uniqueKey and jobs wait on it; it cannot become recurring",
+                    holder.id
+                )));
+            }
             let timing_changed = holder.repeat.as_ref() != Some(&repeat);
             if !timing_changed && holder.data == new_job.data && holder.priority == options.priority
             {
@@ -97,7 +104,7 @@ impl Inner {
             let updated = self
                 .coll
                 .find_one_and_update(
-                    doc! { "_id": holder.id, "status": holder.status.as_str() },
+                    doc! { "_id": holder.id, "status": holder.status.as_str(), "hasDependents": { "$ne": holder.repeat.is_none() } },
                     doc! { "$set": set },
                 )
                 .return_document(mongodb::options::ReturnDocument::After)

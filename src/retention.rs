@@ -59,9 +59,18 @@ impl Inner {
                 let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
                 self.drop_locks_of(&ids).await?;
             }
+            let mut expired = doc! { "status": status.as_str(), "updatedAt": { "$lt": cutoff } };
+            if status == JobStatus::Completed {
+                // A completed job that a waiting job still lists stays: deleted, it
+                // would read as a dependency that can never complete (flows.rs).
+                let needed = self.dependencies_of_waiting().await?;
+                if !needed.is_empty() {
+                    expired.insert("_id", doc! { "$nin": needed });
+                }
+            }
             let res = self
                 .coll
-                .delete_many(doc! { "status": status.as_str(), "updatedAt": { "$lt": cutoff } })
+                .delete_many(expired)
                 .await
                 .map_err(|e| self.db_err(e))?;
             deleted += res.deleted_count;

@@ -433,3 +433,77 @@ async fn waiting_jobs_left_behind_by_a_crash_are_settled_by_the_heartbeat() {
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;
 }
+
+/// Retention keeps a completed job that a waiting job still lists; `schedule()` will
+/// not make a job others depend on recurring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_and_schedules_leave_dependencies_alone() {
+    let db = TestDb::new("flows_retention");
+    let q = db
+        .queue(MonqueOptions {
+            job_retention: monque::JobRetention {
+                completed: Some(Duration::from_millis(1)),
+                ..Default::default()
+            },
+            ..fast_options()
+        })
+        .await;
+    steps(&q);
+    let done = q.now("step", json!({ "id": "done" })).await.unwrap();
+    let later = q
+        .enqueue(
+            "step",
+            json!({ "id": "later" }),
+            EnqueueOptions {
+                run_at: Some(in_ms(60_000)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let both = q
+        .enqueue("step", json!({ "id": "both" }), after(&[&done, &later]))
+        .await
+        .unwrap();
+    let unrelated = q.now("step", json!({ "id": "unrelated" })).await.unwrap();
+    q.start().unwrap();
+    wait_status(&q, done.id, JobStatus::Completed).await;
+    wait_status(&q, unrelated.id, JobStatus::Completed).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(q.purge_expired().await.unwrap() >= 1);
+    assert!(
+        q.get_job(unrelated.id).await.unwrap().is_none(),
+        "expired and deleted"
+    );
+    assert_eq!(
+        get(&q, done.id).await.status,
+        JobStatus::Completed,
+        "kept: still needed"
+    );
+    q.reschedule_job(later.id, monque::DateTime::now())
+        .await
+        .unwrap();
+    wait_status(&q, both.id, JobStatus::Completed).await;
+
+    let keyed = EnqueueOptions {
+        unique_key: Some("nightly".into()),
+        run_at: Some(in_ms(60_000)),
+        ..Default::default()
+    };
+    let holder = q.enqueue("report", json!({}), keyed).await.unwrap();
+    q.enqueue("step", json!({ "id": "after-report" }), after(&[&holder]))
+        .await
+        .unwrap();
+    let options = ScheduleOptions {
+        unique_key: Some("nightly".into()),
+        ..Default::default()
+    };
+    let err = q
+        .schedule("0 3 * * *", "report", json!({}), options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_DEPENDENCY");
+    assert!(get(&q, holder.id).await.repeat.is_none());
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}

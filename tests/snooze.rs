@@ -85,3 +85,11 @@ async fn a_snoozed_job_runs_again_after_its_delay_without_a_failure() {
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;
 }
+
+#[test]
+fn a_snooze_delay_is_kept_between_one_millisecond_and_a_year() {
+    let snoozed = |d| HandlerError::snooze(d).snoozed_for().unwrap();
+    assert_eq!(snoozed(Duration::ZERO), Duration::from_millis(1));
+    assert_eq!(snoozed(Duration::MAX), monque::MAX_SNOOZE);
+    assert_eq!(snoozed(Duration::from_secs(30)), Duration::from_secs(30));
+}
