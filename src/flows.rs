@@ -54,6 +54,16 @@ pub(crate) fn check_dependency_options(options: &EnqueueOptions) -> Result<()> {
     Ok(())
 }
 
+/// A waiting job's id and dependencies, from a document projected to both.
+fn waiting_job(doc: &Document) -> Option<(ObjectId, Vec<ObjectId>)> {
+    let id = doc.get_object_id("_id").ok()?;
+    let deps = doc
+        .get_array("dependsOn")
+        .map(|a| a.iter().filter_map(|d| d.as_object_id()).collect())
+        .unwrap_or_default();
+    Some((id, deps))
+}
+
 /// Where a waiting job's dependencies stand.
 enum Verdict {
     Ready,
@@ -246,14 +256,7 @@ impl Inner {
             .map_err(|e| self.db_err(e))?;
         let mut waiting = Vec::new();
         while let Some(doc) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
-            let Ok(id) = doc.get_object_id("_id") else {
-                continue;
-            };
-            let deps = doc
-                .get_array("dependsOn")
-                .map(|a| a.iter().filter_map(|d| d.as_object_id()).collect())
-                .unwrap_or_default();
-            waiting.push((id, deps));
+            waiting.extend(waiting_job(&doc));
         }
         Ok(waiting)
     }
@@ -328,14 +331,7 @@ impl Inner {
             .map_err(|e| self.db_err(e))?;
         let mut stalled = Vec::new();
         while let Some(doc) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
-            let Ok(id) = doc.get_object_id("_id") else {
-                continue;
-            };
-            let deps: Vec<ObjectId> = doc
-                .get_array("dependsOn")
-                .map(|a| a.iter().filter_map(|d| d.as_object_id()).collect())
-                .unwrap_or_default();
-            stalled.push((id, deps));
+            stalled.extend(waiting_job(&doc));
         }
         for (id, deps) in &stalled {
             self.settle(*id, deps).await?;

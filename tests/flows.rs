@@ -68,14 +68,7 @@ async fn a_job_waits_for_every_dependency_then_runs() {
         .await
         .unwrap();
     let fetch = producer
-        .enqueue(
-            "step",
-            json!({ "id": "fetch" }),
-            EnqueueOptions {
-                run_at: Some(in_ms(300)),
-                ..Default::default()
-            },
-        )
+        .enqueue("step", json!({ "id": "fetch" }), delayed(300))
         .await
         .unwrap();
     let load = producer
@@ -356,6 +349,13 @@ async fn bad_dependencies_are_refused_and_write_nothing() {
     db.drop_db(&q).await;
 }
 
+fn delayed(ms: i64) -> EnqueueOptions {
+    EnqueueOptions {
+        run_at: Some(in_ms(ms)),
+        ..Default::default()
+    }
+}
+
 fn in_ms(ms: i64) -> monque::DateTime {
     monque::DateTime::from_millis(monque::DateTime::now().timestamp_millis() + ms)
 }
@@ -451,14 +451,7 @@ async fn retention_and_schedules_leave_dependencies_alone() {
     steps(&q);
     let done = q.now("step", json!({ "id": "done" })).await.unwrap();
     let later = q
-        .enqueue(
-            "step",
-            json!({ "id": "later" }),
-            EnqueueOptions {
-                run_at: Some(in_ms(60_000)),
-                ..Default::default()
-            },
-        )
+        .enqueue("step", json!({ "id": "later" }), delayed(60_000))
         .await
         .unwrap();
     let both = q
