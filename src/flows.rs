@@ -64,6 +64,18 @@ fn waiting_job(doc: &Document) -> Option<(ObjectId, Vec<ObjectId>)> {
     Some((id, deps))
 }
 
+/// What settling a waiting job did.
+pub(crate) enum Settled {
+    /// Its dependencies have not all completed: it waits on.
+    Blocked,
+    /// All completed: it is `pending` now.
+    Pending(Job),
+    /// One cannot complete any more: it is `failed` now.
+    Failed(Job),
+    /// Someone else moved it out of `waiting` meanwhile.
+    Gone,
+}
+
 /// Where a waiting job's dependencies stand.
 enum Verdict {
     Ready,
@@ -103,9 +115,9 @@ impl Inner {
         }
         // Flag the dependencies before the insert: however they end from now on, their
         // completer reads the flag and settles this job; what ended before is seen by
-        // the settle below.
-        // Only jobs that still exist and are not recurring (`schedule()` refuses to make
-        // a flagged job recurring): one deleted or converted since the check is refused.
+        // the settle below. Only jobs that still exist and are not recurring
+        // (`schedule()` refuses to make a flagged job recurring): one deleted or
+        // converted since the check is refused.
         let flagged = self
             .coll
             .update_many(
@@ -128,16 +140,13 @@ impl Inner {
             .await
             .map_err(|e| self.db_err(e))?;
         self.metrics.enqueued(&name, 1);
-        self.settle(id, &ids).await?;
-        let stored = self
-            .coll
-            .find_one(doc! { "_id": id })
-            .await
-            .map_err(|e| self.db_err(e))?;
-        match stored {
-            Some(stored) => Job::from_document(stored),
-            // Deleted in the meantime by someone else.
-            None => Job::from_document(doc),
+        match self.settle(id, &ids).await? {
+            Settled::Pending(job) | Settled::Failed(job) => Ok(job),
+            Settled::Blocked => Job::from_document(doc),
+            Settled::Gone => match self.get_job(id).await? {
+                Some(job) => Ok(job),
+                None => Job::from_document(doc), // deleted by someone else meanwhile
+            },
         }
     }
 
@@ -184,72 +193,69 @@ impl Inner {
     }
 
     /// Moves the waiting job `id` on if its dependencies allow: to `pending` when all
-    /// completed, to `failed` when one cannot complete any more.
-    pub(crate) async fn settle(&self, id: ObjectId, deps: &[ObjectId]) -> Result<()> {
-        match self.verdict(deps).await? {
-            Verdict::Blocked => Ok(()),
-            Verdict::Ready => {
-                let now = DateTime::now();
-                let promoted = self
-                    .coll
-                    .find_one_and_update(
-                        doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
-                        doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": now } },
-                    )
-                    .return_document(ReturnDocument::After)
-                    .await
-                    .map_err(|e| self.db_err(e))?;
-                if let Some(job) = promoted {
-                    let job = Job::from_document(job)?;
-                    tracing::debug!(job.id = %job.id, "dependencies completed; pending");
-                    self.wake_at(&job.name, job.next_run_at);
-                }
-                Ok(())
-            }
-            Verdict::Broken { dependency, why } => {
-                let failed = self
-                    .fail_waiting(id, &format!("dependency {dependency} {why}"))
-                    .await?;
-                if failed {
-                    self.fail_dependents(vec![id]).await;
-                }
-                Ok(())
-            }
+    /// completed, to `failed` when one cannot complete any more, and then fails the
+    /// jobs waiting on it too.
+    pub(crate) async fn settle(&self, id: ObjectId, deps: &[ObjectId]) -> Result<Settled> {
+        let settled = self.settle_one(id, deps).await?;
+        if let Settled::Failed(_) = settled {
+            self.fail_dependents(vec![id]).await;
         }
+        Ok(settled)
     }
 
-    /// Fails one waiting job; false if it was no longer waiting.
-    async fn fail_waiting(&self, id: ObjectId, reason: &str) -> Result<bool> {
-        let failed = self
+    /// `settle` without going down the flow.
+    async fn settle_one(&self, id: ObjectId, deps: &[ObjectId]) -> Result<Settled> {
+        let (status, set) = match self.verdict(deps).await? {
+            Verdict::Blocked => return Ok(Settled::Blocked),
+            Verdict::Ready => (JobStatus::Pending, doc! {}),
+            Verdict::Broken { dependency, why } => (
+                JobStatus::Failed,
+                doc! { "failReason": format!("dependency {dependency} {why}") },
+            ),
+        };
+        let mut set = set;
+        set.insert("status", status.as_str());
+        set.insert("updatedAt", DateTime::now());
+        let moved = self
             .coll
             .find_one_and_update(
                 doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
-                doc! { "$set": {
-                    "status": JobStatus::Failed.as_str(),
-                    "failReason": reason,
-                    "updatedAt": DateTime::now(),
-                } },
+                doc! { "$set": set },
             )
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| self.db_err(e))?;
-        let Some(failed) = failed else {
-            return Ok(false);
+        let Some(moved) = moved else {
+            return Ok(Settled::Gone);
         };
-        let job = Arc::new(Job::from_document(failed)?);
-        tracing::info!(job.id = %job.id, reason, "failed: a dependency cannot complete");
+        let job = Job::from_document(moved)?;
+        if status == JobStatus::Pending {
+            tracing::debug!(job.id = %job.id, "dependencies completed; pending");
+            self.wake_at(&job.name, job.next_run_at);
+            return Ok(Settled::Pending(job));
+        }
+        let reason = job.fail_reason.clone().unwrap_or_default();
+        tracing::info!(job.id = %job.id, %reason, "failed: a dependency cannot complete");
         self.emit(Event::JobFailed {
-            job,
-            error: reason.to_owned(),
+            job: Arc::new(job.clone()),
+            error: reason,
             will_retry: false,
         });
-        Ok(true)
+        Ok(Settled::Failed(job))
     }
 
+    /// The waiting jobs that depend on any of `ids`, with their dependencies.
     async fn waiting_on(&self, ids: &[ObjectId]) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
-        let mut cursor = self
-            .coll
-            .find(doc! { "status": JobStatus::Waiting.as_str(), "dependsOn": { "$in": ids } })
+        let filter = doc! { "status": JobStatus::Waiting.as_str(), "dependsOn": { "$in": ids } };
+        self.waiting_jobs(self.coll.find(filter)).await
+    }
+
+    /// The waiting jobs `find` yields, with their dependencies.
+    async fn waiting_jobs(
+        &self,
+        find: mongodb::action::Find<'_, Document>,
+    ) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
+        let mut cursor = find
             .projection(doc! { "_id": 1, "dependsOn": 1 })
             .selection_criteria(primary())
             .await
@@ -288,11 +294,8 @@ impl Inner {
                 for (waiting, deps) in self.waiting_on(&frontier).await? {
                     // Settling names the dependency that broke, and finds it whatever
                     // ended it (the caller's job, or a cancel racing it).
-                    if let Verdict::Broken { dependency, why } = self.verdict(&deps).await? {
-                        let reason = format!("dependency {dependency} {why}");
-                        if self.fail_waiting(waiting, &reason).await? {
-                            next.push(waiting);
-                        }
+                    if let Settled::Failed(_) = self.settle_one(waiting, &deps).await? {
+                        next.push(waiting);
                     }
                 }
                 frontier = next;
@@ -321,28 +324,24 @@ impl Inner {
         let stale = DateTime::from_millis(
             DateTime::now().timestamp_millis() - self.opts.lease_duration.as_millis() as i64,
         );
-        let mut cursor = self
+        let filter = doc! { "status": JobStatus::Waiting.as_str(), "updatedAt": { "$lt": stale } };
+        let oldest = self
             .coll
-            .find(doc! { "status": JobStatus::Waiting.as_str(), "updatedAt": { "$lt": stale } })
+            .find(filter)
             .sort(doc! { "updatedAt": 1 })
-            .limit(STALLED_BATCH)
-            .projection(doc! { "_id": 1, "dependsOn": 1 })
-            .await
-            .map_err(|e| self.db_err(e))?;
-        let mut stalled = Vec::new();
-        while let Some(doc) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
-            stalled.extend(waiting_job(&doc));
-        }
+            .limit(STALLED_BATCH);
+        let stalled = self.waiting_jobs(oldest).await?;
         for (id, deps) in &stalled {
-            self.settle(*id, deps).await?;
-            // Still waiting (rightly): go to the back of the line.
-            self.coll
-                .update_one(
-                    doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
-                    doc! { "$set": { "updatedAt": DateTime::now() } },
-                )
-                .await
-                .map_err(|e| self.db_err(e))?;
+            if let Settled::Blocked = self.settle(*id, deps).await? {
+                // Still waiting (rightly): go to the back of the line.
+                self.coll
+                    .update_one(
+                        doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
+                        doc! { "$set": { "updatedAt": DateTime::now() } },
+                    )
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+            }
         }
         Ok(stalled.len())
     }

@@ -14,6 +14,7 @@ use crate::client::Inner;
 use crate::completer::unlock;
 use crate::error::{Error, Result};
 use crate::events::Event;
+use crate::flows::Settled;
 use crate::job::{validate_job_name, Job, JobStatus};
 use crate::unique::{lock_id, Holder};
 
@@ -505,8 +506,11 @@ impl Inner {
                 None => self.must_get(job.id).await?,
             }
         } else if status == JobStatus::Waiting {
-            self.settle(job.id, &job.depends_on).await?;
-            self.must_get(job.id).await?
+            match self.settle(job.id, &job.depends_on).await? {
+                Settled::Pending(moved) | Settled::Failed(moved) => moved,
+                Settled::Blocked => job,
+                Settled::Gone => self.must_get(job.id).await?,
+            }
         } else {
             job
         };

@@ -21,14 +21,7 @@ enum Op {
     Delete,
 }
 
-const STATUSES: [JobStatus; 6] = [
-    JobStatus::Waiting,
-    JobStatus::Pending,
-    JobStatus::Processing,
-    JobStatus::Completed,
-    JobStatus::Failed,
-    JobStatus::Cancelled,
-];
+const STATUSES: [JobStatus; 6] = JobStatus::ALL;
 
 /// The documented transitions: `Some(next)` (None = deleted) when allowed.
 fn model(op: Op, from: JobStatus) -> Option<Option<JobStatus>> {
