@@ -107,6 +107,21 @@ pub(crate) fn back_to_pending(now: DateTime) -> Document {
     doc! { "$set": { "status": JobStatus::Pending.as_str(), "updatedAt": now }, "$unset": unlock() }
 }
 
+/// The lock fields a job that runs again later (a retry, a snooze) drops, applied to
+/// `job` and returned as the `$unset`. A recurring job keeps `lockedAt`: it tells when
+/// the schedule last ran.
+fn rerun_unlock(job: &mut Job) -> Document {
+    job.claim_id = None;
+    job.claimed_by = None;
+    job.lease_expires_at = None;
+    if job.repeat.is_some() {
+        doc! { "claimId": "", "claimedBy": "", "leaseExpiresAt": "" }
+    } else {
+        job.locked_at = None;
+        unlock()
+    }
+}
+
 /// The lock fields a job drops when it goes back to `pending`.
 pub(crate) fn unlock() -> Document {
     doc! { "claimId": "", "claimedBy": "", "lockedAt": "", "leaseExpiresAt": "" }
@@ -299,14 +314,7 @@ impl Inner {
                         set.insert("nextRunAt", next);
                         failed.status = JobStatus::Pending;
                         failed.next_run_at = next;
-                        failed.claimed_by = None;
-                        if current.repeat.is_some() {
-                            // Keep lockedAt: it tells when the schedule last ran.
-                            doc! { "claimId": "", "claimedBy": "", "leaseExpiresAt": "" }
-                        } else {
-                            failed.locked_at = None;
-                            unlock()
-                        }
+                        rerun_unlock(&mut failed)
                     }
                     None => {
                         set.insert("status", JobStatus::Failed.as_str());
@@ -350,17 +358,8 @@ impl Inner {
                 snoozed.status = JobStatus::Pending;
                 snoozed.next_run_at = next;
                 snoozed.updated_at = now;
-                snoozed.claim_id = None;
-                snoozed.claimed_by = None;
-                snoozed.lease_expires_at = None;
                 let set = doc! { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "updatedAt": now };
-                let unset = if current.repeat.is_some() {
-                    // Keep lockedAt: it tells when the schedule last ran.
-                    doc! { "claimId": "", "claimedBy": "", "leaseExpiresAt": "" }
-                } else {
-                    snoozed.locked_at = None;
-                    unlock()
-                };
+                let unset = rerun_unlock(&mut snoozed);
                 (doc! { "$set": set, "$unset": unset }, snoozed)
             })
             .await?;
