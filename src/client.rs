@@ -546,6 +546,15 @@ impl Inner {
         self.events.emit(event);
     }
 
+    /// Reports `err` as `job:error`, with its code and the job concerned, if any.
+    pub(crate) fn emit_error(&self, err: &Error, job: Option<Arc<Job>>) {
+        self.emit(Event::JobError {
+            error: err.to_string(),
+            code: err.code(),
+            job,
+        });
+    }
+
     /// The `claiming` and `abort` tokens while started.
     pub(crate) fn started_tokens(&self) -> Option<(CancellationToken, CancellationToken)> {
         match &*self.lifecycle.lock().expect("lifecycle lock") {

@@ -167,11 +167,7 @@ impl Inner {
                     job: Some(job.clone()),
                 });
             }
-            Err(err) => self.emit(Event::JobError {
-                error: err.to_string(),
-                code: err.code(),
-                job: Some(job.clone()),
-            }),
+            Err(err) => self.emit_error(&err, Some(job.clone())),
         }
     }
 

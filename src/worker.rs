@@ -6,17 +6,16 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use mongodb::bson::DateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{Inner, Services};
-use crate::events::Event;
 use crate::handler::Handler;
 use crate::options::{MonqueOptions, WorkerOptions};
 use crate::rate_limit::{Permits, RateLimit};
-use mongodb::bson::DateTime;
 
 /// Due times remembered per worker; beyond that the latest are left to polling.
 const MAX_DUE_TIMES: usize = 256;
@@ -162,25 +161,20 @@ impl Worker {
             };
             let offered = slots.len();
             let claimed = inner.claim(&self.name, offered).await;
+            let taken = claimed
+                .as_ref()
+                .map_or(0, |c| c.jobs.len() + c.unreadable.len());
             if let Some(window) = permits {
-                let taken = claimed
-                    .as_ref()
-                    .map_or(0, |c| c.jobs.len() + c.unreadable.len());
                 inner
                     .return_permits(&self.name, window, (offered - taken) as u32)
                     .await;
             }
             match claimed {
                 Ok(claimed) => {
-                    let taken = claimed.jobs.len() + claimed.unreadable.len();
                     let contended = claimed.contended;
                     batch = !contended && taken == slots.len();
-                    for err in claimed.unreadable {
-                        inner.emit(Event::JobError {
-                            error: err.to_string(),
-                            code: err.code(),
-                            job: None,
-                        });
+                    for err in &claimed.unreadable {
+                        inner.emit_error(err, None);
                     }
                     // One slot per job; slots left over go back at once.
                     let mut slots = slots.into_iter();
@@ -198,11 +192,7 @@ impl Worker {
                 Err(err) => {
                     drop(slots);
                     batch = false;
-                    inner.emit(Event::JobError {
-                        error: err.to_string(),
-                        code: err.code(),
-                        job: None,
-                    });
+                    inner.emit_error(&err, None);
                     if !self.idle(&inner, &stop, looked, false).await {
                         break;
                     }
@@ -235,11 +225,7 @@ impl Worker {
                 Instant::now() + std::time::Duration::from_millis(ms as u64)
             }
             Err(err) => {
-                inner.emit(Event::JobError {
-                    error: err.to_string(),
-                    code: err.code(),
-                    job: None,
-                });
+                inner.emit_error(&err, None);
                 Instant::now() + inner.opts.poll_interval
             }
         };
