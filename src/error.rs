@@ -84,7 +84,7 @@ pub enum Error {
         /// What was asked (`cancel`, `retry`, ...).
         action: &'static str,
         /// The job's status when it was asked.
-        status: crate::JobStatus,
+        status: crate::status::JobStatus,
     },
 
     /// A bulk operation's selector is empty or inconsistent: bulk operations never touch

@@ -223,6 +223,15 @@ impl EventBus {
             .push(listener);
     }
 
+    /// Reports `err` as `job:error`, with its code and the job concerned, if any.
+    pub(crate) fn error(&self, err: &crate::Error, job: Option<Arc<Job>>) {
+        self.emit(Event::JobError {
+            error: err.to_string(),
+            code: err.code(),
+            job,
+        });
+    }
+
     pub(crate) fn emit(&self, event: Event) {
         let listeners = self.listeners.read().expect("listener lock").clone();
         for listener in listeners {

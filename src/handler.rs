@@ -159,14 +159,34 @@ impl AbortSignal {
     }
 }
 
+/// Where a run's progress goes (runtime/progress.rs): kept behind a trait so the
+/// handler types need nothing of the runtime.
+pub(crate) trait ProgressSink: Send + Sync {
+    fn update_progress(
+        &self,
+        id: mongodb::bson::oid::ObjectId,
+        claim_id: mongodb::bson::oid::ObjectId,
+        value: serde_json::Value,
+    ) -> BoxFuture<'_, crate::Result<bool>>;
+}
+
 /// What a handler receives for one execution.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobContext {
     /// The claimed job (`status` is `processing`, `claim_id` is set).
     pub job: Arc<Job>,
     /// Aborts when the handler must stop.
     pub signal: AbortSignal,
-    pub(crate) queue: std::sync::Weak<crate::client::Inner>,
+    pub(crate) progress: Arc<dyn ProgressSink>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("job", &self.job)
+            .field("signal", &self.signal)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobContext {
@@ -174,10 +194,12 @@ impl JobContext {
     /// execution's claim, and emits `job:progress`. False when the run no longer holds
     /// the job (its lease was lost).
     pub async fn update_progress(&self, value: serde_json::Value) -> crate::Result<bool> {
-        let (Some(queue), Some(claim)) = (self.queue.upgrade(), self.job.claim_id) else {
+        let Some(claim) = self.job.claim_id else {
             return Ok(false);
         };
-        queue.update_progress(self.job.id, claim, value).await
+        self.progress
+            .update_progress(self.job.id, claim, value)
+            .await
     }
 }
 

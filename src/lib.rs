@@ -22,62 +22,56 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where things live: `claim.rs` claims a job, `executor.rs` runs it, `completer.rs`
-//! writes its outcome, `backoff.rs` computes retry delays, `schedule.rs` computes when
-//! recurring jobs run next and `recurring.rs` keeps one document per schedule,
-//! `lease.rs` renews and recovers leases, `notify.rs` wakes idle workers,
-//! `shutdown.rs` stops gracefully.
+//! Where things live (imports run one way: shared types <- `store` <- `runtime` <- `api`
+//! <- `node`):
+//!
+//! - shared types: `job.rs` (the job document), `status.rs`, `new_job.rs` (what an enqueue
+//!   asks for), `query.rs` (selectors, pages), `options.rs`, `error.rs`, `events.rs`,
+//!   `handler.rs`, `backoff.rs` (retry delays), `schedule.rs` (cron and intervals);
+//! - `store/`: every MongoDB read and write — `claim.rs` claims a job, `outcome.rs`
+//!   writes how a run ended, `executions.rs` renews and recovers leases;
+//! - `runtime/`: the background services — `worker.rs` claims, `executor.rs` runs,
+//!   `completer.rs` decides retries, `heartbeat.rs` keeps leases, `notify.rs` wakes idle
+//!   workers, `supervisor.rs` starts and stops them all;
+//! - `api/`: the [`Monque`] handle; `node/`: the Node.js binding (feature `node`).
 
 #![warn(missing_docs)]
 
 mod backoff;
-mod claim;
-mod client;
-mod completer;
-mod enqueue;
 mod error;
 mod events;
-mod executor;
-mod flows;
 mod handler;
-mod handoff;
-mod indexes;
 mod job;
-mod lease;
-mod management;
-mod metrics;
-mod notify;
+mod new_job;
 mod options;
-mod pause;
-mod progress;
-mod rate_limit;
-mod recurring;
-mod retention;
+mod query;
 mod schedule;
-mod shutdown;
-mod unique;
-mod worker;
+mod status;
+
+mod store;
+
+mod runtime;
+
+mod api;
 
 #[cfg(feature = "node")]
 mod node;
 
+pub use api::Monque;
 pub use backoff::Backoff;
-pub use client::Monque;
-pub use enqueue::{BatchResult, EnqueueOptions, NewJob};
 pub use error::{Error, Result};
 pub use events::Event;
-pub use flows::MAX_DEPENDENCIES;
 pub use handler::{
     AbortReason, AbortSignal, Handler, HandlerError, JobContext, Outcome, MAX_SNOOZE,
 };
-pub use job::{parse_job_id, validate_job_name, Job, JobStatus, MAX_JOB_NAME_LEN};
-pub use management::{
-    CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortOrder,
-};
+pub use job::{parse_job_id, validate_job_name, Job, MAX_JOB_NAME_LEN};
 pub use mongodb::bson::{oid::ObjectId, DateTime};
-pub use notify::NotifyMode;
-pub use options::{JobRetention, MonqueOptions, WorkerOptions, MAX_PAYLOAD_CEILING};
-pub use progress::MAX_PROGRESS_SIZE;
-pub use rate_limit::RateLimit;
-pub use recurring::{default_schedule_key, ScheduleOptions};
-pub use schedule::{parse_interval, CronSchedule, Repeat, MIN_INTERVAL};
+pub use new_job::{BatchResult, EnqueueOptions, NewJob, MAX_DEPENDENCIES};
+pub use options::{JobRetention, MonqueOptions, RateLimit, WorkerOptions, MAX_PAYLOAD_CEILING};
+pub use query::{CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortOrder};
+pub use runtime::notify::NotifyMode;
+pub use runtime::progress::MAX_PROGRESS_SIZE;
+pub use schedule::{
+    default_schedule_key, parse_interval, CronSchedule, Repeat, ScheduleOptions, MIN_INTERVAL,
+};
+pub use status::JobStatus;

@@ -177,8 +177,8 @@ pub struct WorkerOptions {
     /// reported and the run counts as a failure (retried with backoff). Default: none.
     pub timeout: Option<Duration>,
     /// At most `max` jobs of this name start per `duration`, counted across every
-    /// instance (rate_limit.rs). Default: none.
-    pub limiter: Option<crate::RateLimit>,
+    /// instance (store/rate_limits.rs). Default: none.
+    pub limiter: Option<RateLimit>,
 }
 
 impl WorkerOptions {
@@ -191,6 +191,29 @@ impl WorkerOptions {
         }
         if let Some(limit) = &self.limiter {
             limit.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// At most `max` jobs of one name start per `duration`, across all instances (a fixed
+/// window, as BullMQ's limiter). Instances' clocks should agree to well within
+/// `duration`: each compares the window start with its own clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Jobs that may start in one window.
+    pub max: u32,
+    /// Length of a window.
+    pub duration: Duration,
+}
+
+impl RateLimit {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max == 0 {
+            return Err(Error::option("limiter.max", "must be at least 1"));
+        }
+        if self.duration < Duration::from_millis(1) {
+            return Err(Error::option("limiter.duration", "must be at least 1 ms"));
         }
         Ok(())
     }

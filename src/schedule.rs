@@ -108,6 +108,24 @@ impl Repeat {
     }
 }
 
+/// Options for [`Monque::schedule`](crate::Monque::schedule) and
+/// [`Monque::every`](crate::Monque::every).
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleOptions {
+    /// IANA timezone the cron expression is read in (cron only). Default `UTC`.
+    pub timezone: Option<String>,
+    /// Tells several schedules of one job name apart. Default: `schedule:<name>`, so
+    /// scheduling a name again updates its one schedule instead of adding another.
+    pub unique_key: Option<String>,
+    /// Priority of each run. Default 0.
+    pub priority: i32,
+}
+
+/// The uniqueKey a schedule gets when none is given.
+pub fn default_schedule_key(name: &str) -> String {
+    format!("schedule:{name}")
+}
+
 /// Schedules repeat at most once a second: for anything faster, loop in a handler.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 

@@ -6,11 +6,11 @@ use mongodb::{Collection, IndexModel};
 
 /// The claim index's keys (claim.rs hints them): equality on name + status, sort by
 /// priority then nextRunAt, range on nextRunAt (equality, sort, range).
-pub(crate) fn claim_keys() -> Document {
+pub(super) fn claim_keys() -> Document {
     doc! { "name": 1, "status": 1, "priority": -1, "nextRunAt": 1 }
 }
 
-pub(crate) fn models() -> Vec<IndexModel> {
+pub(super) fn models() -> Vec<IndexModel> {
     vec![
         index(
             claim_keys(),
@@ -18,7 +18,7 @@ pub(crate) fn models() -> Vec<IndexModel> {
                 .name("monque_claim".to_owned())
                 .build(),
         ),
-        // Lease recovery (lease.rs): expired `processing` jobs. Partial, so it only
+        // Lease recovery (executions.rs): expired `processing` jobs. Partial, so it only
         // holds the few jobs running right now.
         index(
             doc! { "leaseExpiresAt": 1 },
@@ -27,7 +27,7 @@ pub(crate) fn models() -> Vec<IndexModel> {
                 .partial_filter_expression(doc! { "status": "processing" })
                 .build(),
         ),
-        // Management and retention (management.rs, retention.rs): jobs by status,
+        // Management and retention (queries.rs, transitions.rs): jobs by status,
         // oldest change first; also serves the per-status counts of stats and metrics.
         index(
             doc! { "status": 1, "updatedAt": 1 },
@@ -42,7 +42,7 @@ fn index(keys: Document, options: IndexOptions) -> IndexModel {
     IndexModel::builder().keys(keys).options(options).build()
 }
 
-pub(crate) async fn ensure(coll: &Collection<Document>) -> mongodb::error::Result<()> {
+pub(super) async fn ensure(coll: &Collection<Document>) -> mongodb::error::Result<()> {
     coll.create_indexes(models()).await.map(|_| ())
     // The `<collection>_unique` locks need no index of their own: their `_id` is the key.
 }

@@ -17,9 +17,11 @@ use mongodb::options::{Hint, ReturnDocument};
 
 use futures_util::TryStreamExt;
 
-use crate::client::Inner;
+use super::documents::back_to_pending;
+use super::Store;
 use crate::error::{Error, Result};
-use crate::job::{Job, JobStatus};
+use crate::job::Job;
+use crate::status::JobStatus;
 
 /// What a claim round found.
 pub(crate) struct Claimed {
@@ -56,9 +58,9 @@ fn by_id() -> Hint {
     Hint::Name("_id_".to_owned())
 }
 
-impl Inner {
-    /// The fields a claim sets (also written by a local hand-off, handoff.rs).
-    pub(crate) fn claim_set(&self, claim_id: ObjectId, now: DateTime) -> Document {
+impl Store {
+    /// The fields a claim sets (also written by a local hand-off).
+    fn claim_set(&self, claim_id: ObjectId, now: DateTime) -> Document {
         doc! {
             "status": JobStatus::Processing.as_str(),
             "claimId": claim_id,
@@ -80,13 +82,12 @@ impl Inner {
     fn claim_hint(&self) -> Option<Hint> {
         self.hint_claims
             .load(Ordering::Relaxed)
-            .then(|| Hint::Keys(crate::indexes::claim_keys()))
+            .then(|| Hint::Keys(super::indexes::claim_keys()))
     }
 
     /// Claims up to `max` due jobs of `name`.
     #[tracing::instrument(level = "debug", skip(self), fields(instance = %self.instance_id))]
     pub(crate) async fn claim(&self, name: &str, max: usize) -> Result<Claimed> {
-        let started = std::time::Instant::now();
         let hint = self.claim_hint();
         let mut claimed = self.claim_with(name, max, hint.clone()).await;
         if hint.is_some() && claimed.as_ref().is_err_and(is_missing_hint) {
@@ -98,7 +99,6 @@ impl Inner {
             self.hint_claims.store(false, Ordering::Relaxed);
             claimed = self.claim_with(name, max, None).await;
         }
-        self.metrics.claim_took(started.elapsed());
         claimed
     }
 
@@ -185,13 +185,28 @@ impl Inner {
         }
     }
 
+    /// Inserts `doc`, a new job, already claimed by this instance under `claim_id`: a
+    /// local hand-off, which skips the claim round trip.
+    pub(crate) async fn insert_claimed(
+        &self,
+        mut doc: Document,
+        claim_id: ObjectId,
+    ) -> Result<Document> {
+        doc.extend(self.claim_set(claim_id, DateTime::now()));
+        self.coll
+            .insert_one(&doc)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(doc)
+    }
+
     /// Best effort: puts every job still held by `claim_id` back to `pending`.
     async fn unclaim(&self, claim_id: ObjectId) {
         let res = self
             .coll
             .update_many(
                 doc! { "claimId": claim_id, "status": JobStatus::Processing.as_str() },
-                crate::completer::back_to_pending(DateTime::now()),
+                back_to_pending(DateTime::now()),
             )
             .await;
         if let Err(err) = res {

@@ -16,11 +16,11 @@
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::options::{ReadPreference, SelectionCriteria};
 
-use crate::client::Inner;
+use super::Store;
 use crate::error::{Error, Result};
 use crate::job::Job;
 
-pub(crate) fn lock_id(name: &str, key: &str) -> Document {
+pub(super) fn lock_id(name: &str, key: &str) -> Document {
     doc! { "name": name, "key": key }
 }
 
@@ -40,7 +40,7 @@ fn is_dup(err: &mongodb::error::Error) -> bool {
 }
 
 /// What a lock's holder means for whoever wants the key.
-pub(crate) enum Holder {
+pub(super) enum Holder {
     /// The lock vanished: try to take it again.
     Gone,
     /// An active job holds the key.
@@ -59,7 +59,7 @@ const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(120)
 /// How many times a contended key is looked at again before giving up.
 const MAX_ATTEMPTS: usize = 8;
 
-impl Inner {
+impl Store {
     /// Inserts `job_doc` unless an active job holds its key. Returns the job that holds
     /// the key afterwards and whether it is the one just created.
     pub(crate) async fn enqueue_unique(&self, job_doc: Document) -> Result<(Job, bool)> {
@@ -88,7 +88,7 @@ impl Inner {
 
     /// Looks at the job holding `lock`. `Some` is the final answer; `None` means the lock
     /// was stale or vanished and taking it should be tried again.
-    pub(crate) async fn resolve_holder(
+    async fn resolve_holder(
         &self,
         lock: &Document,
         job_doc: &Document,
@@ -117,7 +117,7 @@ impl Inner {
     }
 
     /// Who holds `lock`, and whether that still counts.
-    pub(crate) async fn lock_holder(&self, lock: &Document) -> Result<Holder> {
+    pub(super) async fn lock_holder(&self, lock: &Document) -> Result<Holder> {
         let Some(current) = self
             .locks
             .find_one(doc! { "_id": lock })
@@ -161,7 +161,7 @@ impl Inner {
     }
 
     /// Deletes `lock` if it still names `holder`.
-    pub(crate) async fn drop_lock(&self, lock: &Document, holder: ObjectId) -> Result<()> {
+    pub(super) async fn drop_lock(&self, lock: &Document, holder: ObjectId) -> Result<()> {
         self.locks
             .delete_one(doc! { "_id": lock, "jobId": holder })
             .await

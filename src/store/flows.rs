@@ -9,17 +9,15 @@
 //! first, one that ends after it by the second.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::{ReadPreference, ReturnDocument, SelectionCriteria};
 
-use crate::client::Inner;
-use crate::enqueue::EnqueueOptions;
+use super::Store;
 use crate::error::{Error, Result};
-use crate::events::Event;
-use crate::job::{Job, JobStatus};
+use crate::job::Job;
+use crate::status::JobStatus;
 
 /// Whether a job may move on is decided on what the primary has: a stale secondary
 /// read could leave a job waiting for a dependency that already ended.
@@ -27,32 +25,8 @@ fn primary() -> SelectionCriteria {
     SelectionCriteria::ReadPreference(ReadPreference::Primary)
 }
 
-/// Waiting jobs one heartbeat re-checks at most (settle_stalled).
+/// Waiting jobs one heartbeat re-checks at most (stalled_waiting).
 const STALLED_BATCH: i64 = 100;
-
-/// Most dependencies one job may have.
-pub const MAX_DEPENDENCIES: usize = 100;
-
-/// How deep a failure travels down a flow in one go (a guard against cycles, which
-/// enqueue cannot create: a job only depends on jobs that exist before it).
-const MAX_FLOW_DEPTH: usize = 1000;
-
-/// What can be checked without I/O.
-pub(crate) fn check_dependency_options(options: &EnqueueOptions) -> Result<()> {
-    if options.depends_on.len() > MAX_DEPENDENCIES {
-        return Err(Error::option(
-            "depends_on",
-            format!("at most {MAX_DEPENDENCIES} jobs"),
-        ));
-    }
-    if options.unique_key.is_some() {
-        return Err(Error::option(
-            "depends_on",
-            "cannot be combined with a uniqueKey",
-        ));
-    }
-    Ok(())
-}
 
 /// A waiting job's id and dependencies, from a document projected to both.
 fn waiting_job(doc: &Document) -> Option<(ObjectId, Vec<ObjectId>)> {
@@ -83,10 +57,14 @@ enum Verdict {
     Broken { dependency: ObjectId, why: String },
 }
 
-impl Inner {
+impl Store {
     /// Inserts a job with dependencies as `waiting`, after checking they exist and can
-    /// complete, then settles it against their current state.
-    pub(crate) async fn enqueue_waiting(&self, doc: Document, deps: &[ObjectId]) -> Result<Job> {
+    /// complete. Returns its dependencies, each once: settle it against them next.
+    pub(crate) async fn insert_waiting(
+        &self,
+        doc: &Document,
+        deps: &[ObjectId],
+    ) -> Result<Vec<ObjectId>> {
         let unique: HashSet<ObjectId> = deps.iter().copied().collect();
         let ids: Vec<ObjectId> = unique.iter().copied().collect();
         let mut found = self
@@ -131,23 +109,11 @@ impl Inner {
                 "a dependency was deleted or made recurring meanwhile".into(),
             ));
         }
-        let id = doc
-            .get_object_id("_id")
-            .expect("built jobs have an ObjectId");
-        let name = doc.get_str("name").unwrap_or_default().to_owned();
         self.coll
-            .insert_one(&doc)
+            .insert_one(doc)
             .await
             .map_err(|e| self.db_err(e))?;
-        self.metrics.enqueued(&name, 1);
-        match self.settle(id, &ids).await? {
-            Settled::Pending(job) | Settled::Failed(job) => Ok(job),
-            Settled::Blocked => Job::from_document(doc),
-            Settled::Gone => match self.get_job(id).await? {
-                Some(job) => Ok(job),
-                None => Job::from_document(doc), // deleted by someone else meanwhile
-            },
-        }
+        Ok(ids)
     }
 
     async fn verdict(&self, deps: &[ObjectId]) -> Result<Verdict> {
@@ -193,18 +159,9 @@ impl Inner {
     }
 
     /// Moves the waiting job `id` on if its dependencies allow: to `pending` when all
-    /// completed, to `failed` when one cannot complete any more, and then fails the
-    /// jobs waiting on it too.
-    pub(crate) async fn settle(&self, id: ObjectId, deps: &[ObjectId]) -> Result<Settled> {
-        let settled = self.settle_one(id, deps).await?;
-        if let Settled::Failed(_) = settled {
-            self.fail_dependents(vec![id]).await;
-        }
-        Ok(settled)
-    }
-
-    /// `settle` without going down the flow.
-    async fn settle_one(&self, id: ObjectId, deps: &[ObjectId]) -> Result<Settled> {
+    /// completed, to `failed` when one cannot complete any more. Does not go down the
+    /// flow: that is the caller's (runtime/dependents.rs).
+    pub(crate) async fn settle_one(&self, id: ObjectId, deps: &[ObjectId]) -> Result<Settled> {
         let (status, set) = match self.verdict(deps).await? {
             Verdict::Blocked => return Ok(Settled::Blocked),
             Verdict::Ready => (JobStatus::Pending, doc! {}),
@@ -229,23 +186,18 @@ impl Inner {
             return Ok(Settled::Gone);
         };
         let job = Job::from_document(moved)?;
-        if status == JobStatus::Pending {
-            tracing::debug!(job.id = %job.id, "dependencies completed; pending");
-            self.wake_at(&job.name, job.next_run_at);
-            return Ok(Settled::Pending(job));
-        }
-        let reason = job.fail_reason.clone().unwrap_or_default();
-        tracing::info!(job.id = %job.id, %reason, "failed: a dependency cannot complete");
-        self.emit(Event::JobFailed {
-            job: Arc::new(job.clone()),
-            error: reason,
-            will_retry: false,
-        });
-        Ok(Settled::Failed(job))
+        Ok(if status == JobStatus::Pending {
+            Settled::Pending(job)
+        } else {
+            Settled::Failed(job)
+        })
     }
 
     /// The waiting jobs that depend on any of `ids`, with their dependencies.
-    async fn waiting_on(&self, ids: &[ObjectId]) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
+    pub(crate) async fn waiting_on(
+        &self,
+        ids: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
         let filter = doc! { "status": JobStatus::Waiting.as_str(), "dependsOn": { "$in": ids } };
         self.waiting_jobs(self.coll.find(filter)).await
     }
@@ -267,47 +219,6 @@ impl Inner {
         Ok(waiting)
     }
 
-    /// After job `id` completed: settles the jobs waiting on it.
-    pub(crate) async fn release_dependents(&self, id: ObjectId) {
-        let result = async {
-            for (waiting, deps) in self.waiting_on(&[id]).await? {
-                self.settle(waiting, &deps).await?;
-            }
-            Ok::<_, Error>(())
-        }
-        .await;
-        if let Err(err) = result {
-            self.report_flow_error(err);
-        }
-    }
-
-    /// After jobs `ids` ended without completing (failed, cancelled, deleted): fails
-    /// the jobs waiting on them, and the jobs waiting on those, down the flow.
-    pub(crate) async fn fail_dependents(&self, ids: Vec<ObjectId>) {
-        let result = async {
-            let mut frontier = ids;
-            for _ in 0..MAX_FLOW_DEPTH {
-                if frontier.is_empty() {
-                    break;
-                }
-                let mut next = Vec::new();
-                for (waiting, deps) in self.waiting_on(&frontier).await? {
-                    // Settling names the dependency that broke, and finds it whatever
-                    // ended it (the caller's job, or a cancel racing it).
-                    if let Settled::Failed(_) = self.settle_one(waiting, &deps).await? {
-                        next.push(waiting);
-                    }
-                }
-                frontier = next;
-            }
-            Ok::<_, Error>(())
-        }
-        .await;
-        if let Err(err) = result {
-            self.report_flow_error(err);
-        }
-    }
-
     /// Every job some waiting job depends on.
     pub(crate) async fn dependencies_of_waiting(&self) -> Result<Vec<mongodb::bson::Bson>> {
         self.coll
@@ -317,12 +228,12 @@ impl Inner {
             .map_err(|e| self.db_err(e))
     }
 
-    /// Settles waiting jobs nobody looked at for a lease duration: the process that
-    /// wrote a dependency's end may have died before it settled them, or hit an error.
-    /// Runs with the heartbeat; each pass takes the longest-untouched few.
-    pub(crate) async fn settle_stalled(&self) -> Result<usize> {
+    /// The waiting jobs nobody looked at for a lease duration, longest-untouched
+    /// first: the process that wrote a dependency's end may have died before it
+    /// settled them, or hit an error.
+    pub(crate) async fn stalled_waiting(&self) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
         let stale = DateTime::from_millis(
-            DateTime::now().timestamp_millis() - self.opts.lease_duration.as_millis() as i64,
+            DateTime::now().timestamp_millis() - self.lease_duration.as_millis() as i64,
         );
         let filter = doc! { "status": JobStatus::Waiting.as_str(), "updatedAt": { "$lt": stale } };
         let oldest = self
@@ -330,29 +241,18 @@ impl Inner {
             .find(filter)
             .sort(doc! { "updatedAt": 1 })
             .limit(STALLED_BATCH);
-        let stalled = self.waiting_jobs(oldest).await?;
-        for (id, deps) in &stalled {
-            if let Settled::Blocked = self.settle(*id, deps).await? {
-                // Still waiting (rightly): go to the back of the line.
-                self.coll
-                    .update_one(
-                        doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
-                        doc! { "$set": { "updatedAt": DateTime::now() } },
-                    )
-                    .await
-                    .map_err(|e| self.db_err(e))?;
-            }
-        }
-        Ok(stalled.len())
+        self.waiting_jobs(oldest).await
     }
 
-    fn report_flow_error(&self, err: Error) {
-        // The jobs stay `waiting`; the next dependency to end settles them again.
-        tracing::warn!(%err, "could not settle jobs waiting on a dependency");
-        self.emit(Event::JobError {
-            error: format!("could not settle jobs waiting on a dependency: {err}"),
-            code: err.code(),
-            job: None,
-        });
+    /// Sends a job that rightly waits on to the back of the stalled line.
+    pub(crate) async fn touch_waiting(&self, id: ObjectId) -> Result<()> {
+        self.coll
+            .update_one(
+                doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
+                doc! { "$set": { "updatedAt": DateTime::now() } },
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
     }
 }

@@ -1,31 +1,42 @@
-//! `Monque`: the public handle. Connects, creates indexes, enqueues, registers workers
-//! and starts / stops the background services.
+//! `Monque`: the public handle. Connects, builds the storage layer and the runtime
+//! services and wires them together (each gets only what it uses), then forwards every
+//! public call to the one service that owns it.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use crate::enqueue::{BatchResult, EnqueueOptions, NewJob};
+use super::enqueue::Enqueuer;
+use super::management::Management;
+use super::schedules::Schedules;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus};
-use crate::executor::Running;
 use crate::handler::Handler;
 use crate::job::{validate_job_name, Job};
-use crate::management::{CursorQuery, JobPage, JobQuery, JobSelector, QueueStats};
-use crate::notify::NotifyMode;
+use crate::new_job::{BatchResult, EnqueueOptions, NewJob};
 use crate::options::{MonqueOptions, WorkerOptions};
-use crate::recurring::ScheduleOptions;
-use crate::schedule::Repeat;
-use crate::worker::Worker;
+use crate::query::{CursorQuery, JobPage, JobQuery, JobSelector, QueueStats};
+use crate::runtime::completer::Completer;
+use crate::runtime::dependents::Dependents;
+use crate::runtime::doorbell::Doorbells;
+use crate::runtime::executor::Executor;
+use crate::runtime::handoff::HandOffs;
+use crate::runtime::heartbeat::Heartbeat;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::notify::{ModeCell, Notifier, NotifyMode};
+use crate::runtime::pauses::Pauses;
+use crate::runtime::progress::Progress;
+use crate::runtime::retention::Retention;
+use crate::runtime::running::Running;
+use crate::runtime::supervisor::{Background, Supervisor, SupervisorParts, WorkerDefaults};
+use crate::runtime::worker::WorkerServices;
+use crate::schedule::{Repeat, ScheduleOptions};
+use crate::store::Store;
 
 /// How far apart [`Monque::retry_jobs`] spreads a redrive by default.
 const DEFAULT_RETRY_SPREAD: Duration = Duration::from_secs(10);
@@ -33,55 +44,24 @@ const DEFAULT_RETRY_SPREAD: Duration = Duration::from_secs(10);
 /// A job queue on one MongoDB collection. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct Monque {
-    inner: Arc<Inner>,
+    inner: Arc<Services>,
 }
 
-/// State shared by the handle and every background task.
-pub(crate) struct Inner {
-    pub(crate) db: Database,
-    pub(crate) coll: Collection<Document>,
-    /// uniqueKey locks (unique.rs).
-    pub(crate) locks: Collection<Document>,
-    /// Pauses (pause.rs) and this instance's view of them.
-    pub(crate) pauses: Collection<Document>,
-    /// Rate-limit windows, one per limited job name (rate_limit.rs).
-    pub(crate) rate_limits: Collection<Document>,
-    pub(crate) paused: RwLock<crate::pause::Paused>,
-    pub(crate) metrics: Arc<crate::metrics::Metrics>,
-    pub(crate) opts: MonqueOptions,
-    pub(crate) instance_id: String,
-    pub(crate) events: EventBus,
-    pub(crate) workers: RwLock<HashMap<String, Arc<Worker>>>,
-    pub(crate) running: Running,
-    pub(crate) instance_slots: Option<Arc<Semaphore>>,
-    pub(crate) notify_mode: AtomicU8,
-    /// Claims name the claim index as a hint once `initialize()` created it here, until
-    /// the server says it is gone (claim.rs).
-    pub(crate) hint_claims: AtomicBool,
-    lifecycle: Mutex<Lifecycle>,
-    /// Held for the whole of `stop()`, so a second `stop()` waits for the first.
-    stopping: tokio::sync::Mutex<()>,
-}
-
-/// What `start()` set going and `stop()` must wind down.
-#[derive(Default)]
-enum Lifecycle {
-    #[default]
-    Stopped,
-    Started(Services),
-    /// `stop()` is draining: `start()` must wait for it, or it would share `running`.
-    Stopping,
-}
-
-pub(crate) struct Services {
-    /// Cancelled first on stop: no more claims.
-    pub(crate) claiming: CancellationToken,
-    /// Cancelled after the drain: heartbeats, recovery and change stream stop.
-    pub(crate) background: CancellationToken,
-    /// Aborts running handlers' signals when the shutdown timeout passes.
-    pub(crate) abort: CancellationToken,
-    pub(crate) producers: Vec<JoinHandle<()>>,
-    pub(crate) maintenance: Vec<JoinHandle<()>>,
+/// The services a handle forwards to, each owning its part of the queue.
+struct Services {
+    store: Arc<Store>,
+    events: Arc<EventBus>,
+    metrics: Arc<Metrics>,
+    running: Arc<Running>,
+    pauses: Arc<Pauses>,
+    progress: Arc<Progress>,
+    retention: Arc<Retention>,
+    supervisor: Arc<Supervisor>,
+    enqueuer: Enqueuer,
+    management: Management,
+    schedules: Schedules,
+    skip_index_creation: bool,
+    shutdown_timeout: Duration,
 }
 
 impl Monque {
@@ -114,53 +94,149 @@ impl Monque {
     /// Uses a database handle you already have. Does no I/O.
     pub fn from_database(db: Database, options: MonqueOptions) -> Result<Monque> {
         options.validate()?;
-        let instance_id = options
-            .instance_id
-            .clone()
-            .unwrap_or_else(default_instance_id);
-        let inner = Inner {
-            coll: db.collection(&options.collection_name),
-            locks: db.collection(&format!("{}_unique", options.collection_name)),
-            pauses: db.collection(&format!("{}_paused", options.collection_name)),
-            rate_limits: db.collection(&format!("{}_rate_limits", options.collection_name)),
-            paused: RwLock::default(),
-            metrics: Arc::default(),
+        let opts = options;
+        let instance_id = opts.instance_id.clone().unwrap_or_else(default_instance_id);
+        let store = Arc::new(Store::new(
             db,
-            instance_slots: options
-                .instance_concurrency
-                .map(|n| Arc::new(Semaphore::new(n))),
-            opts: options,
+            &opts.collection_name,
             instance_id,
-            events: EventBus::default(),
-            workers: RwLock::default(),
-            running: Running::default(),
-            notify_mode: AtomicU8::new(NotifyMode::Off as u8),
-            hint_claims: AtomicBool::new(false),
-            lifecycle: Mutex::default(),
-            stopping: tokio::sync::Mutex::new(()),
+            opts.lease_duration,
+            opts.server_selection_timeout,
+        ));
+        let events = Arc::new(EventBus::default());
+        let metrics = Arc::new(Metrics::default());
+        {
+            let metrics = metrics.clone();
+            events.subscribe(Arc::new(move |event| metrics.record(event)));
+        }
+        let running = Arc::new(Running::default());
+        let doorbells = Arc::new(Doorbells::default());
+        let pauses = Arc::new(Pauses::new(store.clone(), doorbells.clone()));
+        let dependents = Arc::new(Dependents::new(
+            store.clone(),
+            events.clone(),
+            doorbells.clone(),
+        ));
+        let completer = Arc::new(Completer::new(
+            store.clone(),
+            events.clone(),
+            dependents.clone(),
+            doorbells.clone(),
+            opts.backoff,
+            opts.max_result_size,
+        ));
+        let progress = Arc::new(Progress::new(store.clone(), events.clone()));
+        let executor = Arc::new(Executor::new(
+            running.clone(),
+            completer,
+            events.clone(),
+            progress.clone(),
+        ));
+        let retention = Arc::new(Retention::new(
+            store.clone(),
+            events.clone(),
+            opts.job_retention,
+            opts.retention_interval,
+        ));
+        let mode = Arc::new(ModeCell::default());
+        let background = Background {
+            heartbeat: Arc::new(Heartbeat {
+                store: store.clone(),
+                running: running.clone(),
+                events: events.clone(),
+                pauses: pauses.clone(),
+                doorbells: doorbells.clone(),
+                dependents: dependents.clone(),
+                interval: opts.heartbeat_interval,
+            }),
+            notifier: opts.change_streams.then(|| {
+                Arc::new(Notifier {
+                    store: store.clone(),
+                    doorbells: doorbells.clone(),
+                    running: running.clone(),
+                    mode: mode.clone(),
+                })
+            }),
+            retention: retention.clone(),
         };
-        let metrics = inner.metrics.clone();
-        inner
-            .events
-            .subscribe(Arc::new(move |event| metrics.record(event)));
+        let supervisor = Arc::new(Supervisor::new(SupervisorParts {
+            defaults: WorkerDefaults {
+                concurrency: opts.worker_concurrency,
+                max_retries: opts.max_retries,
+                instance_slots: opts
+                    .instance_concurrency
+                    .map(|n| Arc::new(Semaphore::new(n))),
+            },
+            worker_services: Arc::new(WorkerServices {
+                store: store.clone(),
+                executor: executor.clone(),
+                pauses: pauses.clone(),
+                events: events.clone(),
+                metrics: metrics.clone(),
+                claim_batch: opts.claim_batch,
+                poll_interval: opts.poll_interval,
+            }),
+            background,
+            hand_offs: Arc::new(HandOffs::new(store.clone(), running.clone(), executor)),
+            doorbells: doorbells.clone(),
+            pauses: pauses.clone(),
+            running: running.clone(),
+            store: store.clone(),
+            events: events.clone(),
+            mode,
+        }));
+        let services = Services {
+            enqueuer: Enqueuer {
+                store: store.clone(),
+                supervisor: supervisor.clone(),
+                dependents: dependents.clone(),
+                doorbells: doorbells.clone(),
+                metrics: metrics.clone(),
+                max_payload_size: opts.max_payload_size,
+            },
+            management: Management {
+                store: store.clone(),
+                events: events.clone(),
+                running: running.clone(),
+                dependents,
+                doorbells: doorbells.clone(),
+                pauses: pauses.clone(),
+            },
+            schedules: Schedules {
+                store: store.clone(),
+                doorbells,
+                metrics: metrics.clone(),
+                max_payload_size: opts.max_payload_size,
+            },
+            store,
+            events,
+            metrics,
+            running,
+            pauses,
+            progress,
+            retention,
+            supervisor,
+            skip_index_creation: opts.skip_index_creation,
+            shutdown_timeout: opts.shutdown_timeout,
+        };
         Ok(Monque {
-            inner: Arc::new(inner),
+            inner: Arc::new(services),
         })
     }
 
     /// Creates the indexes and puts back jobs whose lease expired while nothing ran.
     /// Idempotent: call it on every start.
     pub async fn initialize(&self) -> Result<()> {
-        if !self.inner.opts.skip_index_creation {
-            crate::indexes::ensure(&self.inner.coll)
-                .await
-                .map_err(|e| self.inner.db_err(e))?;
-            self.inner.hint_claims.store(true, Ordering::Relaxed);
+        let inner = &self.inner;
+        if !inner.skip_index_creation {
+            inner.store.ensure_indexes().await?;
         }
-        self.inner.refresh_pauses().await?;
-        let recovered = self.inner.recover_expired().await?;
+        inner.pauses.refresh().await?;
+        let recovered = inner.store.recover_expired().await?;
         if recovered > 0 {
-            self.inner.emit(Event::StaleRecovered { count: recovered });
+            inner
+                .events
+                .emit(Event::StaleRecovered { count: recovered });
         }
         Ok(())
     }
@@ -174,7 +250,8 @@ impl Monque {
     ) -> Result<Job> {
         let data = serde_json::to_value(data).map_err(|e| Error::InvalidData(e.to_string()))?;
         self.inner
-            .enqueue_one(NewJob {
+            .enqueuer
+            .enqueue(NewJob {
                 name: name.to_owned(),
                 data,
                 options,
@@ -184,7 +261,7 @@ impl Monque {
 
     /// Enqueues an already-built [`NewJob`].
     pub async fn enqueue_job(&self, job: NewJob) -> Result<Job> {
-        self.inner.enqueue_one(job).await
+        self.inner.enqueuer.enqueue(job).await
     }
 
     /// Enqueues a job to run as soon as a worker is free.
@@ -198,7 +275,7 @@ impl Monque {
         if jobs.is_empty() {
             return Ok(BatchResult::default());
         }
-        self.inner.enqueue_batch(jobs).await
+        self.inner.enqueuer.enqueue_many(jobs).await
     }
 
     /// Runs `name` on a cron schedule: 5 fields (`*/5 * * * *`), 6 with seconds, 7 with
@@ -218,7 +295,8 @@ impl Monque {
         let repeat = Repeat::cron(cron, options.timezone.as_deref())?;
         let data = serde_json::to_value(data).map_err(|e| Error::InvalidData(e.to_string()))?;
         self.inner
-            .upsert_schedule(name, data, repeat, options)
+            .schedules
+            .upsert(name, data, repeat, options)
             .await
     }
 
@@ -243,7 +321,8 @@ impl Monque {
         let repeat = Repeat::every(interval)?;
         let data = serde_json::to_value(data).map_err(|e| Error::InvalidData(e.to_string()))?;
         self.inner
-            .upsert_schedule(name, data, repeat, options)
+            .schedules
+            .upsert(name, data, repeat, options)
             .await
     }
 
@@ -251,34 +330,34 @@ impl Monque {
     /// [`ScheduleOptions`]). A pending run is cancelled; a running one finishes and is
     /// not rescheduled. False if there was no such schedule.
     pub async fn unschedule(&self, name: &str, unique_key: Option<&str>) -> Result<bool> {
-        self.inner.remove_schedule(name, unique_key).await
+        self.inner.schedules.remove(name, unique_key).await
     }
 
     /// The active schedules (recurring jobs), soonest first; of every name or of `name`.
     pub async fn schedules(&self, name: Option<&str>) -> Result<Vec<Job>> {
-        self.inner.list_schedules(name).await
+        self.inner.schedules.list(name).await
     }
 
     /// The job with this id, if any.
     pub async fn get_job(&self, id: ObjectId) -> Result<Option<Job>> {
-        self.inner.get_job(id).await
+        self.inner.management.get_job(id).await
     }
 
     /// Jobs matching `query.selector`, oldest first, `skip` / `limit` paged.
     pub async fn get_jobs(&self, query: JobQuery) -> Result<Vec<Job>> {
-        self.inner.get_jobs(query).await
+        self.inner.management.get_jobs(query).await
     }
 
     /// One page of a keyset-paginated listing: stable in both directions while jobs
     /// are added or removed, and as fast deep in the listing as at its start.
     pub async fn get_jobs_with_cursor(&self, query: CursorQuery) -> Result<JobPage> {
-        self.inner.get_jobs_page(query).await
+        self.inner.management.get_jobs_page(query).await
     }
 
     /// Jobs per status, and the mean processing time of completed jobs; of all names
     /// or of `name`.
     pub async fn queue_stats(&self, name: Option<&str>) -> Result<QueueStats> {
-        self.inner.queue_stats(name).await
+        self.inner.management.queue_stats(name).await
     }
 
     /// Cancels a `pending` or `processing` job (`INVALID_TRANSITION` otherwise) and frees
@@ -286,32 +365,32 @@ impl Monque {
     /// aborts with [`AbortReason::Cancelled`](crate::AbortReason::Cancelled): here at
     /// once, in another process on its change stream or its next heartbeat.
     pub async fn cancel_job(&self, id: ObjectId) -> Result<Job> {
-        self.inner.cancel_job(id).await
+        self.inner.management.cancel_job(id).await
     }
 
     /// Puts a `failed` or `cancelled` job back to `pending`, due now, `fail_count` 0.
     pub async fn retry_job(&self, id: ObjectId) -> Result<Job> {
-        self.inner.retry_job(id).await
+        self.inner.management.retry_job(id).await
     }
 
     /// Gives a `pending` job a new run time.
     pub async fn reschedule_job(&self, id: ObjectId, run_at: DateTime) -> Result<Job> {
-        self.inner.reschedule_job(id, run_at).await
+        self.inner.management.reschedule_job(id, run_at).await
     }
 
     /// Gives a `pending` job a new priority.
     pub async fn set_job_priority(&self, id: ObjectId, priority: i32) -> Result<Job> {
-        self.inner.set_job_priority(id, priority).await
+        self.inner.management.set_job_priority(id, priority).await
     }
 
     /// Deletes a job that is not `processing`. False if there was none.
     pub async fn delete_job(&self, id: ObjectId) -> Result<bool> {
-        self.inner.delete_job(id).await
+        self.inner.management.delete_job(id).await
     }
 
     /// Cancels the `pending` jobs `selector` matches. An empty selector is refused.
     pub async fn cancel_jobs(&self, selector: &JobSelector) -> Result<u64> {
-        self.inner.cancel_jobs(selector).await
+        self.inner.management.cancel_jobs(selector).await
     }
 
     /// Retries the `failed` / `cancelled` jobs `selector` matches, their run times
@@ -322,40 +401,44 @@ impl Monque {
         spread: Option<Duration>,
     ) -> Result<u64> {
         self.inner
+            .management
             .retry_jobs(selector, spread.unwrap_or(DEFAULT_RETRY_SPREAD))
             .await
     }
 
     /// Deletes the jobs `selector` matches, except running ones.
     pub async fn delete_jobs(&self, selector: &JobSelector) -> Result<u64> {
-        self.inner.delete_jobs(selector).await
+        self.inner.management.delete_jobs(selector).await
     }
 
     /// Stops claiming jobs of `name` (or of every name) on every instance: this one at
     /// once, others within a `heartbeat_interval`. Running jobs finish.
     pub async fn pause(&self, name: Option<&str>) -> Result<()> {
-        self.inner.pause(name).await
+        self.inner.management.pause(name).await
     }
 
     /// Undoes [`pause`](Self::pause) for `name` (or the queue-wide pause).
     pub async fn resume(&self, name: Option<&str>) -> Result<()> {
-        self.inner.resume(name).await
+        self.inner.management.resume(name).await
     }
 
     /// Whether `name` is paused, by its own pause or the queue-wide one.
     pub async fn is_paused(&self, name: Option<&str>) -> Result<bool> {
-        self.inner.is_paused(name).await
+        self.inner.store.is_paused(name).await
     }
 
     /// Deletes the jobs past `job_retention` now (started instances also do it every
     /// `retention_interval`). Returns how many.
     pub async fn purge_expired(&self) -> Result<u64> {
-        self.inner.sweep_expired().await
+        self.inner.retention.sweep().await
     }
 
     /// Metrics in the Prometheus text format.
     pub async fn metrics(&self) -> Result<String> {
-        self.inner.render_metrics().await
+        self.inner
+            .metrics
+            .render(&self.inner.store, self.inner.running.snapshot().len())
+            .await
     }
 
     /// Registers the handler for jobs named `name`. If the queue is started, the worker
@@ -378,25 +461,7 @@ impl Monque {
     ) -> Result<()> {
         validate_job_name(name)?;
         options.validate()?;
-        let inner = &self.inner;
-        let worker = Arc::new(Worker::new(name, handler, &options, &inner.opts));
-        let previous = {
-            let mut workers = inner.workers.write().expect("workers lock");
-            if workers.contains_key(name) && !options.replace {
-                return Err(Error::WorkerExists(name.to_owned()));
-            }
-            workers.insert(name.to_owned(), worker.clone())
-        };
-        if let Some(old) = previous {
-            old.retire();
-        }
-        if let Lifecycle::Started(services) = &mut *inner.lifecycle.lock().expect("lifecycle lock")
-        {
-            services
-                .producers
-                .push(worker.spawn(inner.clone(), services));
-        }
-        Ok(())
+        self.inner.supervisor.register(name, handler, &options)
     }
 
     /// Stores `value` (a number or small JSON, at most [`MAX_PROGRESS_SIZE`](crate::MAX_PROGRESS_SIZE)
@@ -409,7 +474,7 @@ impl Monque {
         claim_id: ObjectId,
         value: serde_json::Value,
     ) -> Result<bool> {
-        self.inner.update_progress(id, claim_id, value).await
+        self.inner.progress.update(id, claim_id, value).await
     }
 
     /// Calls `listener` for every event. See [`Event`].
@@ -420,174 +485,39 @@ impl Monque {
     /// Starts the workers and the background services (heartbeats, lease recovery,
     /// change-stream wake-ups). Calling it while started does nothing.
     pub fn start(&self) -> Result<()> {
-        let inner = &self.inner;
-        let mut lifecycle = inner.lifecycle.lock().expect("lifecycle lock");
-        match *lifecycle {
-            Lifecycle::Started(_) => return Ok(()),
-            Lifecycle::Stopping => {
-                return Err(Error::InvalidState(
-                    "stop() is still running; await it before start()",
-                ))
-            }
-            Lifecycle::Stopped => {}
-        }
-        let mut services = Services {
-            claiming: CancellationToken::new(),
-            background: CancellationToken::new(),
-            abort: CancellationToken::new(),
-            producers: Vec::new(),
-            maintenance: Vec::new(),
-        };
-        inner
-            .notify_mode
-            .store(NotifyMode::Polling as u8, Ordering::Relaxed);
-        let workers: Vec<_> = inner
-            .workers
-            .read()
-            .expect("workers lock")
-            .values()
-            .cloned()
-            .collect();
-        for worker in &workers {
-            services
-                .producers
-                .push(worker.spawn(inner.clone(), &services));
-        }
-        let background = services.background.clone();
-        services.maintenance.push(tokio::spawn(crate::lease::run(
-            inner.clone(),
-            background.clone(),
-        )));
-        if inner.opts.job_retention.is_set() {
-            services
-                .maintenance
-                .push(tokio::spawn(crate::retention::run(
-                    inner.clone(),
-                    background.clone(),
-                )));
-        }
-        if inner.opts.change_streams {
-            services.maintenance.push(tokio::spawn(crate::notify::watch(
-                inner.clone(),
-                background,
-            )));
-        }
-        *lifecycle = Lifecycle::Started(services);
-        tracing::info!(instance = %inner.instance_id, workers = workers.len(), "monque started");
-        Ok(())
+        self.inner.supervisor.start()
     }
 
     /// Stops claiming at once, waits up to `timeout` (default `shutdown_timeout`) for
     /// running handlers, then aborts their signals and hands every unfinished job back
     /// to `pending`. Returns how many jobs were handed back.
     pub async fn stop(&self, timeout: Option<Duration>) -> Result<u64> {
-        let _one_at_a_time = self.inner.stopping.lock().await;
-        let services = {
-            let mut lifecycle = self.inner.lifecycle.lock().expect("lifecycle lock");
-            match std::mem::replace(&mut *lifecycle, Lifecycle::Stopping) {
-                Lifecycle::Started(services) => services,
-                other => {
-                    *lifecycle = other;
-                    return Ok(0);
-                }
-            }
-        };
-        let timeout = timeout.unwrap_or(self.inner.opts.shutdown_timeout);
-        let released = crate::shutdown::run(&self.inner, services, timeout).await;
-        *self.inner.lifecycle.lock().expect("lifecycle lock") = Lifecycle::Stopped;
-        released
+        let timeout = timeout.unwrap_or(self.inner.shutdown_timeout);
+        self.inner.supervisor.stop(timeout).await
     }
 
     /// True when the queue is started and the server answered a ping.
     pub async fn is_healthy(&self) -> bool {
-        let started = matches!(
-            *self.inner.lifecycle.lock().expect("lifecycle lock"),
-            Lifecycle::Started(_)
-        );
-        started && self.ping().await.is_ok()
+        self.inner.supervisor.is_started() && self.ping().await.is_ok()
     }
 
     /// How idle workers learn of new jobs right now.
     pub fn notify_mode(&self) -> NotifyMode {
-        NotifyMode::from_u8(self.inner.notify_mode.load(Ordering::Relaxed))
+        self.inner.supervisor.notify_mode()
     }
 
     /// This instance's `claimedBy` value.
     pub fn instance_id(&self) -> &str {
-        &self.inner.instance_id
+        self.inner.store.instance_id()
     }
 
     /// The jobs collection, for your own queries.
     pub fn collection(&self) -> &Collection<Document> {
-        &self.inner.coll
+        self.inner.store.jobs()
     }
 
     async fn ping(&self) -> Result<()> {
-        self.inner
-            .db
-            .run_command(doc! { "ping": 1 })
-            .await
-            .map_err(|e| self.inner.db_err(e))?;
-        Ok(())
-    }
-}
-
-impl Inner {
-    pub(crate) fn db_err(&self, err: mongodb::error::Error) -> Error {
-        Error::from_driver(err, self.opts.server_selection_timeout)
-    }
-
-    /// When a lease taken or renewed at `now` expires.
-    pub(crate) fn lease_until(&self, now: DateTime) -> DateTime {
-        DateTime::from_millis(now.timestamp_millis() + self.opts.lease_duration.as_millis() as i64)
-    }
-
-    pub(crate) fn emit(&self, event: Event) {
-        self.events.emit(event);
-    }
-
-    /// Reports `err` as `job:error`, with its code and the job concerned, if any.
-    pub(crate) fn emit_error(&self, err: &Error, job: Option<Arc<Job>>) {
-        self.emit(Event::JobError {
-            error: err.to_string(),
-            code: err.code(),
-            job,
-        });
-    }
-
-    /// The `claiming` and `abort` tokens while started.
-    pub(crate) fn started_tokens(&self) -> Option<(CancellationToken, CancellationToken)> {
-        match &*self.lifecycle.lock().expect("lifecycle lock") {
-            Lifecycle::Started(services) => {
-                Some((services.claiming.clone(), services.abort.clone()))
-            }
-            _ => None,
-        }
-    }
-
-    /// Wakes the local worker for `name`, if there is one.
-    pub(crate) fn wake(&self, name: &str) {
-        if let Some(worker) = self.workers.read().expect("workers lock").get(name) {
-            worker.wake();
-        }
-    }
-
-    /// Wakes the local worker for `name` when a job falls due at `at`.
-    pub(crate) fn wake_at(&self, name: &str, at: DateTime) {
-        let wait = at.timestamp_millis() - DateTime::now().timestamp_millis();
-        if let Some(worker) = self.workers.read().expect("workers lock").get(name) {
-            if wait <= 0 {
-                worker.wake();
-            } else {
-                worker.wake_at(tokio::time::Instant::now() + Duration::from_millis(wait as u64));
-            }
-        }
-    }
-
-    pub(crate) fn wake_all(&self) {
-        for worker in self.workers.read().expect("workers lock").values() {
-            worker.wake();
-        }
+        self.inner.store.ping().await
     }
 }
 

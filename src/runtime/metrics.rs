@@ -8,12 +8,9 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
-use mongodb::bson::{doc, Bson, Document};
-
-use crate::client::Inner;
 use crate::error::Result;
 use crate::events::Event;
+use crate::store::{Depth, Store};
 
 /// Upper bounds of the histogram buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -75,9 +72,6 @@ struct PerName {
     duration: Histogram,
 }
 
-/// Queue depth rows: (name, status, count).
-type Depth = Vec<(String, String, u64)>;
-
 /// A counter's name, help text and how to read it from a name's numbers.
 type Counter = (&'static str, &'static str, fn(&PerName) -> u64);
 
@@ -134,65 +128,26 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-impl Inner {
+impl Metrics {
     /// Queue depth per (name, status), from the cache when fresh enough.
-    async fn queue_depth(&self) -> Result<Depth> {
-        let mut cache = self.metrics.depth.lock().await;
+    async fn queue_depth(&self, store: &Store) -> Result<Depth> {
+        let mut cache = self.depth.lock().await;
         if let Some((at, depth)) = cache.as_ref() {
             if at.elapsed() < DEPTH_MAX_AGE {
                 return Ok(depth.clone());
             }
         }
-        let groups: Vec<Document> = self
-            .coll
-            .aggregate([
-                doc! { "$group": { "_id": { "name": "$name", "status": "$status" }, "count": { "$sum": 1 } } },
-            ])
-            .await
-            .map_err(|e| self.db_err(e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.db_err(e))?;
-        let mut depth: Depth = groups
-            .iter()
-            .filter_map(|g| {
-                let id = g.get_document("_id").ok()?;
-                let count = match g.get("count")? {
-                    Bson::Int32(n) => *n as u64,
-                    Bson::Int64(n) => *n as u64,
-                    Bson::Double(n) => *n as u64,
-                    _ => return None,
-                };
-                Some((
-                    id.get_str("name").ok()?.to_owned(),
-                    id.get_str("status").ok()?.to_owned(),
-                    count,
-                ))
-            })
-            .collect();
-        // Every status of every name seen, zeros included, so no series goes stale.
-        let names: std::collections::BTreeSet<String> =
-            depth.iter().map(|(n, _, _)| n.clone()).collect();
-        for name in names {
-            for status in crate::job::JobStatus::ALL {
-                if !depth
-                    .iter()
-                    .any(|(n, s, _)| *n == name && s == status.as_str())
-                {
-                    depth.push((name.clone(), status.as_str().to_owned(), 0));
-                }
-            }
-        }
-        depth.sort();
+        let depth = store.queue_depth().await?;
         *cache = Some((Instant::now(), depth.clone()));
         Ok(depth)
     }
 
     /// The metrics in Prometheus text exposition format (version 0.0.4).
-    pub(crate) async fn render_metrics(&self) -> Result<String> {
-        let depth = self.queue_depth().await?;
-        let per_name = self.metrics.per_name.lock().expect("metrics lock").clone();
-        let claim = self.metrics.claim.lock().expect("metrics lock").clone();
+    /// `active` is how many jobs run on this instance now.
+    pub(crate) async fn render(&self, store: &Store, active: usize) -> Result<String> {
+        let depth = self.queue_depth(store).await?;
+        let per_name = self.per_name.lock().expect("metrics lock").clone();
+        let claim = self.claim.lock().expect("metrics lock").clone();
         let mut out = String::new();
         let counters: [Counter; 5] = [
             (
@@ -242,7 +197,7 @@ impl Inner {
         let _ = writeln!(
             out,
             "# HELP monque_active_jobs Jobs running on this instance now.\n# TYPE monque_active_jobs gauge\nmonque_active_jobs {}",
-            self.running.snapshot().len()
+            active
         );
         let _ = writeln!(
             out,

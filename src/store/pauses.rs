@@ -1,23 +1,34 @@
-//! Pausing: a paused job name (or the whole queue) claims nothing, on every instance.
-//! Pauses are documents in `<collection>_paused`, so they survive restarts and every
-//! instance obeys: each one applies its own pause/resume at once and re-reads the
-//! collection every heartbeat for the others'. Jobs already running finish normally.
+//! Pauses: one document per paused job name (or the whole queue) in
+//! `<collection>_paused`, so they survive restarts and every instance obeys them.
 
 use std::collections::HashSet;
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 
-use crate::client::Inner;
+use super::Store;
 use crate::error::Result;
-use crate::events::Event;
 use crate::job::validate_job_name;
 
-/// What this instance believes is paused.
+/// What is paused, as stored.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Paused {
-    all: bool,
-    names: HashSet<String>,
+    /// The whole queue.
+    pub(crate) all: bool,
+    /// These names.
+    pub(crate) names: HashSet<String>,
+}
+
+impl Paused {
+    /// Whether jobs of `name` may not be claimed.
+    pub(crate) fn covers(&self, name: &str) -> bool {
+        self.all || self.names.contains(name)
+    }
+
+    /// Whether something paused in `self` is not in `now` any more.
+    pub(crate) fn resumed_in(&self, now: &Paused) -> bool {
+        (self.all && !now.all) || self.names.difference(&now.names).next().is_some()
+    }
 }
 
 const ALL: &str = "all";
@@ -29,12 +40,8 @@ fn pause_id(name: Option<&str>) -> String {
     }
 }
 
-impl Inner {
-    pub(crate) fn is_paused_here(&self, name: &str) -> bool {
-        let paused = self.paused.read().expect("paused lock");
-        paused.all || paused.names.contains(name)
-    }
-
+impl Store {
+    /// Pauses `name`, or the whole queue.
     pub(crate) async fn pause(&self, name: Option<&str>) -> Result<()> {
         if let Some(name) = name {
             validate_job_name(name)?;
@@ -47,15 +54,10 @@ impl Inner {
             .upsert(true)
             .await
             .map_err(|e| self.db_err(e))?;
-        self.refresh_pauses().await?;
-        tracing::info!(name, "paused");
-        self.emit(Event::QueuePaused {
-            name: name.map(str::to_owned),
-            paused: true,
-        });
         Ok(())
     }
 
+    /// Undoes [`pause`](Self::pause) for `name` (or the queue-wide pause).
     pub(crate) async fn resume(&self, name: Option<&str>) -> Result<()> {
         if let Some(name) = name {
             validate_job_name(name)?;
@@ -64,12 +66,6 @@ impl Inner {
             .delete_one(doc! { "_id": pause_id(name) })
             .await
             .map_err(|e| self.db_err(e))?;
-        self.refresh_pauses().await?;
-        tracing::info!(name, "resumed");
-        self.emit(Event::QueuePaused {
-            name: name.map(str::to_owned),
-            paused: false,
-        });
         Ok(())
     }
 
@@ -88,8 +84,8 @@ impl Inner {
         Ok(found.is_some())
     }
 
-    /// Re-reads the pauses; wakes the workers when something was resumed.
-    pub(crate) async fn refresh_pauses(&self) -> Result<()> {
+    /// Everything paused now.
+    pub(crate) async fn read_pauses(&self) -> Result<Paused> {
         let docs: Vec<Document> = self
             .pauses
             .find(doc! {})
@@ -98,28 +94,18 @@ impl Inner {
             .try_collect()
             .await
             .map_err(|e| self.db_err(e))?;
-        let mut now = Paused::default();
+        let mut paused = Paused::default();
         for d in docs {
             match d.get_str("_id") {
-                Ok(ALL) => now.all = true,
+                Ok(ALL) => paused.all = true,
                 Ok(id) => {
                     if let Some(name) = id.strip_prefix("name:") {
-                        now.names.insert(name.to_owned());
+                        paused.names.insert(name.to_owned());
                     }
                 }
                 Err(_) => {}
             }
         }
-        let resumed = {
-            let mut paused = self.paused.write().expect("paused lock");
-            let resumed =
-                (paused.all && !now.all) || paused.names.difference(&now.names).next().is_some();
-            *paused = now;
-            resumed
-        };
-        if resumed {
-            self.wake_all();
-        }
-        Ok(())
+        Ok(paused)
     }
 }

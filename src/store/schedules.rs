@@ -1,49 +1,43 @@
 //! Recurring jobs. A schedule is one job document with a `repeat` field: after each
-//! run the completer puts it back to `pending` at its next occurrence (completer.rs), so
-//! it never leaves the active set and keeps its uniqueKey lock (unique.rs). That lock
-//! is what makes `schedule()` idempotent across restarts and racing processes: one
-//! document per `(name, uniqueKey)`, whoever calls first creates it, later calls find
-//! it and update it in place.
+//! run it goes back to `pending` at its next occurrence (outcome.rs), so it never leaves
+//! the active set and keeps its uniqueKey lock (unique.rs). That lock is what makes
+//! `schedule()` idempotent across restarts and racing processes: one document per
+//! `(name, uniqueKey)`, whoever calls first creates it, later calls find it and update
+//! it in place.
 
 use mongodb::bson::{self, doc, DateTime};
 
-use crate::client::Inner;
-use crate::enqueue::{build, EnqueueOptions, NewJob};
+use super::documents::{cancel_update, new_job_document};
+use super::Store;
 use crate::error::{Error, Result};
-use crate::job::{validate_job_name, Job, JobStatus};
-use crate::management::cancel_update;
-use crate::schedule::Repeat;
+use crate::job::{validate_job_name, Job};
+use crate::new_job::{EnqueueOptions, NewJob};
+use crate::schedule::{default_schedule_key, Repeat, ScheduleOptions};
+use crate::status::JobStatus;
 
-/// Options for [`Monque::schedule`](crate::Monque::schedule) and
-/// [`Monque::every`](crate::Monque::every).
-#[derive(Debug, Clone, Default)]
-pub struct ScheduleOptions {
-    /// IANA timezone the cron expression is read in (cron only). Default `UTC`.
-    pub timezone: Option<String>,
-    /// Tells several schedules of one job name apart. Default: `schedule:<name>`, so
-    /// scheduling a name again updates its one schedule instead of adding another.
-    pub unique_key: Option<String>,
-    /// Priority of each run. Default 0.
-    pub priority: i32,
-}
-
-/// The uniqueKey a schedule gets when none is given.
-pub fn default_schedule_key(name: &str) -> String {
-    format!("schedule:{name}")
+/// What `upsert_schedule` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upserted {
+    Created,
+    Updated,
+    /// The schedule was as asked already.
+    Unchanged,
 }
 
 /// How many times a schedule that changes state under us is looked at again.
 const MAX_ATTEMPTS: usize = 8;
 
-impl Inner {
+impl Store {
     /// Creates the schedule, or updates the one with the same `(name, uniqueKey)`.
+    /// Returns the schedule and what was done to it.
     pub(crate) async fn upsert_schedule(
         &self,
         name: &str,
         data: serde_json::Value,
         repeat: Repeat,
         options: ScheduleOptions,
-    ) -> Result<Job> {
+        max_payload_size: usize,
+    ) -> Result<(Job, Upserted)> {
         let now = DateTime::now();
         let first = repeat.first_run(now)?.ok_or_else(|| Error::InvalidCron {
             expression: format!("{repeat:?}"),
@@ -63,7 +57,7 @@ impl Inner {
                 depends_on: Vec::new(),
             },
         };
-        let mut job_doc = build(self, &new_job, now)?;
+        let mut job_doc = new_job_document(&new_job, max_payload_size, now)?;
         let repeat_bson = bson::to_bson(&repeat).map_err(|e| Error::InvalidData(e.to_string()))?;
         job_doc.insert("repeat", repeat_bson.clone());
         job_doc.insert("occurrenceAt", first);
@@ -72,9 +66,7 @@ impl Inner {
             let (holder, created) = self.enqueue_unique(job_doc.clone()).await?;
             if created {
                 tracing::info!(job.id = %holder.id, name, "schedule created");
-                self.metrics.enqueued(name, 1);
-                self.wake_at(name, holder.next_run_at);
-                return Ok(holder);
+                return Ok((holder, Upserted::Created));
             }
             if holder.has_dependents && holder.repeat.is_none() {
                 // A recurring job never completes: its dependents would wait forever.
@@ -86,7 +78,7 @@ impl Inner {
             let timing_changed = holder.repeat.as_ref() != Some(&repeat);
             if !timing_changed && holder.data == new_job.data && holder.priority == options.priority
             {
-                return Ok(holder);
+                return Ok((holder, Upserted::Unchanged));
             }
             // Update in place. A pending run moves to the new timing; a running one keeps
             // going and its completion reads the new schedule (completer.rs). Unchanged
@@ -113,8 +105,7 @@ impl Inner {
             if let Some(updated) = updated {
                 let job = Job::from_document(updated)?;
                 tracing::info!(job.id = %job.id, name, "schedule updated");
-                self.wake_at(name, job.next_run_at);
-                return Ok(job);
+                return Ok((job, Upserted::Updated));
             }
             // The run finished or was claimed in between: look again.
         }
@@ -178,19 +169,5 @@ impl Inner {
         Err(Error::InvalidState(
             "the schedule kept changing state; try again",
         ))
-    }
-
-    /// Active schedules, soonest first; all names, or one.
-    pub(crate) async fn list_schedules(&self, name: Option<&str>) -> Result<Vec<Job>> {
-        let mut filter = doc! {
-            "repeat": { "$exists": true },
-            "status": { "$in": [JobStatus::Pending.as_str(), JobStatus::Processing.as_str()] },
-        };
-        if let Some(name) = name {
-            validate_job_name(name)?;
-            filter.insert("name", name);
-        }
-        let found = self.coll.find(filter).sort(doc! { "nextRunAt": 1 }).await;
-        self.collect_jobs(found).await
     }
 }

@@ -1,85 +1,59 @@
 //! Runs one claimed job: calls the handler in its own task (so a panic is a failure, not
-//! a crash), then hands the outcome to the completer. Tracks what is running so the
-//! heartbeat can renew leases and shutdown can wait for, abort and hand back jobs.
+//! a crash), enforces its timeout, then hands the outcome to the completer. Every run
+//! is in the running set (running.rs) from start to end.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mongodb::bson::oid::ObjectId;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::client::Inner;
-use crate::events::Event;
-use crate::handler::{AbortReason, AbortSignal, HandlerError, JobContext};
+use super::completer::Completer;
+use super::progress::Progress;
+use super::running::Running;
+use super::slots::Slots;
+use crate::events::{Event, EventBus};
+use crate::handler::{AbortReason, AbortSignal, Handler, HandlerError, JobContext};
 use crate::job::Job;
-use crate::worker::{Slots, Worker};
 
 /// How long a timed-out Rust handler may go on after its signal aborted before its task
 /// is cancelled (long enough for the Node binding to tell JavaScript).
 const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
-/// The executions in flight on this instance, as `(job id, claim id)` pairs (a batch
-/// claim gives its jobs one claim id, so only the pair names an execution), with the
-/// signal that aborts each.
-pub(crate) struct Running {
-    jobs: Mutex<HashMap<(ObjectId, ObjectId), AbortSignal>>,
-    count: watch::Sender<usize>,
+/// A job name's handler with the settings its runs need.
+pub(crate) struct RegisteredHandler {
+    pub(crate) handler: Arc<dyn Handler>,
+    /// Failed runs retried before the job is `failed`.
+    pub(crate) max_retries: u32,
+    /// Longest a run may take, if limited (a job's own `timeout` wins).
+    pub(crate) timeout: Option<Duration>,
 }
 
-impl Default for Running {
-    fn default() -> Self {
-        Running {
-            jobs: Mutex::default(),
-            count: watch::Sender::new(0),
-        }
-    }
+pub(crate) struct Executor {
+    running: Arc<Running>,
+    completer: Arc<Completer>,
+    events: Arc<EventBus>,
+    progress: Arc<Progress>,
 }
 
-impl Running {
-    pub(crate) fn insert(&self, execution: (ObjectId, ObjectId), signal: AbortSignal) {
-        let mut jobs = self.jobs.lock().expect("running lock");
-        jobs.insert(execution, signal);
-        self.count.send_replace(jobs.len());
-    }
-
-    pub(crate) fn remove(&self, execution: &(ObjectId, ObjectId)) {
-        let mut jobs = self.jobs.lock().expect("running lock");
-        jobs.remove(execution);
-        self.count.send_replace(jobs.len());
-    }
-
-    /// `(job id, claim id)` of every execution in flight.
-    pub(crate) fn snapshot(&self) -> Vec<(ObjectId, ObjectId)> {
-        let jobs = self.jobs.lock().expect("running lock");
-        jobs.keys().copied().collect()
-    }
-
-    /// Aborts this instance's executions of job `id` because it was cancelled (a no-op
-    /// for those already aborted, whose first reason stands).
-    pub(crate) fn cancel(&self, id: ObjectId) {
-        let jobs = self.jobs.lock().expect("running lock");
-        for ((job, _), signal) in jobs.iter() {
-            if *job == id {
-                signal.cancel();
-            }
+impl Executor {
+    pub(crate) fn new(
+        running: Arc<Running>,
+        completer: Arc<Completer>,
+        events: Arc<EventBus>,
+        progress: Arc<Progress>,
+    ) -> Self {
+        Executor {
+            running,
+            completer,
+            events,
+            progress,
         }
     }
 
-    /// Waits until nothing runs; false if `timeout` passed first.
-    pub(crate) async fn wait_idle(&self, timeout: Duration) -> bool {
-        let mut rx = self.count.subscribe();
-        let idle = tokio::time::timeout(timeout, rx.wait_for(|n| *n == 0)).await;
-        idle.is_ok()
-    }
-}
-
-impl Inner {
     pub(crate) fn execute(
         self: &Arc<Self>,
-        worker: Arc<Worker>,
+        worker: Arc<RegisteredHandler>,
         job: Job,
         slots: Slots,
         abort_root: &CancellationToken,
@@ -91,7 +65,7 @@ impl Inner {
     /// Runs `job` under `signal`, which a hand-off made before the job existed.
     pub(crate) fn execute_with(
         self: &Arc<Self>,
-        worker: Arc<Worker>,
+        worker: Arc<RegisteredHandler>,
         job: Job,
         slots: Slots,
         signal: AbortSignal,
@@ -103,16 +77,16 @@ impl Inner {
         let execution = (job.id, claim_id);
         self.running.insert(execution, signal.clone());
         let span = tracing::info_span!("monque.job", job.id = %job.id, job.name = %job.name, attempt = job.fail_count + 1);
-        let inner = self.clone();
+        let exec = self.clone();
         tokio::spawn(
             async move {
                 let job = Arc::new(job);
-                inner.emit(Event::JobStarted { job: job.clone() });
+                exec.events.emit(Event::JobStarted { job: job.clone() });
                 let started = Instant::now();
                 let ctx = JobContext {
                     job: job.clone(),
                     signal: signal.clone(),
-                    queue: Arc::downgrade(&inner),
+                    progress: exec.progress.clone(),
                 };
                 // `call` itself runs inside the task too: a panic before its future
                 // exists is caught like one inside it.
@@ -148,7 +122,7 @@ impl Inner {
                         });
                         let limit = limit.unwrap_or_default().as_millis();
                         tracing::warn!(job.id = %job.id, limit_ms = limit as u64, "job timed out");
-                        inner.emit(Event::JobError {
+                        exec.events.emit(Event::JobError {
                             error: format!("job {} timed out after {limit} ms", job.id),
                             code: "JOB_TIMEOUT",
                             job: Some(job.clone()),
@@ -164,12 +138,18 @@ impl Inner {
                     }
                     reason => {
                         let shutdown = reason == Some(AbortReason::Shutdown);
-                        inner
-                            .finish(&worker, &job, outcome, started.elapsed(), shutdown)
+                        exec.completer
+                            .finish(
+                                &job,
+                                outcome,
+                                started.elapsed(),
+                                shutdown,
+                                worker.max_retries,
+                            )
                             .await
                     }
                 }
-                inner.running.remove(&execution);
+                exec.running.remove(&execution);
                 drop(slots);
             }
             .instrument(span),

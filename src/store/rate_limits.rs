@@ -2,37 +2,13 @@
 //! `duration`. One document per name in `<collection>_rate_limits` counts the starts of
 //! the current fixed window (`{ _id: name, windowStart, count }`). Before a claim, a
 //! worker takes permits from it with a guarded update (the window it read, room for
-//! what it takes), and gives back those its claim did not use.
-
-use std::time::Duration;
+//! what it takes), and gives back those its claim did not use (runtime/worker.rs).
 
 use mongodb::bson::{doc, DateTime};
 
-use crate::client::Inner;
+use super::Store;
 use crate::error::{Error, Result};
-
-/// At most `max` jobs of one name start per `duration`, across all instances (a fixed
-/// window, as BullMQ's limiter). Instances' clocks should agree to well within
-/// `duration`: each compares the window start with its own clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Jobs that may start in one window.
-    pub max: u32,
-    /// Length of a window.
-    pub duration: Duration,
-}
-
-impl RateLimit {
-    pub(crate) fn validate(&self) -> Result<()> {
-        if self.max == 0 {
-            return Err(Error::option("limiter.max", "must be at least 1"));
-        }
-        if self.duration < Duration::from_millis(1) {
-            return Err(Error::option("limiter.duration", "must be at least 1 ms"));
-        }
-        Ok(())
-    }
-}
+use crate::options::RateLimit;
 
 /// What a worker may do now.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,7 +22,7 @@ pub(crate) enum Permits {
 /// Guarded updates that lost a race are tried again this often before waiting a beat.
 const ATTEMPTS: usize = 5;
 
-impl Inner {
+impl Store {
     /// Takes up to `want` permits for `name` from the current window.
     pub(crate) async fn take_permits(
         &self,

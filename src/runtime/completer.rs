@@ -1,0 +1,221 @@
+//! The end of a run: turns a handler's outcome into a decision (complete, retry with
+//! backoff, fail, snooze, hand back), has the storage layer write it fenced by the
+//! run's claim (store/outcome.rs), then announces it, frees the uniqueKey of a job
+//! that left the active set, settles the jobs waiting on it and wakes the worker of a
+//! job due again soon.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mongodb::bson::{Bson, DateTime};
+
+use super::dependents::Dependents;
+use super::doorbell::Doorbells;
+use crate::backoff::Backoff;
+use crate::error::Result;
+use crate::events::{Event, EventBus};
+use crate::handler::{HandlerError, Outcome};
+use crate::job::Job;
+use crate::new_job::storable;
+use crate::status::JobStatus;
+use crate::store::{Completion, Failure, Store};
+
+/// Longest failReason stored; handler errors can carry huge messages.
+const MAX_FAIL_REASON: usize = 4096;
+
+pub(crate) struct Completer {
+    store: Arc<Store>,
+    events: Arc<EventBus>,
+    dependents: Arc<Dependents>,
+    doorbells: Arc<Doorbells>,
+    backoff: Backoff,
+    max_result_size: usize,
+}
+
+fn after(now: DateTime, delay: Duration) -> DateTime {
+    DateTime::from_millis(now.timestamp_millis() + delay.as_millis() as i64)
+}
+
+impl Completer {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        events: Arc<EventBus>,
+        dependents: Arc<Dependents>,
+        doorbells: Arc<Doorbells>,
+        backoff: Backoff,
+        max_result_size: usize,
+    ) -> Self {
+        Completer {
+            store,
+            events,
+            dependents,
+            doorbells,
+            backoff,
+            max_result_size,
+        }
+    }
+
+    /// Records an execution's outcome. `aborted` says the shutdown timeout already handed
+    /// the job back, in which case a fenced-off write is expected and not an error.
+    /// `max_retries` is the job's worker's.
+    pub(crate) async fn finish(
+        &self,
+        job: &Arc<Job>,
+        outcome: Outcome,
+        took: Duration,
+        aborted: bool,
+        max_retries: u32,
+    ) {
+        let written = match outcome {
+            Ok(value) => self.complete(job, took, value).await,
+            // Failing because stop() aborted it is not the job's fault: hand it back
+            // (fenced, so a no-op if the hand-back already happened).
+            Err(_) if aborted => match job.claim_id {
+                Some(claim) => self.store.release(&[(job.id, claim)]).await.map(|_| false),
+                None => Ok(false),
+            },
+            Err(err) => match err.snoozed_for() {
+                Some(delay) => self.snooze(job, delay).await,
+                None => self.fail(job, err, max_retries).await,
+            },
+        };
+        match written {
+            Ok(true) => {}
+            Ok(false) if aborted => {
+                tracing::debug!(job.id = %job.id, "result of a handed-back job discarded")
+            }
+            Ok(false) => {
+                tracing::warn!(job.id = %job.id, "lease lost before the job finished; result discarded");
+                self.events.emit(Event::JobError {
+                    error: format!(
+                        "job {} lost its lease before finishing; its result was discarded",
+                        job.id
+                    ),
+                    code: "LEASE_LOST",
+                    job: Some(job.clone()),
+                });
+            }
+            Err(err) => self.events.error(&err, Some(job.clone())),
+        }
+    }
+
+    /// A handler's result as it will be stored, or `None` (reported) when it cannot be:
+    /// larger than `max_result_size`, or with keys MongoDB would read as operators.
+    /// The job completes either way.
+    fn storable_result(
+        &self,
+        job: &Arc<Job>,
+        value: serde_json::Value,
+    ) -> Option<(Bson, serde_json::Value)> {
+        match storable(&value, self.max_result_size) {
+            Ok(stored) => Some((stored, value)),
+            Err(err) => {
+                let why = err.to_string();
+                tracing::warn!(job.id = %job.id, %why, "result not stored");
+                self.events.emit(Event::JobError {
+                    error: format!("the result of job {} was not stored: {why}", job.id),
+                    code: "RESULT_NOT_STORED",
+                    job: Some(job.clone()),
+                });
+                None
+            }
+        }
+    }
+
+    /// True when the write matched this execution's claim.
+    async fn complete(
+        &self,
+        job: &Arc<Job>,
+        took: Duration,
+        value: Option<serde_json::Value>,
+    ) -> Result<bool> {
+        let result = value.and_then(|v| self.storable_result(job, v));
+        let Some(done) = self
+            .store
+            .complete(job, Completion { took, result })
+            .await?
+        else {
+            return Ok(false);
+        };
+        self.after_write(&done).await;
+        if done.status == JobStatus::Failed {
+            let error = done.fail_reason.clone().unwrap_or_default();
+            tracing::warn!(job.id = %job.id, %error, "schedule ended: unusable");
+            self.events.emit(Event::JobFailed {
+                job: Arc::new(done),
+                error,
+                will_retry: false,
+            });
+            return Ok(true);
+        }
+        tracing::debug!(job.id = %job.id, ms = took.as_millis() as u64, "completed");
+        self.events.emit(Event::JobCompleted {
+            job: Arc::new(done),
+            duration: took,
+        });
+        Ok(true)
+    }
+
+    async fn fail(&self, job: &Arc<Job>, err: HandlerError, max_retries: u32) -> Result<bool> {
+        let fail_count = job.fail_count + 1;
+        let will_retry = err.is_retryable() && fail_count <= max_retries;
+        let reason: String = err.message().chars().take(MAX_FAIL_REASON).collect();
+        let delay = will_retry.then(|| self.backoff.next_delay(fail_count));
+        let failure = Failure {
+            reason,
+            retry_at: delay.map(|d| after(DateTime::now(), d)),
+        };
+        let Some(failed) = self.store.fail(job, &failure).await? else {
+            return Ok(false);
+        };
+        self.after_write(&failed).await;
+        tracing::info!(job.id = %job.id, fail_count, will_retry, reason = %failure.reason, "failed");
+        let failed = Arc::new(failed);
+        self.events.emit(Event::JobFailed {
+            job: failed.clone(),
+            error: failure.reason,
+            will_retry,
+        });
+        if let Some(delay) = delay {
+            self.events.emit(Event::JobRetry {
+                next_run_at: failed.next_run_at,
+                job: failed,
+                delay,
+            });
+        }
+        Ok(true)
+    }
+
+    /// Puts the job back to `pending`, due `delay` from now, as the handler asked.
+    async fn snooze(&self, job: &Arc<Job>, delay: Duration) -> Result<bool> {
+        let until = after(DateTime::now(), delay);
+        let Some(snoozed) = self.store.snooze(job, until).await? else {
+            return Ok(false);
+        };
+        self.after_write(&snoozed).await;
+        tracing::info!(job.id = %job.id, delay_ms = delay.as_millis() as u64, "snoozed");
+        self.events.emit(Event::JobSnoozed {
+            next_run_at: snoozed.next_run_at,
+            job: Arc::new(snoozed),
+            delay,
+        });
+        Ok(true)
+    }
+
+    /// After an outcome is written: a job that left the active set frees its uniqueKey;
+    /// one due again soon gets its worker woken on time.
+    async fn after_write(&self, job: &Job) {
+        if job.has_dependents {
+            match job.status {
+                JobStatus::Completed => self.dependents.release_dependents(job.id).await,
+                JobStatus::Failed => self.dependents.fail_dependents(vec![job.id]).await,
+                _ => {}
+            }
+        }
+        if job.status.is_active() {
+            self.doorbells.ring_at(&job.name, job.next_run_at);
+        } else {
+            self.store.release_key(job).await;
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The heartbeat: every `heartbeat_interval` this instance renews the leases of the jobs
+//! it runs, aborts runs whose job was cancelled elsewhere, re-reads the pauses, puts
+//! back to `pending` any job whose lease expired (its worker died or lost the server),
+//! and re-checks waiting jobs nobody settled. A crashed process's jobs run again
+//! within about one lease.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::dependents::Dependents;
+use super::doorbell::Doorbells;
+use super::pauses::Pauses;
+use super::running::Running;
+use crate::error::Result;
+use crate::events::{Event, EventBus};
+use crate::store::Store;
+
+pub(crate) struct Heartbeat {
+    pub(crate) store: Arc<Store>,
+    pub(crate) running: Arc<Running>,
+    pub(crate) events: Arc<EventBus>,
+    pub(crate) pauses: Arc<Pauses>,
+    pub(crate) doorbells: Arc<Doorbells>,
+    pub(crate) dependents: Arc<Dependents>,
+    pub(crate) interval: Duration,
+}
+
+impl Heartbeat {
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        let sweeping = Arc::new(AtomicBool::new(false));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(err) = self.renew_leases().await {
+                self.events.emit(Event::JobError {
+                    error: format!("heartbeat failed: {err}"),
+                    code: err.code(),
+                    job: None,
+                });
+            }
+            if let Err(err) = self.pauses.refresh().await {
+                tracing::warn!(%err, "could not re-read pauses; keeping the last known ones");
+            }
+            match self.store.recover_expired().await {
+                Ok(0) => {}
+                Ok(count) => {
+                    tracing::warn!(count, "recovered jobs whose lease expired");
+                    self.events.emit(Event::StaleRecovered { count });
+                    self.doorbells.ring_all();
+                }
+                Err(err) => self.events.emit(Event::JobError {
+                    error: format!("lease recovery failed: {err}"),
+                    code: err.code(),
+                    job: None,
+                }),
+            }
+            // Its own task: a slow pass over many waiting jobs must not delay renewals.
+            if !sweeping.swap(true, Ordering::SeqCst) {
+                let (dependents, sweeping) = (self.dependents.clone(), sweeping.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = dependents.settle_stalled().await {
+                        tracing::warn!(%err, "could not re-check waiting jobs; the next heartbeat tries again");
+                    }
+                    sweeping.store(false, Ordering::SeqCst);
+                });
+            }
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn renew_leases(&self) -> Result<()> {
+        let running = self.running.snapshot();
+        if running.is_empty() {
+            return Ok(());
+        }
+        let renewed = self.store.renew_leases(&running).await?;
+        if (renewed as usize) < running.len() {
+            self.abort_cancelled(&running).await?;
+        }
+        Ok(())
+    }
+
+    /// Some executions were not renewed: abort those whose job was cancelled while it
+    /// ran (from another process; a local cancel aborts at once). The others lost
+    /// their lease to a takeover; their writes are fenced off.
+    async fn abort_cancelled(
+        &self,
+        running: &[(mongodb::bson::oid::ObjectId, mongodb::bson::oid::ObjectId)],
+    ) -> Result<()> {
+        let ids: Vec<_> = running.iter().map(|(id, _)| *id).collect();
+        let cancelled: HashSet<_> = self
+            .store
+            .cancelled_among(&ids)
+            .await?
+            .into_iter()
+            .collect();
+        for id in &cancelled {
+            self.running.cancel(*id);
+        }
+        let lost = running
+            .iter()
+            .filter(|(id, _)| !cancelled.contains(id))
+            .count();
+        if lost > 0 {
+            tracing::warn!(
+                running = running.len(),
+                lost,
+                "some running jobs lost their lease"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,36 @@
+//! Runtime services: what runs in the background of a started instance. Each is a
+//! struct holding only what it uses (the store, the event bus, the running set, its
+//! options), built by the handle (api/monque.rs) and started and stopped by the
+//! supervisor. They call the storage layer; it never calls them.
+//!
+//! | file | service |
+//! |---|---|
+//! | `supervisor.rs` | registered workers; start / stop of everything below |
+//! | `worker.rs` | per job name: free slots -> claim -> executor (River's producer) |
+//! | `executor.rs` | runs one job: handler call, timeout, panic capture |
+//! | `completer.rs` | outcome -> complete / retry with backoff / fail / snooze |
+//! | `dependents.rs` | flows: settles the jobs waiting on a job that ended |
+//! | `heartbeat.rs` | lease renewal and recovery, remote cancels, pauses refresh |
+//! | `notify.rs` | change-stream wake-ups, poll fallback |
+//! | `handoff.rs` | a local enqueue handed to an idle local worker |
+//! | `retention.rs` | deletes old finished jobs |
+//! | `shutdown.rs` | the stop sequence: drain, abort, hand back |
+//! | `running.rs`, `doorbell.rs`, `slots.rs`, `pauses.rs` | shared state: executions in flight, wake-ups, concurrency, paused names |
+//! | `metrics.rs`, `progress.rs` | Prometheus counters; progress reports |
+
+pub(crate) mod completer;
+pub(crate) mod dependents;
+pub(crate) mod doorbell;
+pub(crate) mod executor;
+pub(crate) mod handoff;
+pub(crate) mod heartbeat;
+pub(crate) mod metrics;
+pub(crate) mod notify;
+pub(crate) mod pauses;
+pub(crate) mod progress;
+pub(crate) mod retention;
+pub(crate) mod running;
+mod shutdown;
+pub(crate) mod slots;
+pub(crate) mod supervisor;
+pub(crate) mod worker;

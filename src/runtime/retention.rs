@@ -1,0 +1,76 @@
+//! Retention: a started instance deletes jobs that ended longer ago than
+//! `job_retention` allows, every `retention_interval`. A periodic sweep rather than a
+//! TTL index: it needs no server-side TTL monitor (not every MongoDB-compatible server
+//! runs one), keeps per-status durations, and never touches a recurring job, which is
+//! never in a final status while its schedule lives. Only final statuses are deleted,
+//! and those hold no uniqueKey lock (store/transitions.rs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
+use crate::events::{Event, EventBus};
+use crate::options::JobRetention;
+use crate::store::Store;
+
+pub(crate) struct Retention {
+    store: Arc<Store>,
+    events: Arc<EventBus>,
+    retention: JobRetention,
+    interval: Duration,
+}
+
+impl Retention {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        events: Arc<EventBus>,
+        retention: JobRetention,
+        interval: Duration,
+    ) -> Self {
+        Retention {
+            store,
+            events,
+            retention,
+            interval,
+        }
+    }
+
+    /// Whether there is anything to sweep.
+    pub(crate) fn is_set(&self) -> bool {
+        self.retention.is_set()
+    }
+
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(err) = self.sweep().await {
+                self.events.emit(Event::JobError {
+                    error: format!("retention sweep failed: {err}"),
+                    code: err.code(),
+                    job: None,
+                });
+            }
+        }
+    }
+
+    /// Deletes the jobs past their retention now. Returns how many.
+    pub(crate) async fn sweep(&self) -> Result<u64> {
+        let deleted = self.store.delete_expired(&self.retention).await?;
+        if deleted > 0 {
+            tracing::info!(deleted, "retention sweep");
+            self.events.emit(Event::JobsChanged {
+                kind: "jobs:expired",
+                count: deleted,
+            });
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,106 @@
+//! Writes about executions in flight: lease renewal, recovery of expired leases, the
+//! hand-back on shutdown, and progress. Each names its executions by `(job id, claim
+//! id)`, so a run that lost its job can never touch a newer run of it.
+
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime};
+
+use super::documents::{back_to_pending, fenced_execution, fenced_many};
+use super::Store;
+use crate::error::Result;
+use crate::status::JobStatus;
+
+impl Store {
+    /// Extends the leases of `running` by a lease from now. Returns how many were still
+    /// held (fewer: some were cancelled or taken over).
+    pub(crate) async fn renew_leases(&self, running: &[(ObjectId, ObjectId)]) -> Result<u64> {
+        if running.is_empty() {
+            return Ok(0);
+        }
+        let until = self.lease_until(DateTime::now());
+        let res = self
+            .coll
+            .update_many(
+                fenced_many(running),
+                doc! { "$set": { "leaseExpiresAt": until } },
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(res.matched_count)
+    }
+
+    /// Which of the jobs `ids` are `cancelled` now.
+    pub(crate) async fn cancelled_among(&self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut cursor = self
+            .coll
+            .find(doc! { "_id": { "$in": ids }, "status": JobStatus::Cancelled.as_str() })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let mut cancelled = Vec::new();
+        while let Some(found) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
+            if let Ok(id) = found.get_object_id("_id") {
+                cancelled.push(id);
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// Whether job `id` is `cancelled` now (a change-stream event may lag behind).
+    pub(crate) async fn is_cancelled(&self, id: ObjectId) -> Result<bool> {
+        let found = self
+            .coll
+            .find_one(doc! { "_id": id, "status": JobStatus::Cancelled.as_str() })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(found.is_some())
+    }
+
+    /// Puts every `processing` job whose lease has expired back to `pending`.
+    pub(crate) async fn recover_expired(&self) -> Result<u64> {
+        let now = DateTime::now();
+        let res = self
+            .coll
+            .update_many(
+                doc! { "status": JobStatus::Processing.as_str(), "leaseExpiresAt": { "$lt": now } },
+                back_to_pending(now),
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(res.modified_count)
+    }
+
+    /// Hands the given executions back to `pending` at once (shutdown). Returns how
+    /// many were still ours to hand back.
+    pub(crate) async fn release(&self, executions: &[(ObjectId, ObjectId)]) -> Result<u64> {
+        if executions.is_empty() {
+            return Ok(0);
+        }
+        let res = self
+            .coll
+            .update_many(fenced_many(executions), back_to_pending(DateTime::now()))
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(res.modified_count)
+    }
+
+    /// Stores `progress` on the execution `(id, claim_id)`. False when that execution no
+    /// longer holds the job (lease lost, or it already ended).
+    pub(crate) async fn set_progress(
+        &self,
+        id: ObjectId,
+        claim_id: ObjectId,
+        progress: Bson,
+    ) -> Result<bool> {
+        let res = self
+            .coll
+            .update_one(
+                fenced_execution(id, Some(claim_id)),
+                doc! { "$set": { "progress": progress, "updatedAt": DateTime::now() } },
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(res.matched_count == 1)
+    }
+}

@@ -1,0 +1,27 @@
+//! Plain inserts of new jobs: one, or many in one round trip. Jobs with a uniqueKey
+//! go through unique.rs, jobs with dependencies through flows.rs.
+
+use mongodb::bson::Document;
+
+use super::Store;
+use crate::error::Result;
+
+impl Store {
+    pub(crate) async fn insert(&self, doc: &Document) -> Result<()> {
+        self.coll
+            .insert_one(doc)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Unordered: one bad document does not stop the others.
+    pub(crate) async fn insert_many(&self, docs: Vec<Document>) -> Result<()> {
+        self.coll
+            .insert_many(docs)
+            .ordered(false)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! The storage layer: every MongoDB read and write of the queue, as methods of [`Store`].
+//!
+//! It knows documents, filters and guarded updates, and nothing of workers, events or
+//! the public handle: it imports only the shared vocabulary (job, error, options,
+//! query, schedule) and returns plain values. Whoever calls it decides what to emit or
+//! wake. Every state change is one update guarded by what it expects (status, claim).
+//!
+//! | file | what it reads and writes |
+//! |---|---|
+//! | `documents.rs` | a new job's document; fencing filters and the lock fields |
+//! | `inserts.rs` | plain inserts of new jobs |
+//! | `indexes.rs` | the indexes `initialize()` creates |
+//! | `claim.rs` | claims: one `findOneAndUpdate`, or a batch; hand-off inserts |
+//! | `changes.rs` | the change stream idle workers wake on |
+//! | `outcome.rs` | the end of a run: completed, retry, failed, snoozed (fenced) |
+//! | `executions.rs` | running executions: lease renewal and recovery, hand-back, progress |
+//! | `unique.rs` | uniqueKey locks |
+//! | `flows.rs` | waiting jobs and their dependencies |
+//! | `schedules.rs` | recurring jobs: one document per schedule |
+//! | `pauses.rs` | paused names |
+//! | `rate_limits.rs` | rate-limit windows |
+//! | `queries.rs` | listings, pages, counts |
+//! | `transitions.rs` | operators' state changes: cancel, retry, reschedule, delete, retention |
+
+mod changes;
+mod claim;
+mod documents;
+mod executions;
+mod flows;
+mod indexes;
+mod inserts;
+mod outcome;
+mod pauses;
+mod queries;
+mod rate_limits;
+mod schedules;
+mod transitions;
+mod unique;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use mongodb::bson::{doc, DateTime, Document};
+use mongodb::{Collection, Database};
+
+use crate::error::{Error, Result};
+
+pub(crate) use changes::Change;
+pub(crate) use documents::new_job_document;
+pub(crate) use flows::Settled;
+pub(crate) use outcome::{Completion, Failure};
+pub(crate) use pauses::Paused;
+pub(crate) use queries::Depth;
+pub(crate) use rate_limits::Permits;
+pub(crate) use schedules::Upserted;
+pub(crate) use transitions::Retried;
+
+/// The queue's collections and what their queries need. Shared by every service.
+pub(crate) struct Store {
+    db: Database,
+    /// The jobs.
+    coll: Collection<Document>,
+    /// uniqueKey locks, `<collection>_unique` (unique.rs).
+    locks: Collection<Document>,
+    /// Pauses, `<collection>_paused` (pauses.rs).
+    pauses: Collection<Document>,
+    /// Rate-limit windows, `<collection>_rate_limits` (rate_limits.rs).
+    rate_limits: Collection<Document>,
+    /// Claims name the claim index as a hint once `ensure_indexes` created it here,
+    /// until the server says it is gone (claim.rs).
+    hint_claims: AtomicBool,
+    /// This instance's `claimedBy`.
+    instance_id: String,
+    /// How long a claim or a renewal holds a job.
+    lease_duration: Duration,
+    /// Named in connection errors.
+    server_selection_timeout: Duration,
+}
+
+impl Store {
+    pub(crate) fn new(
+        db: Database,
+        collection: &str,
+        instance_id: String,
+        lease_duration: Duration,
+        server_selection_timeout: Duration,
+    ) -> Store {
+        Store {
+            coll: db.collection(collection),
+            locks: db.collection(&format!("{collection}_unique")),
+            pauses: db.collection(&format!("{collection}_paused")),
+            rate_limits: db.collection(&format!("{collection}_rate_limits")),
+            db,
+            hint_claims: AtomicBool::new(false),
+            instance_id,
+            lease_duration,
+            server_selection_timeout,
+        }
+    }
+
+    /// The jobs collection.
+    pub(crate) fn jobs(&self) -> &Collection<Document> {
+        &self.coll
+    }
+
+    pub(crate) fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        self.db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Creates the indexes and, from then on, hints claims with the claim index.
+    pub(crate) async fn ensure_indexes(&self) -> Result<()> {
+        indexes::ensure(&self.coll)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        self.hint_claims.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn db_err(&self, err: mongodb::error::Error) -> Error {
+        Error::from_driver(err, self.server_selection_timeout)
+    }
+
+    /// When a lease taken or renewed at `now` expires.
+    fn lease_until(&self, now: DateTime) -> DateTime {
+        DateTime::from_millis(now.timestamp_millis() + self.lease_duration.as_millis() as i64)
+    }
+}

@@ -1,0 +1,305 @@
+//! The storage layer against the server alone: no workers, no events, no handle. Each
+//! test gets its own database on the server named by `MONGODB_URI` (`npm test` starts
+//! the embedded one) and drops it.
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, oid::ObjectId, DateTime};
+
+use super::{new_job_document, Completion, Failure, Settled, Store, Upserted};
+use crate::error::Error;
+use crate::job::Job;
+use crate::new_job::{EnqueueOptions, NewJob};
+use crate::query::{JobQuery, JobSelector};
+use crate::schedule::{Repeat, ScheduleOptions};
+use crate::status::JobStatus;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+struct TestStore {
+    store: Store,
+    db: mongodb::Database,
+}
+
+impl TestStore {
+    async fn new(test: &str) -> TestStore {
+        let uri = std::env::var("MONGODB_URI").expect(
+            "MONGODB_URI is not set: run `npm test` (starts the embedded server) or `eval $(scripts/test-server.sh start)` first",
+        );
+        let client = mongodb::Client::with_uri_str(uri).await.expect("client");
+        let db = client.database(&format!("monque_store_{test}_{}", ObjectId::new()));
+        let store = Store::new(
+            db.clone(),
+            "jobs",
+            "test-instance".into(),
+            LEASE,
+            Duration::from_secs(5),
+        );
+        store.ensure_indexes().await.expect("indexes");
+        TestStore { store, db }
+    }
+
+    async fn drop(self) {
+        self.db.drop().await.expect("drop test database");
+    }
+}
+
+fn new_job(name: &str, options: EnqueueOptions) -> NewJob {
+    NewJob {
+        name: name.into(),
+        data: serde_json::json!({ "n": 1 }),
+        options,
+    }
+}
+
+/// Inserts a plain job and returns it.
+async fn insert(store: &Store, name: &str, options: EnqueueOptions) -> Job {
+    let doc = new_job_document(&new_job(name, options), 1 << 20, DateTime::now()).unwrap();
+    store.insert(&doc).await.unwrap();
+    Job::from_document(doc).unwrap()
+}
+
+#[tokio::test]
+async fn claims_take_the_best_due_jobs_under_one_fencing_token() {
+    let t = TestStore::new("claims").await;
+    let s = &t.store;
+    let low = insert(s, "mail", EnqueueOptions::default()).await;
+    let high = insert(
+        s,
+        "mail",
+        EnqueueOptions {
+            priority: 5,
+            ..Default::default()
+        },
+    )
+    .await;
+    let later = DateTime::from_millis(DateTime::now().timestamp_millis() + 60_000);
+    insert(
+        s,
+        "mail",
+        EnqueueOptions {
+            run_at: Some(later),
+            ..Default::default()
+        },
+    )
+    .await;
+    insert(s, "other", EnqueueOptions::default()).await;
+
+    let claimed = s.claim("mail", 10).await.unwrap();
+    let ids: Vec<_> = claimed.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ids,
+        vec![high.id, low.id],
+        "due jobs of the name, best first"
+    );
+    let claim = claimed.jobs[0].claim_id.unwrap();
+    for job in &claimed.jobs {
+        assert_eq!(job.status, JobStatus::Processing);
+        assert_eq!(job.claim_id, Some(claim));
+        assert_eq!(job.claimed_by.as_deref(), Some("test-instance"));
+        assert!(job.lease_expires_at.is_some());
+    }
+    assert!(s.claim("mail", 10).await.unwrap().jobs.is_empty());
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn outcome_writes_are_fenced_by_the_claim() {
+    let t = TestStore::new("fenced").await;
+    let s = &t.store;
+    insert(s, "mail", EnqueueOptions::default()).await;
+    let run = s.claim("mail", 1).await.unwrap().jobs.remove(0);
+    // Another execution of the same job (as after a takeover): only it may write.
+    let mut stale = run.clone();
+    stale.claim_id = Some(ObjectId::new());
+    let done = Completion {
+        took: Duration::from_millis(5),
+        result: None,
+    };
+    assert!(s.complete(&stale, done).await.unwrap().is_none());
+    let failure = Failure {
+        reason: "boom".into(),
+        retry_at: Some(DateTime::now()),
+    };
+    let retried = s
+        .fail(&run, &failure)
+        .await
+        .unwrap()
+        .expect("its own claim");
+    assert_eq!(retried.status, JobStatus::Pending);
+    assert_eq!(retried.fail_count, 1);
+    let stored = s.get_job(run.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Pending);
+    assert_eq!(stored.claim_id, None);
+    assert_eq!(stored.fail_reason.as_deref(), Some("boom"));
+    // The old run's late completion lands nowhere.
+    let late = Completion {
+        took: Duration::from_millis(5),
+        result: None,
+    };
+    assert!(s.complete(&run, late).await.unwrap().is_none());
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn a_hand_back_releases_only_the_executions_still_held() {
+    let t = TestStore::new("release").await;
+    let s = &t.store;
+    for _ in 0..3 {
+        insert(s, "mail", EnqueueOptions::default()).await;
+    }
+    let jobs = s.claim("mail", 3).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 3);
+    // One of them lost its lease and was claimed again elsewhere.
+    s.recover_expired().await.unwrap();
+    t.db.collection::<mongodb::bson::Document>("jobs")
+        .update_one(
+            doc! { "_id": jobs[0].id },
+            doc! { "$set": { "claimId": ObjectId::new() } },
+        )
+        .await
+        .unwrap();
+    let executions: Vec<_> = jobs.iter().map(|j| (j.id, j.claim_id.unwrap())).collect();
+    assert_eq!(s.renew_leases(&executions).await.unwrap(), 2);
+    assert_eq!(s.release(&executions).await.unwrap(), 2);
+    let first = s.get_job(jobs[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        first.status,
+        JobStatus::Processing,
+        "the other run keeps it"
+    );
+    for job in &jobs[1..] {
+        let back = s.get_job(job.id).await.unwrap().unwrap();
+        assert_eq!(back.status, JobStatus::Pending);
+        assert_eq!(back.claim_id, None);
+    }
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn an_active_unique_key_deduplicates_until_its_job_ends() {
+    let t = TestStore::new("unique").await;
+    let s = &t.store;
+    let keyed = || EnqueueOptions {
+        unique_key: Some("k".into()),
+        ..Default::default()
+    };
+    let doc = |o| new_job_document(&new_job("mail", o), 1 << 20, DateTime::now()).unwrap();
+    let (first, created) = s.enqueue_unique(doc(keyed())).await.unwrap();
+    assert!(created);
+    let (again, created) = s.enqueue_unique(doc(keyed())).await.unwrap();
+    assert!(!created);
+    assert_eq!(again.id, first.id);
+    let (cancelled_before, cancelled) = s.cancel(first.id).await.unwrap();
+    assert_eq!(cancelled_before.status, JobStatus::Pending);
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    let (next, created) = s.enqueue_unique(doc(keyed())).await.unwrap();
+    assert!(created, "a cancelled job frees its key");
+    assert_ne!(next.id, first.id);
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn waiting_jobs_settle_against_their_dependencies() {
+    let t = TestStore::new("flows").await;
+    let s = &t.store;
+    let dep = insert(s, "a", EnqueueOptions::default()).await;
+    let waiting = NewJob {
+        name: "b".into(),
+        data: serde_json::json!(null),
+        options: EnqueueOptions {
+            depends_on: vec![dep.id, dep.id],
+            ..Default::default()
+        },
+    };
+    let doc = new_job_document(&waiting, 1 << 20, DateTime::now()).unwrap();
+    let id = doc.get_object_id("_id").unwrap();
+    let deps = s
+        .insert_waiting(&doc, &waiting.options.depends_on)
+        .await
+        .unwrap();
+    assert_eq!(deps, vec![dep.id], "each dependency once");
+    assert!(matches!(
+        s.settle_one(id, &deps).await.unwrap(),
+        Settled::Blocked
+    ));
+    let on_dep: Vec<_> = s.waiting_on(&[dep.id]).await.unwrap();
+    assert_eq!(on_dep.len(), 1);
+    assert_eq!(on_dep[0].0, id);
+    let run = s.claim("a", 1).await.unwrap().jobs.remove(0);
+    let done = Completion {
+        took: Duration::from_millis(1),
+        result: None,
+    };
+    let completed = s.complete(&run, done).await.unwrap().unwrap();
+    assert!(completed.has_dependents, "the dependency was flagged");
+    match s.settle_one(id, &deps).await.unwrap() {
+        Settled::Pending(job) => assert_eq!(job.status, JobStatus::Pending),
+        _ => panic!("a completed dependency frees the waiting job"),
+    }
+    assert!(matches!(
+        s.settle_one(id, &deps).await.unwrap(),
+        Settled::Gone
+    ));
+    let missing = s.insert_waiting(&doc, &[ObjectId::new()]).await;
+    assert!(matches!(missing, Err(Error::InvalidDependency(_))));
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn schedules_are_one_document_per_key() {
+    let t = TestStore::new("schedules").await;
+    let s = &t.store;
+    let every = Repeat::every(Duration::from_secs(60)).unwrap();
+    let upsert = |data: serde_json::Value| {
+        s.upsert_schedule(
+            "report",
+            data,
+            every.clone(),
+            ScheduleOptions::default(),
+            1 << 20,
+        )
+    };
+    let (first, what) = upsert(serde_json::json!(1)).await.unwrap();
+    assert_eq!(what, Upserted::Created);
+    let (same, what) = upsert(serde_json::json!(1)).await.unwrap();
+    assert_eq!((same.id, what), (first.id, Upserted::Unchanged));
+    let (changed, what) = upsert(serde_json::json!(2)).await.unwrap();
+    assert_eq!((changed.id, what), (first.id, Upserted::Updated));
+    assert_eq!(changed.data, serde_json::json!(2));
+    assert_eq!(s.list_schedules(Some("report")).await.unwrap().len(), 1);
+    assert!(s.remove_schedule("report", None).await.unwrap());
+    assert!(s.list_schedules(None).await.unwrap().is_empty());
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn pauses_and_selectors() {
+    let t = TestStore::new("pauses").await;
+    let s = &t.store;
+    s.pause(Some("mail")).await.unwrap();
+    let paused = s.read_pauses().await.unwrap();
+    assert!(paused.covers("mail") && !paused.covers("sms"));
+    assert!(s.is_paused(Some("mail")).await.unwrap());
+    s.resume(Some("mail")).await.unwrap();
+    assert!(!s.read_pauses().await.unwrap().covers("mail"));
+
+    insert(s, "mail", EnqueueOptions::default()).await;
+    insert(s, "sms", EnqueueOptions::default()).await;
+    let query = JobQuery {
+        selector: JobSelector {
+            name: Some("sms".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let found = s.get_jobs(query).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, "sms");
+    // A bulk change needs a selector: an empty one would touch every job.
+    let everything = s.cancel_matching(&JobSelector::default()).await;
+    assert!(matches!(everything, Err(Error::InvalidSelector(_))));
+    let stats = s.queue_stats(None).await.unwrap();
+    assert_eq!((stats.pending, stats.total), (2, 2));
+    t.drop().await;
+}

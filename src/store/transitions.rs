@@ -1,0 +1,470 @@
+//! Operators' state changes: cancel, retry, reschedule, change priority, delete, one
+//! job or a selection, and the retention sweep. Every change is one update guarded by
+//! the status it expects, so it never races a worker: a job claimed in between is
+//! reported as an invalid transition, not overwritten.
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::options::ReturnDocument;
+
+use super::documents::{cancel_update, unlock};
+use super::queries::bulk_filter;
+use super::unique::{lock_id, Holder};
+use super::Store;
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::options::JobRetention;
+use crate::query::JobSelector;
+use crate::status::JobStatus;
+
+/// `nextRunAt` of a job being retried while it takes its uniqueKey back: never due.
+const PARKED: DateTime = DateTime::MAX;
+
+/// Bulk retries are spread over this many groups, each due a little later.
+const RETRY_GROUPS: usize = 20;
+
+/// A job put back by a retry.
+pub(crate) struct Retried {
+    /// What it was before (`failed` or `cancelled`).
+    pub(crate) previous_status: JobStatus,
+    /// As written: `pending`, or `waiting` when it has dependencies to settle.
+    pub(crate) job: Job,
+}
+
+/// What a bulk change did.
+#[derive(Default)]
+pub(crate) struct Bulk {
+    /// Jobs changed.
+    pub(crate) count: u64,
+    /// The ids of the jobs selected, chunk by chunk, changed or not: whoever waits on
+    /// them is settled next (a flag may have been set since it was read).
+    pub(crate) chunks: Vec<Vec<ObjectId>>,
+    /// Jobs deleted one at a time (pending jobs holding a key).
+    pub(crate) one_by_one: Vec<ObjectId>,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+impl Store {
+    /// Applies `update` to job `id` if it is in one of `from`; returns the job after.
+    /// Re-reads and retries when the job changed status in between, so the error names
+    /// the status that refused.
+    async fn transition(
+        &self,
+        id: ObjectId,
+        action: &'static str,
+        from: &[JobStatus],
+        update: impl Fn(&Job) -> Document,
+    ) -> Result<(Job, Job)> {
+        for _ in 0..4 {
+            let before = self.must_get(id).await?;
+            if !from.contains(&before.status) {
+                return Err(Error::InvalidTransition {
+                    id: id.to_hex(),
+                    action,
+                    status: before.status,
+                });
+            }
+            let after = self
+                .coll
+                .find_one_and_update(
+                    doc! { "_id": id, "status": before.status.as_str() },
+                    update(&before),
+                )
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(|e| self.db_err(e))?;
+            if let Some(after) = after {
+                return Ok((before, Job::from_document(after)?));
+            }
+        }
+        Err(Error::InvalidState("the job kept changing; try again"))
+    }
+
+    /// Cancels a waiting, pending or running job and frees its key. Returns the job
+    /// before and after. A running job's worker learns of it from its heartbeat or the
+    /// change stream; its writes are fenced off by status.
+    pub(crate) async fn cancel(&self, id: ObjectId) -> Result<(Job, Job)> {
+        let now = DateTime::now();
+        let allowed = [
+            JobStatus::Waiting,
+            JobStatus::Pending,
+            JobStatus::Processing,
+        ];
+        let (before, job) = self
+            .transition(id, "cancel", &allowed, |_| cancel_update(now))
+            .await?;
+        self.release_key(&job).await;
+        Ok((before, job))
+    }
+
+    /// Puts a failed or cancelled job back to `pending` at `at`. A job with a uniqueKey
+    /// becomes active first but unclaimable (far-future `nextRunAt`, marked with a
+    /// token), then takes its key, then gets its real run time; if another active job
+    /// holds the key, the change is undone. So an active job never lacks its lock, and
+    /// two racing retries or a racing enqueue cannot leave two active jobs.
+    /// A job with dependencies comes back `waiting`: the caller settles it next.
+    pub(crate) async fn retry(&self, before: Job, at: DateTime) -> Result<Retried> {
+        let allowed = [JobStatus::Failed, JobStatus::Cancelled];
+        let now = DateTime::now();
+        let token = ObjectId::new();
+        let keyed = before.unique_key.is_some();
+        // A job with dependencies waits for them again (flows.rs).
+        let status = if before.depends_on.is_empty() {
+            JobStatus::Pending
+        } else {
+            JobStatus::Waiting
+        };
+        let (before, job) = self
+            .transition(before.id, "retry", &allowed, |_| {
+                let next = if keyed { PARKED } else { at };
+                let mut set = doc! { "status": status.as_str(), "nextRunAt": next, "failCount": 0, "updatedAt": now };
+                if keyed {
+                    set.insert("retryToken", token);
+                }
+                doc! { "$set": set, "$unset": unlock() }
+            })
+            .await?;
+        let job = if keyed {
+            if let Err(err) = self.relock(&job).await {
+                // Undo, unless something else changed the job meanwhile.
+                self.coll
+                    .update_one(
+                        doc! { "_id": job.id, "retryToken": token },
+                        doc! {
+                            "$set": { "status": before.status.as_str(), "nextRunAt": before.next_run_at, "failCount": before.fail_count, "updatedAt": DateTime::now() },
+                            "$unset": { "retryToken": "" },
+                        },
+                    )
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                return Err(err);
+            }
+            let released = self
+                .coll
+                .find_one_and_update(
+                    doc! { "_id": job.id, "retryToken": token },
+                    doc! { "$set": { "nextRunAt": at }, "$unset": { "retryToken": "" } },
+                )
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(|e| self.db_err(e))?;
+            match released {
+                Some(doc) => Job::from_document(doc)?,
+                None => self.must_get(job.id).await?,
+            }
+        } else {
+            job
+        };
+        Ok(Retried {
+            previous_status: before.status,
+            job,
+        })
+    }
+
+    /// Takes the uniqueKey lock for `job`, which is active (and parked) already. A key
+    /// held by another active job, or by an enqueue in flight, is an error.
+    async fn relock(&self, job: &Job) -> Result<()> {
+        let Some(key) = &job.unique_key else {
+            return Ok(());
+        };
+        let lock = lock_id(&job.name, key);
+        let held = || Error::InvalidTransition {
+            id: job.id.to_hex(),
+            action: "retry (its uniqueKey is held by another active job)",
+            status: job.status,
+        };
+        for _ in 0..4 {
+            match self
+                .locks
+                .insert_one(doc! { "_id": &lock, "jobId": job.id, "createdAt": DateTime::now() })
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if Error::is_duplicate_key(&e) => {}
+                Err(e) => return Err(self.db_err(e)),
+            }
+            match self.lock_holder(&lock).await? {
+                Holder::Gone => {}
+                Holder::Active(other) if other.id == job.id => return Ok(()),
+                Holder::Active(_) | Holder::InFlight(_) => return Err(held()),
+                Holder::Stale(holder) => self.drop_lock(&lock, holder).await?,
+            }
+        }
+        Err(Error::InvalidState(
+            "uniqueKey is heavily contended; try again",
+        ))
+    }
+
+    /// Gives a `pending` job a new run time.
+    pub(crate) async fn reschedule(&self, id: ObjectId, run_at: DateTime) -> Result<Job> {
+        let now = DateTime::now();
+        let (_, job) = self
+            .transition(id, "reschedule", &[JobStatus::Pending], |_| {
+                doc! { "$set": { "nextRunAt": run_at, "updatedAt": now } }
+            })
+            .await?;
+        Ok(job)
+    }
+
+    /// Gives a `pending` job a new priority.
+    pub(crate) async fn set_priority(&self, id: ObjectId, priority: i32) -> Result<Job> {
+        let now = DateTime::now();
+        let (_, job) = self
+            .transition(id, "change the priority of", &[JobStatus::Pending], |_| {
+                doc! { "$set": { "priority": priority, "updatedAt": now } }
+            })
+            .await?;
+        Ok(job)
+    }
+
+    /// Deletes a job that is not running. A pending job with a uniqueKey is cancelled
+    /// first, so it is never active without its lock; then the lock goes, then the job.
+    pub(crate) async fn delete(&self, id: ObjectId) -> Result<bool> {
+        for _ in 0..4 {
+            let Some(mut job) = self.get_job(id).await? else {
+                return Ok(false);
+            };
+            if job.status == JobStatus::Processing {
+                return Err(Error::InvalidTransition {
+                    id: id.to_hex(),
+                    action: "delete",
+                    status: job.status,
+                });
+            }
+            if job.unique_key.is_some() {
+                if job.status == JobStatus::Pending {
+                    let cancelled = self
+                        .coll
+                        .find_one_and_update(
+                            doc! { "_id": id, "status": JobStatus::Pending.as_str() },
+                            cancel_update(DateTime::now()),
+                        )
+                        .return_document(ReturnDocument::After)
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                    match cancelled {
+                        Some(doc) => job = Job::from_document(doc)?,
+                        None => continue, // claimed or changed: look again
+                    }
+                }
+                self.drop_locks_of(&[id]).await?;
+            }
+            let res = self
+                .coll
+                .delete_one(doc! { "_id": id, "status": job.status.as_str() })
+                .await
+                .map_err(|e| self.db_err(e))?;
+            if res.deleted_count == 1 {
+                return Ok(true);
+            }
+        }
+        Err(Error::InvalidState("the job kept changing; try again"))
+    }
+
+    /// Cancels the waiting and pending jobs `selector` matches, a chunk at a time.
+    pub(crate) async fn cancel_matching(&self, selector: &JobSelector) -> Result<Bulk> {
+        let filter = bulk_filter(selector, &[JobStatus::Waiting, JobStatus::Pending])?;
+        let mut bulk = Bulk::default();
+        let mut after = None;
+        loop {
+            let jobs = self.chunk(&filter, after).await?;
+            let Some(last) = jobs.last() else { break };
+            after = Some(last.id);
+            let ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
+            let res = self
+                .coll
+                .update_many(
+                    doc! { "_id": { "$in": &ids }, "status": { "$in": ["waiting", "pending"] } },
+                    cancel_update(DateTime::now()),
+                )
+                .await
+                .map_err(|e| self.db_err(e))?;
+            bulk.count += res.modified_count;
+            bulk.chunks.push(ids);
+            // Free the keys of the jobs that really were cancelled (not claimed meanwhile).
+            let keyed: Vec<ObjectId> = jobs
+                .iter()
+                .filter(|j| j.unique_key.is_some())
+                .map(|j| j.id)
+                .collect();
+            if !keyed.is_empty() {
+                let done =
+                    doc! { "_id": { "$in": keyed }, "status": JobStatus::Cancelled.as_str() };
+                for job in self.chunk(&done, None).await? {
+                    self.release_key(&job).await;
+                }
+            }
+        }
+        Ok(bulk)
+    }
+
+    /// Retries failed / cancelled jobs, spread evenly over `spread` so a large redrive
+    /// does not hit the workers (and whatever they call) all at once. Jobs that changed
+    /// or vanished meanwhile, or whose key another active job holds, are skipped.
+    /// Jobs with a uniqueKey or dependencies are retried one by one and returned, for
+    /// the caller to announce (and settle).
+    pub(crate) async fn retry_matching(
+        &self,
+        selector: &JobSelector,
+        spread: Duration,
+    ) -> Result<(u64, Vec<Retried>)> {
+        let allowed = [JobStatus::Failed, JobStatus::Cancelled];
+        let filter = bulk_filter(selector, &allowed)?;
+        let total = self
+            .coll
+            .count_documents(filter.clone())
+            .await
+            .map_err(|e| self.db_err(e))?
+            .max(1);
+        let now = DateTime::now().timestamp_millis();
+        let spread_ms = spread.as_millis() as i64;
+        // The n-th job of the selection is due `n / total` of the way into the window,
+        // rounded down to one of RETRY_GROUPS steps (one update per step and chunk).
+        let due = |n: u64| {
+            let group = (n * RETRY_GROUPS as u64 / total) as i64;
+            DateTime::from_millis(now + spread_ms * group / RETRY_GROUPS as i64)
+        };
+        let statuses: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+        let mut seen = 0u64;
+        let mut retried = 0;
+        let mut one_by_one = Vec::new();
+        let mut after = None;
+        loop {
+            let jobs = self.chunk(&filter, after).await?;
+            let Some(last) = jobs.last() else { break };
+            after = Some(last.id);
+            let mut groups: std::collections::BTreeMap<i64, Vec<ObjectId>> = Default::default();
+            for job in jobs {
+                let at = due(seen);
+                seen += 1;
+                if job.unique_key.is_some() || !job.depends_on.is_empty() {
+                    // Each must take its key back, or look at its dependencies, first.
+                    match self.retry(job, at).await {
+                        Ok(done) => {
+                            retried += 1;
+                            one_by_one.push(done);
+                        }
+                        Err(Error::InvalidTransition { .. } | Error::JobNotFound(_)) => {}
+                        Err(err) => return Err(err),
+                    }
+                } else {
+                    groups
+                        .entry(at.timestamp_millis())
+                        .or_default()
+                        .push(job.id);
+                }
+            }
+            for (at, ids) in groups {
+                let res = self
+                    .coll
+                    .update_many(
+                        doc! { "_id": { "$in": ids }, "status": { "$in": &statuses } },
+                        doc! {
+                            "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": DateTime::from_millis(at), "failCount": 0, "updatedAt": DateTime::now() },
+                            "$unset": unlock(),
+                        },
+                    )
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                retried += res.modified_count;
+            }
+        }
+        Ok((retried, one_by_one))
+    }
+
+    /// Deletes the jobs `selector` matches, except running ones, a chunk at a time.
+    pub(crate) async fn delete_matching(&self, selector: &JobSelector) -> Result<Bulk> {
+        let deletable = [
+            JobStatus::Waiting,
+            JobStatus::Pending,
+            JobStatus::Completed,
+            JobStatus::Failed,
+            JobStatus::Cancelled,
+        ];
+        let filter = bulk_filter(selector, &deletable)?;
+        let statuses: Vec<&str> = deletable.iter().map(|s| s.as_str()).collect();
+        let mut bulk = Bulk::default();
+        let mut after = None;
+        loop {
+            let jobs = self.chunk(&filter, after).await?;
+            let Some(last) = jobs.last() else { break };
+            after = Some(last.id);
+            let mut rest = Vec::new();
+            let mut finished_keyed = Vec::new();
+            let chunk_ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
+            for job in jobs {
+                match (job.status, &job.unique_key) {
+                    // Pending jobs holding a key go one by one (see delete_job).
+                    (JobStatus::Pending, Some(_)) => match self.delete(job.id).await {
+                        Ok(true) => {
+                            bulk.count += 1;
+                            bulk.one_by_one.push(job.id);
+                        }
+                        Ok(false) | Err(Error::InvalidTransition { .. }) => {}
+                        Err(err) => return Err(err),
+                    },
+                    (_, Some(_)) => {
+                        finished_keyed.push(job.id);
+                        rest.push(job.id);
+                    }
+                    _ => rest.push(job.id),
+                }
+            }
+            // Stale locks of finished jobs go first: a lock must never outlive its job.
+            self.drop_locks_of(&finished_keyed).await?;
+            let res = self
+                .coll
+                .delete_many(doc! { "_id": { "$in": rest }, "status": { "$in": &statuses } })
+                .await
+                .map_err(|e| self.db_err(e))?;
+            bulk.count += res.deleted_count;
+            bulk.chunks.push(chunk_ids);
+        }
+        Ok(bulk)
+    }
+
+    /// Deletes the jobs past their retention now. Returns how many.
+    pub(crate) async fn delete_expired(&self, retention: &JobRetention) -> Result<u64> {
+        let now = DateTime::now().timestamp_millis();
+        let mut deleted = 0;
+        for (status, keep) in [
+            (JobStatus::Completed, retention.completed),
+            (JobStatus::Failed, retention.failed),
+            (JobStatus::Cancelled, retention.cancelled),
+        ] {
+            let Some(keep) = keep else { continue };
+            let cutoff = DateTime::from_millis(now - millis(keep));
+            // Leftover locks of these jobs go first (normally there are none): a lock
+            // must never outlive its job.
+            let keyed = doc! { "status": status.as_str(), "updatedAt": { "$lt": cutoff }, "uniqueKey": { "$exists": true } };
+            let mut after = None;
+            loop {
+                let jobs = self.chunk(&keyed, after).await?;
+                let Some(last) = jobs.last() else { break };
+                after = Some(last.id);
+                let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
+                self.drop_locks_of(&ids).await?;
+            }
+            let mut expired = doc! { "status": status.as_str(), "updatedAt": { "$lt": cutoff } };
+            if status == JobStatus::Completed {
+                // A completed job that a waiting job still lists stays: deleted, it
+                // would read as a dependency that can never complete (flows.rs).
+                let needed = self.dependencies_of_waiting().await?;
+                if !needed.is_empty() {
+                    expired.insert("_id", doc! { "$nin": needed });
+                }
+            }
+            let res = self
+                .coll
+                .delete_many(expired)
+                .await
+                .map_err(|e| self.db_err(e))?;
+            deleted += res.deleted_count;
+        }
+        Ok(deleted)
+    }
+}
