@@ -75,11 +75,11 @@ pub struct Job {
     /// What the last successful run returned, if anything (at most `max_result_size`).
     pub result: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    /// The jobs that must complete before this one runs (flows.rs).
+    /// The jobs that must complete before this one runs (store/flows.rs).
     pub depends_on: Vec<ObjectId>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     /// Set once a job was enqueued depending on this one: how it ends then settles
-    /// those jobs (flows.rs).
+    /// those jobs (store/flows.rs).
     pub has_dependents: bool,
 }
 

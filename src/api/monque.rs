@@ -117,14 +117,14 @@ impl Monque {
             events.clone(),
             doorbells.clone(),
         ));
-        let completer = Arc::new(Completer::new(
-            store.clone(),
-            events.clone(),
-            dependents.clone(),
-            doorbells.clone(),
-            opts.backoff,
-            opts.max_result_size,
-        ));
+        let completer = Arc::new(Completer {
+            store: store.clone(),
+            events: events.clone(),
+            dependents: dependents.clone(),
+            doorbells: doorbells.clone(),
+            backoff: opts.backoff,
+            max_result_size: opts.max_result_size,
+        });
         let progress = Arc::new(Progress::new(store.clone(), events.clone()));
         let executor = Arc::new(Executor::new(
             running.clone(),

@@ -24,12 +24,14 @@ use crate::store::{Completion, Failure, Store};
 const MAX_FAIL_REASON: usize = 4096;
 
 pub(crate) struct Completer {
-    store: Arc<Store>,
-    events: Arc<EventBus>,
-    dependents: Arc<Dependents>,
-    doorbells: Arc<Doorbells>,
-    backoff: Backoff,
-    max_result_size: usize,
+    pub(crate) store: Arc<Store>,
+    pub(crate) events: Arc<EventBus>,
+    pub(crate) dependents: Arc<Dependents>,
+    pub(crate) doorbells: Arc<Doorbells>,
+    /// Retry delays.
+    pub(crate) backoff: Backoff,
+    /// Larger results are not stored (the job still completes).
+    pub(crate) max_result_size: usize,
 }
 
 fn after(now: DateTime, delay: Duration) -> DateTime {
@@ -37,24 +39,6 @@ fn after(now: DateTime, delay: Duration) -> DateTime {
 }
 
 impl Completer {
-    pub(crate) fn new(
-        store: Arc<Store>,
-        events: Arc<EventBus>,
-        dependents: Arc<Dependents>,
-        doorbells: Arc<Doorbells>,
-        backoff: Backoff,
-        max_result_size: usize,
-    ) -> Self {
-        Completer {
-            store,
-            events,
-            dependents,
-            doorbells,
-            backoff,
-            max_result_size,
-        }
-    }
-
     /// Records an execution's outcome. `aborted` says the shutdown timeout already handed
     /// the job back, in which case a fenced-off write is expected and not an error.
     /// `max_retries` is the job's worker's.

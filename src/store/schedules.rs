@@ -81,7 +81,7 @@ impl Store {
                 return Ok((holder, Upserted::Unchanged));
             }
             // Update in place. A pending run moves to the new timing; a running one keeps
-            // going and its completion reads the new schedule (completer.rs). Unchanged
+            // going and its completion reads the new schedule (outcome.rs). Unchanged
             // timing keeps `nextRunAt`, so a missed run still runs.
             let mut set = doc! {
                 "repeat": repeat_bson.clone(),

@@ -201,21 +201,27 @@ impl Store {
 
     /// Gives a `pending` job a new run time.
     pub(crate) async fn reschedule(&self, id: ObjectId, run_at: DateTime) -> Result<Job> {
-        let now = DateTime::now();
-        let (_, job) = self
-            .transition(id, "reschedule", &[JobStatus::Pending], |_| {
-                doc! { "$set": { "nextRunAt": run_at, "updatedAt": now } }
-            })
-            .await?;
-        Ok(job)
+        self.update_pending(id, "reschedule", doc! { "nextRunAt": run_at })
+            .await
     }
 
     /// Gives a `pending` job a new priority.
     pub(crate) async fn set_priority(&self, id: ObjectId, priority: i32) -> Result<Job> {
-        let now = DateTime::now();
+        self.update_pending(id, "change the priority of", doc! { "priority": priority })
+            .await
+    }
+
+    /// Sets `fields` on a job that is `pending` (and only then).
+    async fn update_pending(
+        &self,
+        id: ObjectId,
+        action: &'static str,
+        mut fields: Document,
+    ) -> Result<Job> {
+        fields.insert("updatedAt", DateTime::now());
         let (_, job) = self
-            .transition(id, "change the priority of", &[JobStatus::Pending], |_| {
-                doc! { "$set": { "priority": priority, "updatedAt": now } }
+            .transition(id, action, &[JobStatus::Pending], |_| {
+                doc! { "$set": fields.clone() }
             })
             .await?;
         Ok(job)
