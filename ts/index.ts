@@ -9,13 +9,13 @@ export type {
   JobPage,
   JobSelector,
   Logger,
-  MonqueEvents,
   MonqueOptions,
   NotifyMode,
   QueueStats,
   ScheduleOptions,
   WorkerOptions,
-} from './monque'
+} from './types'
+export type { MonqueEvents } from './events'
 export type { Job, JobStatus, Repeat, RunningJob } from './job'
 export type { Connection, DbLike, MongooseConnectionLike } from './connection'
 export { MonqueError, UnrecoverableError } from './errors'

@@ -7,6 +7,9 @@ import { MonqueError } from './errors'
 
 export type NativeQueue = Native.NativeQueue
 
+/** Resolves to the connected queue, connecting on first use. */
+export type QueueHandle = () => Promise<NativeQueue>
+
 /** The napi-rs name of this platform, as in the `monque-<platform>` package names. */
 export function platformTag(): string {
   const { platform, arch } = process

@@ -1,0 +1,173 @@
+// The public option and result types of the queue API.
+import type { Job, JobStatus, RunningJob } from './job'
+
+/** Options for `new Monque(connection, options)`. Durations are milliseconds. */
+export interface MonqueOptions {
+  /** Collection holding the jobs. Default `monque_jobs`. */
+  collectionName?: string
+  /** Database to use when the connection names none. Default: the URI's, else `monque`. */
+  database?: string
+  /** How often idle workers poll for due jobs. Default 1000. */
+  pollInterval?: number
+  /** Default concurrency of each worker on this instance. Default 5. */
+  workerConcurrency?: number
+  /** Cap on jobs of all names running at once on this instance. Default: none. */
+  instanceConcurrency?: number
+  /** Most jobs one claim takes when a worker has several free slots. Default 32; 1 claims one job per round trip. */
+  claimBatch?: number
+  /** Retries after the first attempt before a job is `failed`. Default 10. */
+  maxRetries?: number
+  /** Retry `n` waits `2^n × baseRetryInterval`. Default 60000. */
+  baseRetryInterval?: number
+  /** Longest retry delay. Default 86400000 (24 h). */
+  maxBackoffDelay?: number
+  /** Up to this fraction of each delay is added at random. Default 0.1. */
+  jitter?: number
+  /** How long a claim is valid without a heartbeat. Default 30000. */
+  leaseDuration?: number
+  /** How often leases are renewed and expired ones recovered. Default 10000. */
+  heartbeatInterval?: number
+  /** How long `stop()` waits for running handlers. Default 30000. */
+  shutdownTimeout?: number
+  /** Largest job data accepted, as JSON bytes. Default 1048576. */
+  maxPayloadSize?: number
+  /** Largest handler result stored on the job, as JSON bytes. Default 65536; larger results are not stored (`RESULT_NOT_STORED`). */
+  maxResultSize?: number
+  /** How long to wait for a reachable server before failing. Default 10000. */
+  serverSelectionTimeout?: number
+  /** Wake workers through a change stream when the server offers one. Default true. */
+  changeStreams?: boolean
+  /** This instance's `claimedBy`. Default `<host>:<pid>:<random>`. */
+  instanceId?: string
+  /** How long finished jobs are kept (ms) per final status; unset keeps them forever. */
+  jobRetention?: { completed?: number; failed?: number; cancelled?: number }
+  /** How often a started instance deletes jobs past `jobRetention`. Default 60000. */
+  retentionInterval?: number
+  /** Create no indexes in `initialize()` (you manage them). Default false. */
+  skipIndexCreation?: boolean
+  /**
+   * Receives the queue's events as structured log lines: `logger[level](fields, message)`
+   * (console, pino, the Ts.ED logger...). Default: warnings and errors to the console;
+   * `false` silences it.
+   */
+  logger?: Logger | false
+}
+
+/** Any object with these methods taking `(fields, message)`: console, pino, the Ts.ED logger. */
+export interface Logger {
+  debug?(fields: Record<string, unknown>, message: string): void
+  info?(fields: Record<string, unknown>, message: string): void
+  warn?(fields: Record<string, unknown>, message: string): void
+  error?(fields: Record<string, unknown>, message: string): void
+}
+
+/** Which jobs a listing or bulk operation is about. Bulk operations refuse an empty one. */
+export interface JobSelector {
+  name?: string
+  status?: JobStatus | JobStatus[]
+  /** Created before this time. */
+  olderThan?: Date | number
+  /** Created after this time. */
+  newerThan?: Date | number
+}
+
+export interface GetJobsOptions extends JobSelector {
+  /** 1-1000, default 100. */
+  limit?: number
+  skip?: number
+  /** Leave `data` out (it comes back as `null`): cheap listings for dashboards. */
+  withoutData?: boolean
+}
+
+export interface CursorOptions {
+  /** A `nextCursor` / `prevCursor` from a previous page. */
+  cursor?: string
+  /** 1-1000, default 50. */
+  limit?: number
+  /** `forward` (default) pages after the cursor, `backward` before it. */
+  direction?: 'forward' | 'backward'
+  /** By creation: `asc` (default, oldest first) or `desc`. */
+  sort?: 'asc' | 'desc'
+  filter?: JobSelector
+  withoutData?: boolean
+}
+
+export interface JobPage<T = unknown> {
+  jobs: Job<T>[]
+  nextCursor: string | null
+  prevCursor: string | null
+  hasNext: boolean
+  hasPrev: boolean
+}
+
+export interface QueueStats {
+  /** Jobs whose dependencies have not all completed. */
+  waiting: number
+  pending: number
+  processing: number
+  completed: number
+  failed: number
+  cancelled: number
+  total: number
+  /** Mean time from start to finish of completed jobs, in ms; null with none completed. */
+  avgProcessingMs: number | null
+}
+
+/** A job id: its hex string or an ObjectId. */
+export type JobId = string | { toHexString(): string }
+
+export interface EnqueueOptions {
+  /** At most one pending/processing job per (name, uniqueKey); duplicates return it. */
+  uniqueKey?: string
+  /** Do not run before this time. */
+  runAt?: Date | number
+  /** Higher runs first among due jobs of one name. Default 0. */
+  priority?: number
+  /** Longest one run of this job may take, in ms; overrides the worker's `timeout`. */
+  timeout?: number
+  /**
+   * Jobs that must complete first (at most 100, existing, not recurring). Until then the
+   * job is `waiting`; if one of them fails, is cancelled or deleted, it fails too. Not
+   * with `uniqueKey`, not in `enqueueMany`.
+   */
+  dependsOn?: JobId[]
+}
+
+export interface ScheduleOptions {
+  /** IANA timezone the cron expression is read in, e.g. `Europe/Berlin`. Default `UTC`. Cron only. */
+  timezone?: string
+  /** Tells several schedules of one name apart. Default `schedule:<name>`. */
+  uniqueKey?: string
+  /** Priority of each run. Default 0. */
+  priority?: number
+}
+
+export interface WorkerOptions {
+  /** Jobs of this name running at once on this instance. Default `workerConcurrency`. */
+  concurrency?: number
+  /** Overrides `maxRetries` for this job name. */
+  maxRetries?: number
+  /** Replace an already registered handler instead of throwing `WORKER_EXISTS`. */
+  replace?: boolean
+  /**
+   * Longest one run may take, in ms. Past it `job.signal` aborts (reason code
+   * `JOB_TIMEOUT`), `job:error` reports `JOB_TIMEOUT` and the run counts as a failure,
+   * retried with backoff. Default: no limit.
+   */
+  timeout?: number
+  /**
+   * At most `max` jobs of this name start per `duration` ms, counted across every
+   * instance through MongoDB (a fixed window). Default: no limit.
+   */
+  limiter?: { max: number; duration: number }
+}
+
+export type Handler<T = any> = (job: RunningJob<T>) => unknown | Promise<unknown>
+
+export interface EnqueueManyItem<T = unknown> {
+  name: string
+  data: T
+  options?: EnqueueOptions
+}
+
+export type NotifyMode = 'off' | 'polling' | 'change-stream'
