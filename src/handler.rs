@@ -177,7 +177,8 @@ pub struct JobContext {
     pub job: Arc<Job>,
     /// Aborts when the handler must stop.
     pub signal: AbortSignal,
-    pub(crate) progress: Arc<dyn ProgressSink>,
+    /// Weak: a context kept after its queue is gone writes nothing.
+    pub(crate) progress: std::sync::Weak<dyn ProgressSink>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -194,12 +195,10 @@ impl JobContext {
     /// execution's claim, and emits `job:progress`. False when the run no longer holds
     /// the job (its lease was lost).
     pub async fn update_progress(&self, value: serde_json::Value) -> crate::Result<bool> {
-        let Some(claim) = self.job.claim_id else {
+        let (Some(progress), Some(claim)) = (self.progress.upgrade(), self.job.claim_id) else {
             return Ok(false);
         };
-        self.progress
-            .update_progress(self.job.id, claim, value)
-            .await
+        progress.update_progress(self.job.id, claim, value).await
     }
 }
 

@@ -1,4 +1,4 @@
-//! Where a job is in its life: the statuses and the moves between them that count.
+//! Where a job is in its life: its statuses, and which of them hold a uniqueKey.
 
 use serde::{Deserialize, Serialize};
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use mongodb::bson::{doc, DateTime};
 use monque::{
-    HandlerError, JobContext, JobStatus, MonqueOptions, NewJob, NotifyMode, WorkerOptions,
+    EnqueueOptions, HandlerError, JobContext, JobStatus, MonqueOptions, NewJob, NotifyMode,
+    WorkerOptions,
 };
 use serde_json::json;
 
@@ -353,4 +354,104 @@ async fn a_panic_before_the_handler_future_exists_is_a_failure() {
     // Nothing is left running: stop() returns at once with nothing to hand back.
     assert_eq!(q.stop(Some(Duration::from_secs(5))).await.unwrap(), 0);
     db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_rescheduled_and_retried_jobs_from_another_process_run_on_time() {
+    let db = TestDb::new("due_remote");
+    let slow_poll = MonqueOptions {
+        poll_interval: Duration::from_secs(30),
+        ..fast_options()
+    };
+    let worker = db.queue(slow_poll).await;
+    let producer = db.queue(fast_options()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    worker
+        .register(
+            "later",
+            move |ctx: JobContext| {
+                let tx = tx.clone();
+                async move {
+                    tx.send((ctx.job.id, Instant::now())).unwrap();
+                    if ctx.job.data["fail"] == json!(true) && ctx.job.fail_count == 0 {
+                        return Err(HandlerError::permanent("first run fails"));
+                    }
+                    Ok::<_, HandlerError>(())
+                }
+            },
+            WorkerOptions::default(),
+        )
+        .unwrap();
+    worker.start().unwrap();
+    eventually(Duration::from_secs(5), "change stream open", || async {
+        worker.notify_mode() == NotifyMode::ChangeStream
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let in_ms = |ms: i64| DateTime::from_millis(DateTime::now().timestamp_millis() + ms);
+    let on_time = |sent: Instant, due: Duration, got: Instant, what: &str| {
+        let took = got - sent;
+        assert!(
+            took >= due,
+            "{what}: ran {took:?} after the enqueue, before it was due"
+        );
+        assert!(
+            took < due + Duration::from_secs(3),
+            "{what}: ran {took:?} after the enqueue, not at its due time (poll is 30 s)"
+        );
+    };
+
+    // A delayed enqueue from another process.
+    let sent = Instant::now();
+    let delayed = producer
+        .enqueue(
+            "later",
+            json!({}),
+            EnqueueOptions {
+                run_at: Some(in_ms(1500)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (id, got) = rx.recv().await.unwrap();
+    assert_eq!(id, delayed.id);
+    on_time(sent, Duration::from_millis(1490), got, "delayed enqueue");
+
+    // A job far in the future, rescheduled by another process to a near time.
+    let far = producer
+        .enqueue(
+            "later",
+            json!({}),
+            EnqueueOptions {
+                run_at: Some(in_ms(3_600_000)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    producer.reschedule_job(far.id, in_ms(1000)).await.unwrap();
+    let (id, got) = rx.recv().await.unwrap();
+    assert_eq!(id, far.id);
+    on_time(sent, Duration::from_millis(990), got, "reschedule");
+
+    // A failed job retried by another process runs at once.
+    let failing = producer
+        .enqueue("later", json!({ "fail": true }), EnqueueOptions::default())
+        .await;
+    let failing = failing.unwrap();
+    let (id, _) = rx.recv().await.unwrap();
+    assert_eq!(id, failing.id);
+    eventually(Duration::from_secs(5), "first run failed", || async {
+        get(&producer, failing.id).await.status == JobStatus::Failed
+    })
+    .await;
+    let sent = Instant::now();
+    producer.retry_job(failing.id).await.unwrap();
+    let (id, got) = rx.recv().await.unwrap();
+    assert_eq!(id, failing.id);
+    on_time(sent, Duration::ZERO, got, "retry");
+    worker.stop(None).await.unwrap();
+    db.drop_db(&producer).await;
 }

@@ -388,3 +388,45 @@ async fn invalid_input_is_refused_before_any_write() {
     );
     db.drop_db(&q).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_after_a_failed_attempt_clears_its_fail_reason() {
+    let db = TestDb::new("fail_reason");
+    let q = db
+        .queue(MonqueOptions {
+            backoff: Backoff {
+                base: Duration::from_millis(20),
+                max: Duration::from_millis(100),
+                jitter: 0.0,
+            },
+            ..fast_options()
+        })
+        .await;
+    q.register(
+        "flaky",
+        |ctx: JobContext| async move {
+            if ctx.job.fail_count == 0 {
+                return Err(HandlerError::new("first"));
+            }
+            Ok::<_, HandlerError>(())
+        },
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    q.start().unwrap();
+    let job = q.now("flaky", json!({})).await.unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "completed on the second run",
+        || async { get(&q, job.id).await.status == JobStatus::Completed },
+    )
+    .await;
+    let done = get(&q, job.id).await;
+    assert_eq!(done.fail_count, 1, "the failed attempt is still counted");
+    assert_eq!(
+        done.fail_reason, None,
+        "the last run succeeded: no error to show"
+    );
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}

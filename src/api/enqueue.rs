@@ -51,14 +51,16 @@ impl Enqueuer {
         }
         let due_now = job.options.run_at.is_none_or(|at| at <= now);
         if job.options.unique_key.is_none() && due_now {
-            let handed = match self.supervisor.hand_off(&job.name, doc.clone()).await? {
-                HandedOff::Started(running) => Some(*running),
-                HandedOff::HandedBack => Some(Job::from_document(doc.clone())?),
-                HandedOff::NotTaken => None,
-            };
-            if let Some(handed) = handed {
-                self.metrics.enqueued(&handed.name, 1);
-                return Ok(handed);
+            if let Some(to) = self.supervisor.hand_off_target(&job.name) {
+                let handed = match self.supervisor.hand_off(doc.clone(), to).await? {
+                    HandedOff::Started(running) => Some(*running),
+                    HandedOff::HandedBack => Some(Job::from_document(doc.clone())?),
+                    HandedOff::NotTaken => None,
+                };
+                if let Some(handed) = handed {
+                    self.metrics.enqueued(&handed.name, 1);
+                    return Ok(handed);
+                }
             }
         }
         let created = if job.options.unique_key.is_some() {

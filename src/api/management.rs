@@ -4,12 +4,13 @@
 //! this layer aborts a cancelled run, settles the flows a change ends, wakes the
 //! workers and announces what changed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::{oid::ObjectId, DateTime};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{Event, EventBus};
 use crate::job::Job;
 use crate::query::{CursorQuery, JobPage, JobQuery, JobSelector, QueueStats};
@@ -19,6 +20,9 @@ use crate::runtime::pauses::Pauses;
 use crate::runtime::running::Running;
 use crate::status::JobStatus;
 use crate::store::{Retried, Settled, Store};
+
+/// Bulk retries are spread over this many groups, each due a little later.
+const RETRY_GROUPS: usize = 20;
 
 pub(crate) struct Management {
     pub(crate) store: Arc<Store>,
@@ -51,9 +55,11 @@ impl Management {
     /// once, elsewhere on its next heartbeat or change-stream event.
     pub(crate) async fn cancel_job(&self, id: ObjectId) -> Result<Job> {
         let (before, job) = self.store.cancel(id).await?;
+        // Abort the run before the key is free for a new job.
         if before.status == JobStatus::Processing {
             self.running.cancel(id);
         }
+        self.store.release_key(&job).await;
         if job.has_dependents {
             self.dependents.fail_dependents(vec![id]).await;
         }
@@ -65,17 +71,16 @@ impl Management {
 
     pub(crate) async fn retry_job(&self, id: ObjectId) -> Result<Job> {
         let before = self.store.must_get(id).await?;
-        let retried = self.store.retry(before, DateTime::now()).await?;
-        self.after_retry(retried).await
+        self.retry_at(before, DateTime::now()).await
     }
 
-    /// A retried job with dependencies waits for them again: settle it now. Then wake
-    /// its worker on time and announce it.
-    async fn after_retry(&self, retried: Retried) -> Result<Job> {
+    /// Puts a failed or cancelled job back, due at `at`. One with dependencies waits
+    /// for them again: settled at once. Then its worker is woken on time.
+    async fn retry_at(&self, before: Job, at: DateTime) -> Result<Job> {
         let Retried {
             previous_status,
             job,
-        } = retried;
+        } = self.store.retry(before, at).await?;
         let job = if job.status == JobStatus::Waiting {
             match self.dependents.settle(job.id, &job.depends_on).await? {
                 Settled::Pending(moved) | Settled::Failed(moved) => moved,
@@ -121,40 +126,112 @@ impl Management {
     }
 
     pub(crate) async fn cancel_jobs(&self, selector: &JobSelector) -> Result<u64> {
-        let bulk = self.store.cancel_matching(selector).await?;
-        // Jobs waiting on these fail if theirs really was cancelled (the flow checks
-        // each dependency's status, so one claimed meanwhile is left alone).
-        for ids in bulk.chunks {
-            self.dependents.fail_dependents(ids).await;
+        let selection = self
+            .store
+            .select(selector, &[JobStatus::Waiting, JobStatus::Pending])?;
+        let mut cancelled = 0;
+        let mut after = None;
+        loop {
+            let jobs = self.store.next_chunk(&selection, after).await?;
+            let Some(last) = jobs.last() else { break };
+            after = Some(last.id);
+            cancelled += self.store.cancel_chunk(&selection, &jobs).await?;
+            // Jobs waiting on these fail if theirs really was cancelled (the flow checks
+            // each dependency's status, so one claimed meanwhile is left alone), whatever
+            // their flags said when read: one may have been set since.
+            self.dependents
+                .fail_dependents(jobs.iter().map(|j| j.id).collect())
+                .await;
         }
-        self.emit_bulk("jobs:cancelled", bulk.count);
-        Ok(bulk.count)
+        self.emit_bulk("jobs:cancelled", cancelled);
+        Ok(cancelled)
     }
 
     /// Retries failed / cancelled jobs, spread evenly over `spread` so a large redrive
     /// does not hit the workers (and whatever they call) all at once. Jobs that changed
     /// or vanished meanwhile, or whose key another active job holds, are skipped.
     pub(crate) async fn retry_jobs(&self, selector: &JobSelector, spread: Duration) -> Result<u64> {
-        let (count, one_by_one) = self.store.retry_matching(selector, spread).await?;
-        for retried in one_by_one {
-            self.after_retry(retried).await?;
+        let selection = self
+            .store
+            .select(selector, &[JobStatus::Failed, JobStatus::Cancelled])?;
+        let total = self.store.count_selected(&selection).await?.max(1);
+        let now = DateTime::now().timestamp_millis();
+        let spread_ms = spread.as_millis() as i64;
+        // The n-th job of the selection is due `n / total` of the way into the window,
+        // rounded down to one of RETRY_GROUPS steps (one update per step and chunk).
+        let due = |n: u64| {
+            let group = (n * RETRY_GROUPS as u64 / total) as i64;
+            DateTime::from_millis(now + spread_ms * group / RETRY_GROUPS as i64)
+        };
+        let mut seen = 0u64;
+        let mut retried = 0;
+        let mut after = None;
+        loop {
+            let jobs = self.store.next_chunk(&selection, after).await?;
+            let Some(last) = jobs.last() else { break };
+            after = Some(last.id);
+            let mut groups: BTreeMap<i64, Vec<ObjectId>> = BTreeMap::new();
+            for job in jobs {
+                let at = due(seen);
+                seen += 1;
+                if job.unique_key.is_some() || !job.depends_on.is_empty() {
+                    // Each must take its key back, or look at its dependencies, first.
+                    match self.retry_at(job, at).await {
+                        Ok(_) => retried += 1,
+                        Err(Error::InvalidTransition { .. } | Error::JobNotFound(_)) => {}
+                        Err(err) => return Err(err),
+                    }
+                } else {
+                    groups
+                        .entry(at.timestamp_millis())
+                        .or_default()
+                        .push(job.id);
+                }
+            }
+            for (at, ids) in groups {
+                retried += self
+                    .store
+                    .retry_group(&selection, ids, DateTime::from_millis(at))
+                    .await?;
+            }
         }
         self.doorbells.ring_all();
-        self.emit_bulk("jobs:retried", count);
-        Ok(count)
+        self.emit_bulk("jobs:retried", retried);
+        Ok(retried)
     }
 
     pub(crate) async fn delete_jobs(&self, selector: &JobSelector) -> Result<u64> {
-        let bulk = self.store.delete_matching(selector).await?;
-        for id in bulk.one_by_one {
-            self.dependents.fail_dependents(vec![id]).await;
-            self.events.emit(Event::JobDeleted { id });
+        let deletable = [
+            JobStatus::Waiting,
+            JobStatus::Pending,
+            JobStatus::Completed,
+            JobStatus::Failed,
+            JobStatus::Cancelled,
+        ];
+        let selection = self.store.select(selector, &deletable)?;
+        let mut deleted = 0;
+        let mut after = None;
+        loop {
+            let jobs = self.store.next_chunk(&selection, after).await?;
+            let Some(last) = jobs.last() else { break };
+            after = Some(last.id);
+            for job in &jobs {
+                if job.status == JobStatus::Pending && job.unique_key.is_some() {
+                    // One by one, never active without their lock (see delete_job).
+                    match self.delete_job(job.id).await {
+                        Ok(true) => deleted += 1,
+                        Ok(false) | Err(Error::InvalidTransition { .. }) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+            }
+            deleted += self.store.delete_chunk(&selection, &jobs).await?;
+            self.dependents
+                .fail_dependents(jobs.iter().map(|j| j.id).collect())
+                .await;
         }
-        for ids in bulk.chunks {
-            self.dependents.fail_dependents(ids).await;
-        }
-        self.emit_bulk("jobs:deleted", bulk.count);
-        Ok(bulk.count)
+        self.emit_bulk("jobs:deleted", deleted);
+        Ok(deleted)
     }
 
     /// Stops claiming jobs of `name` (or of every name) on every instance: this one at

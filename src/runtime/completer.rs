@@ -14,7 +14,7 @@ use super::doorbell::Doorbells;
 use crate::backoff::Backoff;
 use crate::error::Result;
 use crate::events::{Event, EventBus};
-use crate::handler::{HandlerError, Outcome};
+use crate::handler::{AbortReason, AbortSignal, HandlerError, Outcome};
 use crate::job::Job;
 use crate::new_job::storable;
 use crate::status::JobStatus;
@@ -39,25 +39,20 @@ fn after(now: DateTime, delay: Duration) -> DateTime {
 }
 
 impl Completer {
-    /// Records an execution's outcome. `aborted` says the shutdown timeout already handed
-    /// the job back, in which case a fenced-off write is expected and not an error.
-    /// `max_retries` is the job's worker's.
+    /// Records an execution's outcome. `signal` is the run's: when stop()'s abort
+    /// arrives while the write is in flight, its hand-back may win, and then a
+    /// fenced-off write is expected, not a lost lease. `max_retries` is the job's
+    /// worker's.
     pub(crate) async fn finish(
         &self,
         job: &Arc<Job>,
         outcome: Outcome,
         took: Duration,
-        aborted: bool,
         max_retries: u32,
+        signal: &AbortSignal,
     ) {
         let written = match outcome {
             Ok(value) => self.complete(job, took, value).await,
-            // Failing because stop() aborted it is not the job's fault: hand it back
-            // (fenced, so a no-op if the hand-back already happened).
-            Err(_) if aborted => match job.claim_id {
-                Some(claim) => self.store.release(&[(job.id, claim)]).await.map(|_| false),
-                None => Ok(false),
-            },
             Err(err) => match err.snoozed_for() {
                 Some(delay) => self.snooze(job, delay).await,
                 None => self.fail(job, err, max_retries).await,
@@ -65,8 +60,8 @@ impl Completer {
         };
         match written {
             Ok(true) => {}
-            Ok(false) if aborted => {
-                tracing::debug!(job.id = %job.id, "result of a handed-back job discarded")
+            Ok(false) if signal.reason() == Some(AbortReason::Shutdown) => {
+                tracing::debug!(job.id = %job.id, "stop() handed the job back first; result discarded")
             }
             Ok(false) => {
                 tracing::warn!(job.id = %job.id, "lease lost before the job finished; result discarded");

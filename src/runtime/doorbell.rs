@@ -27,7 +27,8 @@ pub(crate) struct Doorbell {
     /// Times jobs this instance knows of fall due, soonest first, so the idle loop
     /// wakes on time, not at a poll.
     due: Mutex<BTreeSet<Instant>>,
-    /// True while the loop sleeps after finding nothing due (handoff.rs reads it).
+    /// True while the loop sleeps after finding nothing due: a hand-off may take it
+    /// (Worker::take_hand_off_slot).
     idle: AtomicBool,
 }
 
@@ -118,13 +119,15 @@ impl Doorbells {
 
     /// Wakes the local worker for `name` when a job falls due at `at`.
     pub(crate) fn ring_at(&self, name: &str, at: DateTime) {
-        let wait = at.timestamp_millis() - DateTime::now().timestamp_millis();
         if let Some(bell) = self.by_name.read().expect("doorbells lock").get(name) {
-            if wait <= 0 {
-                bell.ring();
-            } else {
-                bell.ring_at(Instant::now() + Duration::from_millis(wait as u64));
-            }
+            ring_bell_at(bell, at);
+        }
+    }
+
+    /// Wakes every local worker when a job of a name not known here falls due at `at`.
+    pub(crate) fn ring_all_at(&self, at: DateTime) {
+        for bell in self.by_name.read().expect("doorbells lock").values() {
+            ring_bell_at(bell, at);
         }
     }
 
@@ -132,5 +135,22 @@ impl Doorbells {
         for bell in self.by_name.read().expect("doorbells lock").values() {
             bell.ring();
         }
+    }
+}
+
+/// Due times further ahead are left to polling: a worker polls long before, and a time
+/// such as a parked retry's (the year 9999) would not fit in an `Instant`.
+const MAX_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
+fn ring_bell_at(bell: &Doorbell, at: DateTime) {
+    let wait = at.timestamp_millis() - DateTime::now().timestamp_millis();
+    if wait <= 0 {
+        bell.ring();
+    } else if let Some(when) = Duration::from_millis(wait as u64)
+        .le(&MAX_AHEAD)
+        .then(|| Instant::now().checked_add(Duration::from_millis(wait as u64)))
+        .flatten()
+    {
+        bell.ring_at(when);
     }
 }

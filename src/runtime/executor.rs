@@ -2,7 +2,7 @@
 //! a crash), enforces its timeout, then hands the outcome to the completer. Every run
 //! is in the running set (running.rs) from start to end.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -13,7 +13,7 @@ use super::progress::Progress;
 use super::running::Running;
 use super::slots::Slots;
 use crate::events::{Event, EventBus};
-use crate::handler::{AbortReason, AbortSignal, Handler, HandlerError, JobContext};
+use crate::handler::{AbortReason, AbortSignal, Handler, HandlerError, JobContext, ProgressSink};
 use crate::job::Job;
 
 /// How long a timed-out Rust handler may go on after its signal aborted before its task
@@ -86,7 +86,7 @@ impl Executor {
                 let ctx = JobContext {
                     job: job.clone(),
                     signal: signal.clone(),
-                    progress: exec.progress.clone(),
+                    progress: Arc::downgrade(&exec.progress) as Weak<dyn ProgressSink>,
                 };
                 // `call` itself runs inside the task too: a panic before its future
                 // exists is caught like one inside it.
@@ -136,16 +136,14 @@ impl Executor {
                     Some(AbortReason::Cancelled) => {
                         tracing::info!(job.id = %job.id, "run ended after its job was cancelled");
                     }
-                    reason => {
-                        let shutdown = reason == Some(AbortReason::Shutdown);
+                    // stop() sent its abort: it hands the job back (shutdown.rs), and
+                    // whatever the run returned now is not written, success or not.
+                    Some(AbortReason::Shutdown) => {
+                        tracing::debug!(job.id = %job.id, "run ended after stop() handed its job back; result discarded");
+                    }
+                    _ => {
                         exec.completer
-                            .finish(
-                                &job,
-                                outcome,
-                                started.elapsed(),
-                                shutdown,
-                                worker.max_retries,
-                            )
+                            .finish(&job, outcome, started.elapsed(), worker.max_retries, &signal)
                             .await
                     }
                 }

@@ -24,8 +24,7 @@ pub(crate) enum HandedOff {
     Started(Box<Job>),
     /// Inserted, but stop() had passed its deadline: handed back to `pending`, as built.
     HandedBack,
-    /// No idle worker, or claiming stopped first: nothing written; insert it as an
-    /// ordinary `pending` job.
+    /// Claiming stopped first: nothing written; insert it as an ordinary `pending` job.
     NotTaken,
 }
 

@@ -119,8 +119,12 @@ impl Notifier {
                     }
                 });
             }
-            Change::Claimable(Some(name)) => self.doorbells.ring(&name),
-            Change::Claimable(None) => self.doorbells.ring_all(),
+            Change::Claimable { name, at } => match (name, at) {
+                (Some(name), Some(at)) => self.doorbells.ring_at(&name, at),
+                (Some(name), None) => self.doorbells.ring(&name),
+                (None, Some(at)) => self.doorbells.ring_all_at(at),
+                (None, None) => self.doorbells.ring_all(),
+            },
         }
     }
 }

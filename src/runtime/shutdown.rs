@@ -48,8 +48,13 @@ pub(crate) async fn run(
     let released = if drained {
         Ok(0)
     } else {
-        services.abort.cancel();
+        // One rule however the race falls: every run still in flight when the abort is
+        // sent is handed back, and a result it returns afterwards is not written
+        // (executor.rs), so the count is what was really handed back. The snapshot
+        // comes first: a run that ends between the two is in it, and either its own
+        // write or this release lands, fenced by its claim, never both.
         let unfinished = running.snapshot();
+        services.abort.cancel();
         tracing::warn!(
             running = unfinished.len(),
             "shutdown timeout reached; handing unfinished jobs back"

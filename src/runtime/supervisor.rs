@@ -231,29 +231,28 @@ impl Supervisor {
         self.mode.get()
     }
 
-    /// Offers the new job `doc` of `name` to an idle local worker: written claimed and
-    /// started at once, or `NotTaken` (nothing written).
-    pub(crate) async fn hand_off(&self, name: &str, doc: Document) -> Result<HandedOff> {
-        let target = {
-            let lifecycle = self.lifecycle.lock().expect("lifecycle lock");
-            let Lifecycle::Started(services) = &*lifecycle else {
-                return Ok(HandedOff::NotTaken);
-            };
-            if services.claiming.is_cancelled() || self.pauses.covers(name) {
-                return Ok(HandedOff::NotTaken);
-            }
-            let worker = self
-                .workers
-                .read()
-                .expect("workers lock")
-                .get(name)
-                .cloned();
-            worker.and_then(|w| HandOff::to(&w, &tokens_of(services)))
+    /// The idle local worker a new job of `name` can be handed to now, if there is one
+    /// (started, claiming, not paused, idle with a free slot).
+    pub(crate) fn hand_off_target(&self, name: &str) -> Option<HandOff> {
+        let lifecycle = self.lifecycle.lock().expect("lifecycle lock");
+        let Lifecycle::Started(services) = &*lifecycle else {
+            return None;
         };
-        match target {
-            Some(to) => self.hand_offs.insert(doc, to).await,
-            None => Ok(HandedOff::NotTaken),
+        if services.claiming.is_cancelled() || self.pauses.covers(name) {
+            return None;
         }
+        let worker = self
+            .workers
+            .read()
+            .expect("workers lock")
+            .get(name)
+            .cloned()?;
+        HandOff::to(&worker, &tokens_of(services))
+    }
+
+    /// Writes `doc` claimed for the worker `to` names and starts it.
+    pub(crate) async fn hand_off(&self, doc: Document, to: HandOff) -> Result<HandedOff> {
+        self.hand_offs.insert(doc, to).await
     }
 }
 

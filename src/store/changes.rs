@@ -2,7 +2,7 @@
 //! `pending`, or put back to `pending`) and jobs cancelled while they may be running.
 
 use futures_util::{Stream, StreamExt};
-use mongodb::bson::{doc, oid::ObjectId, Document};
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 
 use super::Store;
 use crate::error::Result;
@@ -10,9 +10,13 @@ use crate::error::Result;
 /// What a change means to this instance.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Change {
-    /// A job of this name may be claimable now (`None`: an update, which carries no
-    /// name; rare: retries, recoveries).
-    Claimable(Option<String>),
+    /// A job of this name (`None`: an update, which carries no name) may be claimable
+    /// now, or at `at` when the change says when it falls due (a delayed enqueue, a
+    /// reschedule, a retry or a schedule's next run from another process).
+    Claimable {
+        name: Option<String>,
+        at: Option<DateTime>,
+    },
     /// This job was cancelled; a run of it here must abort.
     Cancelled(ObjectId),
 }
@@ -30,11 +34,18 @@ fn read_change(event: &Document) -> Option<Change> {
             .ok()?;
         return Some(Change::Cancelled(id));
     }
-    let name = event
-        .get_document("fullDocument")
-        .ok()
-        .and_then(|d| d.get_str("name").ok());
-    Some(Change::Claimable(name.map(str::to_owned)))
+    let full = event.get_document("fullDocument").ok();
+    let name = full.and_then(|d| d.get_str("name").ok()).map(str::to_owned);
+    let at = full
+        .or_else(|| {
+            event
+                .get_document("updateDescription")
+                .and_then(|u| u.get_document("updatedFields"))
+                .ok()
+        })
+        .and_then(|d| d.get_datetime("nextRunAt").ok())
+        .copied();
+    Some(Change::Claimable { name, at })
 }
 
 impl Store {
@@ -45,6 +56,8 @@ impl Store {
             // Not jobs inserted already claimed (a local hand-off): nothing to claim there.
             { "operationType": "insert", "fullDocument.status": "pending" },
             { "operationType": "update", "updateDescription.updatedFields.status": "pending" },
+            // A pending job moved in time (a reschedule): due at its new nextRunAt.
+            { "operationType": "update", "updateDescription.updatedFields.nextRunAt": { "$exists": true } },
             // A job cancelled while it runs: its worker aborts the run.
             { "operationType": "update", "updateDescription.updatedFields.status": "cancelled" },
         ] } }];
@@ -77,12 +90,31 @@ mod tests {
             "updateDescription": { "updatedFields": { "status": "cancelled" } },
         };
         assert_eq!(read_change(&cancelled), Some(Change::Cancelled(id)));
-        let inserted = doc! { "fullDocument": { "name": "mail", "status": "pending" } };
+        let at = DateTime::from_millis(1_700_000_000_000);
+        let inserted =
+            doc! { "fullDocument": { "name": "mail", "status": "pending", "nextRunAt": at } };
         assert_eq!(
             read_change(&inserted),
-            Some(Change::Claimable(Some("mail".into())))
+            Some(Change::Claimable {
+                name: Some("mail".into()),
+                at: Some(at)
+            })
         );
         let retried = doc! { "updateDescription": { "updatedFields": { "status": "pending" } } };
-        assert_eq!(read_change(&retried), Some(Change::Claimable(None)));
+        assert_eq!(
+            read_change(&retried),
+            Some(Change::Claimable {
+                name: None,
+                at: None
+            })
+        );
+        let rescheduled = doc! { "updateDescription": { "updatedFields": { "nextRunAt": at } } };
+        assert_eq!(
+            read_change(&rescheduled),
+            Some(Change::Claimable {
+                name: None,
+                at: Some(at)
+            })
+        );
     }
 }

@@ -116,9 +116,11 @@ impl Store {
                 Next::At(next) => next,
                 Next::End => {
                     done.status = JobStatus::Completed;
+                    // A success clears the error of an earlier failed attempt.
+                    done.fail_reason = None;
                     let update = doc! {
                         "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "durationMs": took_ms, "updatedAt": now },
-                        "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                        "$unset": { "claimId": "", "leaseExpiresAt": "", "failReason": "" },
                     };
                     return (update, done);
                 }

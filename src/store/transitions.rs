@@ -21,9 +21,6 @@ use crate::status::JobStatus;
 /// `nextRunAt` of a job being retried while it takes its uniqueKey back: never due.
 const PARKED: DateTime = DateTime::MAX;
 
-/// Bulk retries are spread over this many groups, each due a little later.
-const RETRY_GROUPS: usize = 20;
-
 /// A job put back by a retry.
 pub(crate) struct Retried {
     /// What it was before (`failed` or `cancelled`).
@@ -32,16 +29,10 @@ pub(crate) struct Retried {
     pub(crate) job: Job,
 }
 
-/// What a bulk change did.
-#[derive(Default)]
-pub(crate) struct Bulk {
-    /// Jobs changed.
-    pub(crate) count: u64,
-    /// The ids of the jobs selected, chunk by chunk, changed or not: whoever waits on
-    /// them is settled next (a flag may have been set since it was read).
-    pub(crate) chunks: Vec<Vec<ObjectId>>,
-    /// Jobs deleted one at a time (pending jobs holding a key).
-    pub(crate) one_by_one: Vec<ObjectId>,
+/// A validated bulk selection (see [`Store::select`]).
+pub(crate) struct Selection {
+    filter: Document,
+    statuses: Vec<&'static str>,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -84,9 +75,9 @@ impl Store {
         Err(Error::InvalidState("the job kept changing; try again"))
     }
 
-    /// Cancels a waiting, pending or running job and frees its key. Returns the job
-    /// before and after. A running job's worker learns of it from its heartbeat or the
-    /// change stream; its writes are fenced off by status.
+    /// Cancels a waiting, pending or running job. Returns the job before and after.
+    /// The run of a running job must be aborted, and the key freed, by the caller (in
+    /// that order); its late writes are fenced off by status.
     pub(crate) async fn cancel(&self, id: ObjectId) -> Result<(Job, Job)> {
         let now = DateTime::now();
         let allowed = [
@@ -97,7 +88,6 @@ impl Store {
         let (before, job) = self
             .transition(id, "cancel", &allowed, |_| cancel_update(now))
             .await?;
-        self.release_key(&job).await;
         Ok((before, job))
     }
 
@@ -271,166 +261,111 @@ impl Store {
         Err(Error::InvalidState("the job kept changing; try again"))
     }
 
-    /// Cancels the waiting and pending jobs `selector` matches, a chunk at a time.
-    pub(crate) async fn cancel_matching(&self, selector: &JobSelector) -> Result<Bulk> {
-        let filter = bulk_filter(selector, &[JobStatus::Waiting, JobStatus::Pending])?;
-        let mut bulk = Bulk::default();
-        let mut after = None;
-        loop {
-            let jobs = self.chunk(&filter, after).await?;
-            let Some(last) = jobs.last() else { break };
-            after = Some(last.id);
-            let ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
-            let res = self
-                .coll
-                .update_many(
-                    doc! { "_id": { "$in": &ids }, "status": { "$in": ["waiting", "pending"] } },
-                    cancel_update(DateTime::now()),
-                )
-                .await
-                .map_err(|e| self.db_err(e))?;
-            bulk.count += res.modified_count;
-            bulk.chunks.push(ids);
-            // Free the keys of the jobs that really were cancelled (not claimed meanwhile).
-            let keyed: Vec<ObjectId> = jobs
-                .iter()
-                .filter(|j| j.unique_key.is_some())
-                .map(|j| j.id)
-                .collect();
-            if !keyed.is_empty() {
-                let done =
-                    doc! { "_id": { "$in": keyed }, "status": JobStatus::Cancelled.as_str() };
-                for job in self.chunk(&done, None).await? {
-                    self.release_key(&job).await;
-                }
-            }
-        }
-        Ok(bulk)
-    }
-
-    /// Retries failed / cancelled jobs, spread evenly over `spread` so a large redrive
-    /// does not hit the workers (and whatever they call) all at once. Jobs that changed
-    /// or vanished meanwhile, or whose key another active job holds, are skipped.
-    /// Jobs with a uniqueKey or dependencies are retried one by one and returned, for
-    /// the caller to announce (and settle).
-    pub(crate) async fn retry_matching(
+    /// The jobs `selector` picks among those in `allowed` statuses, for a bulk change.
+    /// An empty selector is refused: it would touch every job.
+    pub(crate) fn select(
         &self,
         selector: &JobSelector,
-        spread: Duration,
-    ) -> Result<(u64, Vec<Retried>)> {
-        let allowed = [JobStatus::Failed, JobStatus::Cancelled];
-        let filter = bulk_filter(selector, &allowed)?;
-        let total = self
-            .coll
-            .count_documents(filter.clone())
-            .await
-            .map_err(|e| self.db_err(e))?
-            .max(1);
-        let now = DateTime::now().timestamp_millis();
-        let spread_ms = spread.as_millis() as i64;
-        // The n-th job of the selection is due `n / total` of the way into the window,
-        // rounded down to one of RETRY_GROUPS steps (one update per step and chunk).
-        let due = |n: u64| {
-            let group = (n * RETRY_GROUPS as u64 / total) as i64;
-            DateTime::from_millis(now + spread_ms * group / RETRY_GROUPS as i64)
-        };
-        let statuses: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
-        let mut seen = 0u64;
-        let mut retried = 0;
-        let mut one_by_one = Vec::new();
-        let mut after = None;
-        loop {
-            let jobs = self.chunk(&filter, after).await?;
-            let Some(last) = jobs.last() else { break };
-            after = Some(last.id);
-            let mut groups: std::collections::BTreeMap<i64, Vec<ObjectId>> = Default::default();
-            for job in jobs {
-                let at = due(seen);
-                seen += 1;
-                if job.unique_key.is_some() || !job.depends_on.is_empty() {
-                    // Each must take its key back, or look at its dependencies, first.
-                    match self.retry(job, at).await {
-                        Ok(done) => {
-                            retried += 1;
-                            one_by_one.push(done);
-                        }
-                        Err(Error::InvalidTransition { .. } | Error::JobNotFound(_)) => {}
-                        Err(err) => return Err(err),
-                    }
-                } else {
-                    groups
-                        .entry(at.timestamp_millis())
-                        .or_default()
-                        .push(job.id);
-                }
-            }
-            for (at, ids) in groups {
-                let res = self
-                    .coll
-                    .update_many(
-                        doc! { "_id": { "$in": ids }, "status": { "$in": &statuses } },
-                        doc! {
-                            "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": DateTime::from_millis(at), "failCount": 0, "updatedAt": DateTime::now() },
-                            "$unset": unlock(),
-                        },
-                    )
-                    .await
-                    .map_err(|e| self.db_err(e))?;
-                retried += res.modified_count;
-            }
-        }
-        Ok((retried, one_by_one))
+        allowed: &[JobStatus],
+    ) -> Result<Selection> {
+        Ok(Selection {
+            filter: bulk_filter(selector, allowed)?,
+            statuses: allowed.iter().map(|s| s.as_str()).collect(),
+        })
     }
 
-    /// Deletes the jobs `selector` matches, except running ones, a chunk at a time.
-    pub(crate) async fn delete_matching(&self, selector: &JobSelector) -> Result<Bulk> {
-        let deletable = [
-            JobStatus::Waiting,
-            JobStatus::Pending,
-            JobStatus::Completed,
-            JobStatus::Failed,
-            JobStatus::Cancelled,
-        ];
-        let filter = bulk_filter(selector, &deletable)?;
-        let statuses: Vec<&str> = deletable.iter().map(|s| s.as_str()).collect();
-        let mut bulk = Bulk::default();
-        let mut after = None;
-        loop {
-            let jobs = self.chunk(&filter, after).await?;
-            let Some(last) = jobs.last() else { break };
-            after = Some(last.id);
-            let mut rest = Vec::new();
-            let mut finished_keyed = Vec::new();
-            let chunk_ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
-            for job in jobs {
-                match (job.status, &job.unique_key) {
-                    // Pending jobs holding a key go one by one (see delete_job).
-                    (JobStatus::Pending, Some(_)) => match self.delete(job.id).await {
-                        Ok(true) => {
-                            bulk.count += 1;
-                            bulk.one_by_one.push(job.id);
-                        }
-                        Ok(false) | Err(Error::InvalidTransition { .. }) => {}
-                        Err(err) => return Err(err),
-                    },
-                    (_, Some(_)) => {
-                        finished_keyed.push(job.id);
-                        rest.push(job.id);
-                    }
-                    _ => rest.push(job.id),
-                }
+    /// How many jobs `selection` matches now.
+    pub(crate) async fn count_selected(&self, selection: &Selection) -> Result<u64> {
+        self.coll
+            .count_documents(selection.filter.clone())
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// The next (up to) 1,000 jobs of `selection` after `after`, in id order, without
+    /// payloads: bulk changes walk their selection a chunk at a time, so a huge one
+    /// never builds one huge command.
+    pub(crate) async fn next_chunk(
+        &self,
+        selection: &Selection,
+        after: Option<ObjectId>,
+    ) -> Result<Vec<Job>> {
+        self.chunk(&selection.filter, after).await
+    }
+
+    /// Cancels the jobs of a chunk still in a status the selection allows, and frees the
+    /// keys of those really cancelled (not claimed meanwhile).
+    pub(crate) async fn cancel_chunk(&self, selection: &Selection, jobs: &[Job]) -> Result<u64> {
+        let ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
+        let res = self
+            .coll
+            .update_many(
+                doc! { "_id": { "$in": &ids }, "status": { "$in": &selection.statuses } },
+                cancel_update(DateTime::now()),
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let keyed: Vec<ObjectId> = jobs
+            .iter()
+            .filter(|j| j.unique_key.is_some())
+            .map(|j| j.id)
+            .collect();
+        if !keyed.is_empty() {
+            let done = doc! { "_id": { "$in": keyed }, "status": JobStatus::Cancelled.as_str() };
+            for job in self.chunk(&done, None).await? {
+                self.release_key(&job).await;
             }
-            // Stale locks of finished jobs go first: a lock must never outlive its job.
-            self.drop_locks_of(&finished_keyed).await?;
-            let res = self
-                .coll
-                .delete_many(doc! { "_id": { "$in": rest }, "status": { "$in": &statuses } })
-                .await
-                .map_err(|e| self.db_err(e))?;
-            bulk.count += res.deleted_count;
-            bulk.chunks.push(chunk_ids);
         }
-        Ok(bulk)
+        Ok(res.modified_count)
+    }
+
+    /// Puts the jobs `ids` of a selection back to `pending`, due at `at`, `failCount` 0:
+    /// those still in a status the selection allows. Jobs holding a uniqueKey or with
+    /// dependencies go through [`retry`](Self::retry) one by one instead.
+    pub(crate) async fn retry_group(
+        &self,
+        selection: &Selection,
+        ids: Vec<ObjectId>,
+        at: DateTime,
+    ) -> Result<u64> {
+        let res = self
+            .coll
+            .update_many(
+                doc! { "_id": { "$in": ids }, "status": { "$in": &selection.statuses } },
+                doc! {
+                    "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": at, "failCount": 0, "updatedAt": DateTime::now() },
+                    "$unset": unlock(),
+                },
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(res.modified_count)
+    }
+
+    /// Deletes the jobs of a chunk still in a status the selection allows, except
+    /// pending jobs holding a key, which go one by one through [`delete`](Self::delete)
+    /// (never active without their lock).
+    pub(crate) async fn delete_chunk(&self, selection: &Selection, jobs: &[Job]) -> Result<u64> {
+        let mut rest = Vec::new();
+        let mut finished_keyed = Vec::new();
+        for job in jobs {
+            match (job.status, &job.unique_key) {
+                (JobStatus::Pending, Some(_)) => {}
+                (_, Some(_)) => {
+                    finished_keyed.push(job.id);
+                    rest.push(job.id);
+                }
+                _ => rest.push(job.id),
+            }
+        }
+        // Stale locks of finished jobs go first: a lock must never outlive its job.
+        self.drop_locks_of(&finished_keyed).await?;
+        let res = self
+            .coll
+            .delete_many(doc! { "_id": { "$in": rest }, "status": { "$in": &selection.statuses } })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(res.deleted_count)
     }
 
     /// Deletes the jobs past their retention now. Returns how many.
