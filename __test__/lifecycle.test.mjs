@@ -119,6 +119,34 @@ test('stop() with a timeout aborts job.signal and hands the job back to pending'
   assert.deepEqual(released, [1])
 })
 
+test('handlers that succeed the instant stop() aborts them are handed back, every time', async (t) => {
+  const { name, jobs } = await testDb(t)
+  for (let round = 0; round < 10; round++) {
+    const monque = new Monque(uri, { ...fast, database: name, workerConcurrency: 2 })
+    let started = 0
+    monque.register(`race-${round}`, (job) => {
+      started++
+      return new Promise((resolve) => job.signal.addEventListener('abort', () => resolve('late')))
+    })
+    const released = []
+    monque.on('jobs:released', (e) => released.push(e.count))
+    await monque.initialize()
+    monque.start()
+    const a = await monque.now(`race-${round}`, {})
+    const b = await monque.now(`race-${round}`, {})
+    await eventually(() => started === 2, { what: 'both running' })
+    const handedBack = await monque.stop({ timeout: 100 })
+    assert.equal(handedBack, 2, `round ${round}`)
+    await new Promise((r) => setTimeout(r, 50))
+    for (const id of [a.id, b.id]) {
+      const doc = await jobs.findOne({ _id: oid(id) })
+      assert.equal(doc.status, 'pending', `round ${round}`)
+      assert.equal(doc.result, undefined, `round ${round}: the late result is not written`)
+    }
+    assert.deepEqual(released, [2], `round ${round}`)
+  }
+})
+
 test('jobs of one batch claim share a claimId, yet stop() aborts the signal of each', async (t) => {
   const { name, jobs } = await testDb(t)
   const monque = new Monque(uri, { ...fast, database: name, workerConcurrency: 3 })
@@ -205,6 +233,21 @@ test('bad input gets a typed error and writes nothing', async (t) => {
   for (const [call, code] of cases) {
     await assert.rejects(call, (err) => err instanceof MonqueError && err.code === code, `expected ${code}`)
   }
+  // What JSON would silently store as {} (or mangle) is refused, naming where it is.
+  const lossy = [
+    [{ tags: new Set(['a']) }, 'at tags is a Set'],
+    [{ a: { byId: new Map([['k', 1]]) } }, 'at a.byId is a Map'],
+    [{ list: [1, /x/] }, 'at list[1] is a RegExp'],
+    [{ err: new Error('boom') }, 'at err is an Error'],
+    [{ bytes: new Uint8Array([1, 2]) }, 'at bytes is a typed array'],
+  ]
+  for (const [data, where] of lossy) {
+    await assert.rejects(monque.now('ok', data), (err) => err.code === 'INVALID_DATA' && err.message.includes(where), where)
+  }
+  // Buffer and URL carry their own toJSON: stored as { type, data } and as the href.
+  const kept = await monque.now('ok', { buf: Buffer.from([1, 2]), url: new URL('https://example.com/a?b=1') })
+  assert.deepEqual(kept.data, { buf: { type: 'Buffer', data: [1, 2] }, url: 'https://example.com/a?b=1' })
+  await jobs.deleteMany({})
   // Over 16 MB, with the default maxPayloadSize (1 MiB); and no limit above MongoDB's.
   const defaults = new Monque(uri, { ...fast, database: name })
   await defaults.initialize()
@@ -226,8 +269,16 @@ test('bad input gets a typed error and writes nothing', async (t) => {
 test('a URI that points nowhere fails with CONNECTION_ERROR within the timeout', async () => {
   const monque = new Monque('mongodb://127.0.0.1:1/?directConnection=true', { serverSelectionTimeout: 500 })
   const t0 = Date.now()
-  await assert.rejects(monque.initialize(), { code: 'CONNECTION_ERROR' })
+  const err = await monque.initialize().then(
+    () => assert.fail('connected to nothing'),
+    (e) => e,
+  )
+  assert.equal(err.code, 'CONNECTION_ERROR')
   assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`)
+  // One line that says where and why; the driver's topology dump only in `detail`.
+  assert.match(err.message, /^cannot reach MongoDB at 127\.0\.0\.1:1: .*refused.* \(waited 500ms\)$/i)
+  assert.ok(!err.message.includes('Topology'), err.message)
+  assert.match(err.detail, /Topology/)
 })
 
 test('a handler result JSON cannot hold does not turn success into a retry', async (t) => {

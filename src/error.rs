@@ -105,7 +105,12 @@ pub enum Error {
     InvalidState(&'static str),
 
     /// The server could not be reached (server selection timed out, network failure).
-    #[error("cannot reach MongoDB within {timeout:?}: {source}")]
+    /// The message says what failed first, in one line; [`Error::detail`] has the
+    /// driver's whole report (its view of every server).
+    #[error(
+        "cannot reach MongoDB {} (waited {timeout:?})",
+        connection_summary(source)
+    )]
     Connection {
         /// How long the driver waited.
         timeout: Duration,
@@ -148,6 +153,15 @@ impl Error {
         }
     }
 
+    /// The driver's whole report behind a `CONNECTION_ERROR` or `DATABASE_ERROR`, for
+    /// logs; the message itself stays one line.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Error::Connection { source, .. } | Error::Database(source) => Some(source.to_string()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn option(name: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidOption {
             name,
@@ -187,5 +201,63 @@ impl Error {
                 .is_some_and(|errs| errs.iter().all(|e| e.code == 11000)),
             _ => false,
         }
+    }
+}
+
+/// "at <host>: <cause>" from a driver error, the first server's when it names several.
+/// The driver reports server selection as one long topology dump; an operator needs
+/// the host and why it failed.
+fn connection_summary(err: &mongodb::error::Error) -> String {
+    summarize_topology(&err.kind.to_string())
+}
+
+fn summarize_topology(text: &str) -> String {
+    let servers: Vec<(String, String)> = text
+        .split("Address: ")
+        .skip(1)
+        .map(|server| {
+            let host = server
+                .split(',')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let cause = server
+                .split_once("Error: ")
+                .map(|(_, rest)| rest.split(", labels:").next().unwrap_or(rest))
+                .map(|cause| cause.trim_start_matches("Kind: ").trim().to_owned())
+                .unwrap_or_else(|| "no answer".to_owned());
+            (host, cause)
+        })
+        .collect();
+    match servers.as_slice() {
+        [] => format!(": {}", text.split(". Topology").next().unwrap_or(text)),
+        [(host, cause)] => format!("at {host}: {cause}"),
+        [(host, cause), rest @ ..] => {
+            format!("at {host}: {cause} (and {} more servers)", rest.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_error_says_which_host_and_why_in_one_line() {
+        let one = "Server selection timeout: No available servers. Topology: { Type: Single, Servers: [ { Address: 127.0.0.1:1, Type: Unknown, Error: Kind: I/O error: Connection refused (os error 111), labels: {\"RetryableError\"}, source: None, server response: None } ] }, labels: {}";
+        assert_eq!(
+            summarize_topology(one),
+            "at 127.0.0.1:1: I/O error: Connection refused (os error 111)"
+        );
+        let two = "Server selection timeout: None of the available servers suitable. Topology: { Type: ReplicaSetNoPrimary, Servers: [ { Address: a:27017, Type: Unknown, Error: Kind: I/O error: timed out, labels: {} }, { Address: b:27017, Type: RsSecondary, Average RTT: 1ms } ] }";
+        assert_eq!(
+            summarize_topology(two),
+            "at a:27017: I/O error: timed out (and 1 more servers)"
+        );
+        assert_eq!(
+            summarize_topology("I/O error: broken pipe"),
+            ": I/O error: broken pipe"
+        );
     }
 }

@@ -21,8 +21,16 @@ pub(crate) type EventSink = ThreadsafeFunction<String, (), String, Status, false
 pub(crate) type JsHandlerFn =
     ThreadsafeFunction<String, napi::bindgen_prelude::Promise<String>, String, Status, false, true>;
 
+/// Separates an error's one-line message from its detail (ts/errors.ts splits them).
+const DETAIL_SEPARATOR: &str = "\n\u{1e}detail: ";
+
 pub(crate) fn to_napi(err: crate::Error) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
+    let mut message = format!("[{}] {}", err.code(), err);
+    if let Some(detail) = err.detail() {
+        message.push_str(DETAIL_SEPARATOR);
+        message.push_str(&detail);
+    }
+    napi::Error::new(Status::GenericFailure, message)
 }
 
 fn bad_input(code: &str, message: impl std::fmt::Display) -> napi::Error {
