@@ -68,7 +68,9 @@ pub use job::{parse_job_id, validate_job_name, Job, MAX_JOB_NAME_LEN};
 pub use mongodb::bson::{oid::ObjectId, DateTime};
 pub use new_job::{BatchResult, EnqueueOptions, NewJob, MAX_DEPENDENCIES};
 pub use options::{JobRetention, MonqueOptions, RateLimit, WorkerOptions, MAX_PAYLOAD_CEILING};
-pub use query::{CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortOrder};
+pub use query::{
+    CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortField, SortOrder,
+};
 pub use runtime::notify::NotifyMode;
 pub use runtime::progress::MAX_PROGRESS_SIZE;
 pub use schedule::{

@@ -32,6 +32,10 @@ pub struct JobQuery {
     pub skip: u64,
     /// Leave `data` out (it comes back as `null`): cheap listings for dashboards.
     pub without_data: bool,
+    /// What the listing is ordered by. Default: creation.
+    pub sort_by: SortField,
+    /// Which way. Default: ascending (oldest, soonest first).
+    pub sort: SortOrder,
 }
 
 impl Default for JobQuery {
@@ -41,17 +45,34 @@ impl Default for JobQuery {
             limit: 100,
             skip: 0,
             without_data: false,
+            sort_by: SortField::CreatedAt,
+            sort: SortOrder::Ascending,
         }
     }
 }
 
-/// Order of a cursor listing: by creation (the job id), oldest or newest first.
+/// What a listing is ordered by; ties are broken by the job id, so every order is total
+/// and pages never repeat or skip a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortField {
+    /// When the job was enqueued (its id, which holds the time: backed by the `_id`
+    /// index whatever the filter).
+    #[default]
+    CreatedAt,
+    /// When the job is (or was) due.
+    NextRunAt,
+    /// When the job last changed (backed by the status index when the filter names
+    /// one status).
+    UpdatedAt,
+}
+
+/// Which way a listing is ordered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SortOrder {
-    /// Oldest first.
+    /// Oldest (or soonest) first.
     #[default]
     Ascending,
-    /// Newest first.
+    /// Newest (or latest) first.
     Descending,
 }
 
@@ -77,6 +98,8 @@ pub struct CursorQuery {
     pub limit: u32,
     /// Which way to page.
     pub direction: Direction,
+    /// What the listing is ordered by. A cursor belongs to the order it came from.
+    pub sort_by: SortField,
     /// Sort order of the listing.
     pub sort: SortOrder,
     /// Leave `data` out.
@@ -90,6 +113,7 @@ impl Default for CursorQuery {
             cursor: None,
             limit: 50,
             direction: Direction::Forward,
+            sort_by: SortField::CreatedAt,
             sort: SortOrder::Ascending,
             without_data: false,
         }

@@ -11,7 +11,8 @@ use common::*;
 use mongodb::bson::{doc, oid::ObjectId, DateTime};
 use monque::{
     CursorQuery, Direction, EnqueueOptions, Event, HandlerError, JobContext, JobQuery,
-    JobRetention, JobSelector, JobStatus, Monque, MonqueOptions, NewJob, SortOrder, WorkerOptions,
+    JobRetention, JobSelector, JobStatus, Monque, MonqueOptions, NewJob, SortField, SortOrder,
+    WorkerOptions,
 };
 use serde_json::json;
 
@@ -91,6 +92,16 @@ async fn get_job_and_filtered_listings() {
 
 /// Walks every page in `direction` and returns the ids in the order shown.
 async fn walk(q: &Monque, sort: SortOrder, direction: Direction, limit: u32) -> Vec<ObjectId> {
+    walk_by(q, SortField::CreatedAt, sort, direction, limit).await
+}
+
+async fn walk_by(
+    q: &Monque,
+    sort_by: SortField,
+    sort: SortOrder,
+    direction: Direction,
+    limit: u32,
+) -> Vec<ObjectId> {
     let mut cursor = None;
     let mut pages: Vec<Vec<ObjectId>> = Vec::new();
     loop {
@@ -99,6 +110,7 @@ async fn walk(q: &Monque, sort: SortOrder, direction: Direction, limit: u32) -> 
                 cursor: cursor.clone(),
                 limit,
                 direction,
+                sort_by,
                 sort,
                 without_data: true,
                 ..Default::default()
@@ -786,5 +798,109 @@ async fn an_empty_page_past_the_end_still_leads_back() {
         back.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
         ids[..3].to_vec()
     );
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_sort_by_due_time_with_ties_broken_by_id_in_every_direction() {
+    let db = TestDb::new("mgmt_sort");
+    let q = db.queue(fast_options()).await;
+    let base = DateTime::now().timestamp_millis() + 3_600_000;
+    // 120 jobs on 7 due times, inserted out of order: many ties.
+    let jobs: Vec<NewJob> = (0..120)
+        .map(|i| NewJob {
+            name: "sorted".into(),
+            data: json!({ "i": i }),
+            options: EnqueueOptions {
+                run_at: Some(DateTime::from_millis(base + ((i * 5) % 7) * 1000)),
+                ..Default::default()
+            },
+        })
+        .collect();
+    q.enqueue_many(jobs).await.unwrap();
+    let mut expected: Vec<(DateTime, ObjectId)> = q
+        .get_jobs(JobQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| (j.next_run_at, j.id))
+        .collect();
+    expected.sort();
+    let soonest_first: Vec<ObjectId> = expected.iter().map(|(_, id)| *id).collect();
+    let latest_first: Vec<ObjectId> = soonest_first.iter().rev().copied().collect();
+
+    for limit in [13, 120] {
+        for direction in [Direction::Forward, Direction::Backward] {
+            let asc = walk_by(
+                &q,
+                SortField::NextRunAt,
+                SortOrder::Ascending,
+                direction,
+                limit,
+            );
+            assert_eq!(asc.await, soonest_first, "asc {direction:?} by {limit}");
+            let desc = walk_by(
+                &q,
+                SortField::NextRunAt,
+                SortOrder::Descending,
+                direction,
+                limit,
+            );
+            assert_eq!(desc.await, latest_first, "desc {direction:?} by {limit}");
+        }
+    }
+    let page = q
+        .get_jobs(JobQuery {
+            sort_by: SortField::NextRunAt,
+            sort: SortOrder::Descending,
+            limit: 10,
+            skip: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<ObjectId> = page.iter().map(|j| j.id).collect();
+    assert_eq!(ids, latest_first[5..15].to_vec());
+
+    // Most recently changed first: the one just rescheduled leads.
+    let touched = soonest_first[60];
+    q.reschedule_job(touched, DateTime::from_millis(base + 99_000))
+        .await
+        .unwrap();
+    let recent = q
+        .get_jobs(JobQuery {
+            selector: JobSelector {
+                status: vec![JobStatus::Pending],
+                ..Default::default()
+            },
+            sort_by: SortField::UpdatedAt,
+            sort: SortOrder::Descending,
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(recent[0].id, touched);
+
+    // A cursor belongs to its order: one from the due-time order is refused by another.
+    let first = q
+        .get_jobs_with_cursor(CursorQuery {
+            sort_by: SortField::NextRunAt,
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let elsewhere = q
+        .get_jobs_with_cursor(CursorQuery {
+            sort_by: SortField::UpdatedAt,
+            cursor: first.next_cursor,
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(elsewhere, Err(monque::Error::InvalidCursor(_))));
     db.drop_db(&q).await;
 }

@@ -13,6 +13,7 @@ export type {
   NotifyMode,
   QueueStats,
   ScheduleOptions,
+  SortField,
   WorkerOptions,
 } from './types'
 export type { MonqueEvents } from './events'

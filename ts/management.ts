@@ -19,15 +19,15 @@ export async function getJob<T>(queue: QueueHandle, id: JobId): Promise<Job<T> |
 }
 
 export async function getJobs<T>(queue: QueueHandle, options: GetJobsOptions): Promise<Job<T>[]> {
-  onlyKeys(options, ['name', 'status', 'olderThan', 'newerThan', 'limit', 'skip', 'withoutData'], 'getJobs options')
-  const { limit, skip, withoutData, ...selector } = options
-  const query = JSON.stringify({ ...encodeSelector(selector), limit, skip, withoutData })
+  onlyKeys(options, ['name', 'status', 'olderThan', 'newerThan', 'limit', 'skip', 'withoutData', 'sortBy', 'sort'], 'getJobs options')
+  const { limit, skip, withoutData, sortBy, sort, ...selector } = options
+  const query = JSON.stringify({ ...encodeSelector(selector), limit, skip, withoutData, sortBy, sort })
   const native = await queue()
   return parseJobs<T>(await callNative(() => native.getJobs(query)))
 }
 
 export async function getJobsWithCursor<T>(queue: QueueHandle, options: CursorOptions): Promise<JobPage<T>> {
-  onlyKeys(options, ['cursor', 'limit', 'direction', 'sort', 'filter', 'withoutData'], 'getJobsWithCursor options')
+  onlyKeys(options, ['cursor', 'limit', 'direction', 'sortBy', 'sort', 'filter', 'withoutData'], 'getJobsWithCursor options')
   const query = JSON.stringify({ ...options, filter: options.filter && encodeSelector(options.filter) })
   const native = await queue()
   const page = JSON.parse(await callNative(() => native.getJobsWithCursor(query)))

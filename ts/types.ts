@@ -71,12 +71,23 @@ export interface JobSelector {
   newerThan?: Date | number
 }
 
+/**
+ * What a listing is ordered by (ties broken by the job id): `createdAt` (default; backed
+ * by the `_id` index whatever the filter), `nextRunAt` (when due), `updatedAt` (last
+ * change; backed by the status index when the filter names one status).
+ */
+export type SortField = 'createdAt' | 'nextRunAt' | 'updatedAt'
+
 export interface GetJobsOptions extends JobSelector {
   /** 1-1000, default 100. */
   limit?: number
   skip?: number
   /** Leave `data` out (it comes back as `null`): cheap listings for dashboards. */
   withoutData?: boolean
+  /** Default `createdAt`. */
+  sortBy?: SortField
+  /** `asc` (default: oldest, soonest first) or `desc`. */
+  sort?: 'asc' | 'desc'
 }
 
 export interface CursorOptions {
@@ -86,7 +97,9 @@ export interface CursorOptions {
   limit?: number
   /** `forward` (default) pages after the cursor, `backward` before it. */
   direction?: 'forward' | 'backward'
-  /** By creation: `asc` (default, oldest first) or `desc`. */
+  /** Default `createdAt`. A cursor belongs to the order it came from. */
+  sortBy?: SortField
+  /** `asc` (default: oldest, soonest first) or `desc`. */
   sort?: 'asc' | 'desc'
   filter?: JobSelector
   withoutData?: boolean

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     CursorQuery, DateTime, Direction, EnqueueOptions, JobQuery, JobRetention, JobSelector,
-    JobStatus, MonqueOptions, RateLimit, ScheduleOptions, SortOrder, WorkerOptions,
+    JobStatus, MonqueOptions, RateLimit, ScheduleOptions, SortField, SortOrder, WorkerOptions,
 };
 
 type R<T> = napi::Result<T>;
@@ -190,7 +190,29 @@ fn limit(m: &Map<String, Value>, default: u32) -> R<u32> {
     Ok(count(m, "limit")?.map_or(default, |n| n.min(u32::MAX as usize) as u32))
 }
 
-/// `{ name, status, limit, skip, withoutData }`.
+fn sort_by(m: &Map<String, Value>) -> R<SortField> {
+    Ok(match string(m, "sortBy")?.as_deref() {
+        None | Some("createdAt") => SortField::CreatedAt,
+        Some("nextRunAt") => SortField::NextRunAt,
+        Some("updatedAt") => SortField::UpdatedAt,
+        Some(_) => {
+            return Err(invalid(
+                "sortBy",
+                "must be 'createdAt', 'nextRunAt' or 'updatedAt'",
+            ))
+        }
+    })
+}
+
+fn sort_order(m: &Map<String, Value>) -> R<SortOrder> {
+    Ok(match string(m, "sort")?.as_deref() {
+        None | Some("asc") => SortOrder::Ascending,
+        Some("desc") => SortOrder::Descending,
+        Some(_) => return Err(invalid("sort", "must be 'asc' or 'desc'")),
+    })
+}
+
+/// `{ name, status, limit, skip, withoutData, sortBy, sort }`.
 pub(super) fn job_query(json: &str) -> R<JobQuery> {
     let m = object(json)?;
     Ok(JobQuery {
@@ -198,10 +220,13 @@ pub(super) fn job_query(json: &str) -> R<JobQuery> {
         limit: limit(&m, 100)?,
         skip: count(&m, "skip")?.unwrap_or(0) as u64,
         without_data: boolean(&m, "withoutData")?.unwrap_or(false),
+        sort_by: sort_by(&m)?,
+        sort: sort_order(&m)?,
     })
 }
 
-/// `{ cursor, limit, direction: 'forward'|'backward', sort: 'asc'|'desc', filter, withoutData }`.
+/// `{ cursor, limit, direction: 'forward'|'backward', sortBy, sort: 'asc'|'desc', filter,
+/// withoutData }`.
 pub(super) fn cursor_query(json: &str) -> R<CursorQuery> {
     let m = object(json)?;
     let direction = match string(&m, "direction")?.as_deref() {
@@ -209,11 +234,7 @@ pub(super) fn cursor_query(json: &str) -> R<CursorQuery> {
         Some("backward") => Direction::Backward,
         Some(_) => return Err(invalid("direction", "must be 'forward' or 'backward'")),
     };
-    let sort = match string(&m, "sort")?.as_deref() {
-        None | Some("asc") => SortOrder::Ascending,
-        Some("desc") => SortOrder::Descending,
-        Some(_) => return Err(invalid("sort", "must be 'asc' or 'desc'")),
-    };
+    let sort = sort_order(&m)?;
     let selector = match m.get("filter") {
         None | Some(Value::Null) => JobSelector::default(),
         Some(v) => selector_value(v.clone())?,
@@ -223,6 +244,7 @@ pub(super) fn cursor_query(json: &str) -> R<CursorQuery> {
         cursor: string(&m, "cursor")?,
         limit: limit(&m, 50)?,
         direction,
+        sort_by: sort_by(&m)?,
         sort,
         without_data: boolean(&m, "withoutData")?.unwrap_or(false),
     })

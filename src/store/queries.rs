@@ -2,12 +2,14 @@
 //! per status and per name. Selectors become filters here, field by field.
 
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 
 use super::Store;
 use crate::error::{Error, Result};
 use crate::job::{validate_job_name, Job};
-use crate::query::{CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortOrder};
+use crate::query::{
+    CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortField, SortOrder,
+};
 use crate::status::JobStatus;
 
 /// Queue depth rows: (name, status, count), every status of every name seen.
@@ -40,6 +42,81 @@ fn step(id: ObjectId, up: bool) -> ObjectId {
         }
     }
     ObjectId::from_bytes(bytes)
+}
+
+/// A job's place in a listing's order: its sort value (none when the order is the id)
+/// and its id, which breaks ties.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Position {
+    at: Option<DateTime>,
+    id: ObjectId,
+}
+
+/// The field an order sorts on before the id, and the letter its cursors start with.
+fn sort_key(sort_by: SortField) -> Option<(&'static str, char)> {
+    match sort_by {
+        SortField::CreatedAt => None,
+        SortField::NextRunAt => Some(("nextRunAt", 'n')),
+        SortField::UpdatedAt => Some(("updatedAt", 'u')),
+    }
+}
+
+fn sort_doc(sort_by: SortField, increasing: bool) -> Document {
+    let dir = if increasing { 1 } else { -1 };
+    match sort_key(sort_by) {
+        None => doc! { "_id": dir },
+        Some((field, _)) => doc! { field: dir, "_id": dir },
+    }
+}
+
+fn position_of(sort_by: SortField, job: &Job) -> Position {
+    let at = match sort_by {
+        SortField::CreatedAt => None,
+        SortField::NextRunAt => Some(job.next_run_at),
+        SortField::UpdatedAt => Some(job.updated_at),
+    };
+    Position { at, id: job.id }
+}
+
+/// A cursor names a position in one order: the id alone for creation order (as it
+/// always did), `<letter><ms>.<id>` for the others.
+fn encode_cursor(sort_by: SortField, pos: Position) -> String {
+    match (sort_key(sort_by), pos.at) {
+        (Some((_, letter)), Some(at)) => {
+            format!("{letter}{}.{}", at.timestamp_millis(), pos.id.to_hex())
+        }
+        _ => pos.id.to_hex(),
+    }
+}
+
+fn decode_cursor(sort_by: SortField, cursor: &str) -> Result<Position> {
+    let bad = || Error::InvalidCursor(cursor.to_owned());
+    match sort_key(sort_by) {
+        None => Ok(Position {
+            at: None,
+            id: ObjectId::parse_str(cursor).map_err(|_| bad())?,
+        }),
+        Some((_, letter)) => {
+            let rest = cursor.strip_prefix(letter).ok_or_else(bad)?;
+            let (ms, id) = rest.split_once('.').ok_or_else(bad)?;
+            Ok(Position {
+                at: Some(DateTime::from_millis(ms.parse().map_err(|_| bad())?)),
+                id: ObjectId::parse_str(id).map_err(|_| bad())?,
+            })
+        }
+    }
+}
+
+/// The jobs after `pos` in the order (before it, when not `increasing`).
+fn beyond(sort_by: SortField, pos: Position, increasing: bool) -> Document {
+    let op = if increasing { "$gt" } else { "$lt" };
+    match (sort_key(sort_by), pos.at) {
+        (Some((field, _)), Some(at)) => doc! { "$or": [
+            { field: { op: at } },
+            { field: at, "_id": { op: pos.id } },
+        ] },
+        _ => doc! { "_id": { op: pos.id } },
+    }
 }
 
 static WITHOUT_DATA: std::sync::LazyLock<Document> =
@@ -139,7 +216,7 @@ impl Store {
         let mut find = self
             .coll
             .find(selector_filter(&query.selector)?)
-            .sort(doc! { "_id": 1 })
+            .sort(sort_doc(query.sort_by, query.sort == SortOrder::Ascending))
             .skip(query.skip)
             .limit(limit);
         if query.without_data {
@@ -148,26 +225,26 @@ impl Store {
         self.collect_jobs(find.await).await
     }
 
-    /// Keyset pagination on `_id`: stable under inserts and deletes, and as cheap on
-    /// page 1000 as on page 1.
+    /// Keyset pagination on the sort value and the id: stable under inserts and
+    /// deletes, and as cheap on page 1000 as on page 1.
     pub(crate) async fn get_jobs_page(&self, query: CursorQuery) -> Result<JobPage> {
         let limit = page_limit(query.limit)?;
         let mut filter = selector_filter(&query.selector)?;
         let after = match &query.cursor {
-            Some(c) => Some(ObjectId::parse_str(c).map_err(|_| Error::InvalidCursor(c.clone()))?),
+            Some(c) => Some(decode_cursor(query.sort_by, c)?),
             None => None,
         };
-        // Walking forward in ascending order means increasing ids; every other
+        // Walking forward in ascending order means increasing positions; every other
         // combination is derived from that.
         let increasing =
             (query.sort == SortOrder::Ascending) == (query.direction == Direction::Forward);
-        if let Some(id) = after {
-            filter.insert("_id", doc! { if increasing { "$gt" } else { "$lt" }: id });
+        if let Some(pos) = after {
+            filter = doc! { "$and": [filter, beyond(query.sort_by, pos, increasing)] };
         }
         let mut find = self
             .coll
             .find(filter)
-            .sort(doc! { "_id": if increasing { 1 } else { -1 } })
+            .sort(sort_doc(query.sort_by, increasing))
             .limit(limit + 1);
         if query.without_data {
             find = find.projection(WITHOUT_DATA.clone());
@@ -184,8 +261,16 @@ impl Store {
         };
         // An empty page past the end (or before the start) still leads back: its cursor
         // is the request's, moved one step outward so the page that held it is whole.
-        let beyond = after.map(|c| step(c, increasing).to_hex());
-        let edge = |j: Option<&Job>| j.map(|j| j.id.to_hex()).or_else(|| beyond.clone());
+        let sort_by = query.sort_by;
+        let outward = after.map(|pos| Position {
+            id: step(pos.id, increasing),
+            ..pos
+        });
+        let edge = |j: Option<&Job>| {
+            j.map(|j| position_of(sort_by, j))
+                .or(outward)
+                .map(|pos| encode_cursor(sort_by, pos))
+        };
         Ok(JobPage {
             next_cursor: edge(jobs.last()).filter(|_| has_next),
             prev_cursor: edge(jobs.first()).filter(|_| has_prev),
@@ -322,5 +407,29 @@ impl Store {
         }
         let found = self.coll.find(filter).sort(doc! { "nextRunAt": 1 }).await;
         self.collect_jobs(found).await
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    #[test]
+    fn cursors_name_a_place_in_their_own_order() {
+        let id = ObjectId::new();
+        let at = DateTime::from_millis(1_700_000_000_123);
+        let by_id = Position { at: None, id };
+        assert_eq!(encode_cursor(SortField::CreatedAt, by_id), id.to_hex());
+        assert_eq!(
+            decode_cursor(SortField::CreatedAt, &id.to_hex()).unwrap(),
+            by_id
+        );
+        let due = Position { at: Some(at), id };
+        let cursor = encode_cursor(SortField::NextRunAt, due);
+        assert_eq!(decode_cursor(SortField::NextRunAt, &cursor).unwrap(), due);
+        // A cursor of one order is refused by another.
+        assert!(decode_cursor(SortField::UpdatedAt, &cursor).is_err());
+        assert!(decode_cursor(SortField::NextRunAt, &id.to_hex()).is_err());
+        assert!(decode_cursor(SortField::NextRunAt, "nx.y").is_err());
     }
 }
