@@ -440,3 +440,45 @@ test('dependsOn: a job waits for its dependencies, and bad dependencies are refu
   await assert.rejects(monque.enqueueMany([{ name: 'step', data: {}, options: { dependsOn: [first.id] } }]), code('INVALID_OPTION'))
   assert.equal(await jobs.countDocuments(), before)
 })
+
+test('a failure keeps its stack and its attempts; retries log a warning, a final failure an error with the stack', async (t) => {
+  const { name, jobs } = await testDb(t)
+  const lines = []
+  const logger = {
+    debug() {},
+    info() {},
+    warn: (fields, message) => lines.push({ level: 'warn', message, ...fields }),
+    error: (fields, message) => lines.push({ level: 'error', message, ...fields }),
+  }
+  const monque = new Monque(uri, { ...fast, database: name, maxRetries: 1, baseRetryInterval: 20, maxBackoffDelay: 50, jitter: 0, logger })
+  function chargeTheCard() {
+    throw new Error('card declined')
+  }
+  monque.register('charge', async () => chargeTheCard())
+  const failures = []
+  monque.on('job:fail', (e) => failures.push(e))
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const job = await monque.now('charge', {})
+  await eventually(async () => (await monque.getJob(job.id))?.status === 'failed', { what: 'failed for good' })
+  const failed = await monque.getJob(job.id)
+  assert.equal(failed.failReason, 'card declined')
+  assert.match(failed.failStack, /^Error: card declined\n\s+at chargeTheCard /)
+  assert.equal(failed.attempts.length, 2)
+  for (const a of failed.attempts) {
+    assert.equal(a.outcome, 'failed')
+    assert.equal(a.error, 'card declined')
+    assert.ok(a.startedAt instanceof Date)
+    assert.equal(typeof a.durationMs, 'number')
+  }
+  // The event's error carries the handler's stack, not the dispatcher's.
+  await eventually(() => failures.length === 2, { what: 'two job:fail events' })
+  assert.match(failures[1].error.stack, /at chargeTheCard /)
+  const retry = lines.find((l) => l.message === 'job failed; will retry')
+  assert.equal(retry?.level, 'warn')
+  const final = lines.find((l) => l.message === 'job failed for good')
+  assert.equal(final?.level, 'error')
+  assert.match(final.stack, /at chargeTheCard /)
+  assert.equal((await jobs.findOne({})).failStack, failed.failStack)
+})

@@ -22,6 +22,7 @@ pub struct HandlerError {
     message: String,
     retryable: bool,
     snooze: Option<Duration>,
+    stack: Option<String>,
 }
 
 impl HandlerError {
@@ -31,6 +32,7 @@ impl HandlerError {
             message: message.into(),
             retryable: true,
             snooze: None,
+            stack: None,
         }
     }
 
@@ -40,6 +42,7 @@ impl HandlerError {
             message: message.into(),
             retryable: false,
             snooze: None,
+            stack: None,
         }
     }
 
@@ -53,6 +56,7 @@ impl HandlerError {
             message: format!("snoozed for {} ms", delay.as_millis()),
             retryable: true,
             snooze: Some(delay),
+            stack: None,
         }
     }
 
@@ -70,12 +74,32 @@ impl HandlerError {
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }
+
+    /// Adds where the failure came from (a stack trace, a chain of causes), stored on
+    /// the job as `failStack` (its last lines) for operators.
+    pub fn with_stack(mut self, stack: impl Into<String>) -> Self {
+        self.stack = Some(stack.into()).filter(|s: &String| !s.trim().is_empty());
+        self
+    }
+
+    /// Where the failure came from, if known.
+    pub fn stack(&self) -> Option<&str> {
+        self.stack.as_deref()
+    }
 }
 
-/// Any error type, `String` or `&str` converts (with `?` or `.into()`) to a retryable failure.
+/// Any error type, `String` or `&str` converts (with `?` or `.into()`) to a retryable
+/// failure; an error's chain of causes becomes its stack.
 impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError {
     fn from(err: E) -> Self {
-        HandlerError::new(err.into().to_string())
+        let err = err.into();
+        let mut causes = Vec::new();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            causes.push(format!("caused by: {cause}"));
+            source = cause.source();
+        }
+        HandlerError::new(err.to_string()).with_stack(causes.join("\n"))
     }
 }
 

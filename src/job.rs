@@ -46,6 +46,12 @@ pub struct Job {
     /// The last failure's message.
     pub fail_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Where the last failure came from: the last lines of its stack (≤ 8 KiB).
+    pub fail_stack: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The last runs, oldest first (at most [`MAX_ATTEMPTS_KEPT`]).
+    pub attempts: Vec<Attempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The dedup key, if the job was enqueued with one.
     pub unique_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +87,44 @@ pub struct Job {
     /// Set once a job was enqueued depending on this one: how it ends then settles
     /// those jobs (store/flows.rs).
     pub has_dependents: bool,
+}
+
+/// How many finished runs a job keeps in its `attempts` history.
+pub const MAX_ATTEMPTS_KEPT: usize = 10;
+
+/// One finished run of a job, as kept in its `attempts` history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// When it started.
+    pub started_at: DateTime,
+    /// How long it ran, in ms.
+    pub duration_ms: i64,
+    /// `completed`, `failed` or `snoozed`.
+    pub outcome: String,
+    /// Why a failed run failed (at most 1 KiB of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The instance that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
+impl Attempt {
+    fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "startedAt": self.started_at.timestamp_millis(),
+            "durationMs": self.duration_ms,
+            "outcome": self.outcome,
+        });
+        if let Some(error) = &self.error {
+            v["error"] = error.clone().into();
+        }
+        if let Some(instance) = &self.instance {
+            v["instance"] = instance.clone().into();
+        }
+        v
+    }
 }
 
 impl Job {
@@ -123,6 +167,14 @@ impl Job {
         put("claimedBy", self.claimed_by.clone().map(Into::into));
         put("claimId", self.claim_id.map(|c| c.to_hex().into()));
         put("failReason", self.fail_reason.clone().map(Into::into));
+        put("failStack", self.fail_stack.clone().map(Into::into));
+        if !self.attempts.is_empty() {
+            let attempts = self.attempts.iter().map(Attempt::to_json);
+            put(
+                "attempts",
+                Some(serde_json::Value::Array(attempts.collect())),
+            );
+        }
         put("uniqueKey", self.unique_key.clone().map(Into::into));
         put(
             "repeat",

@@ -64,7 +64,7 @@ pub use events::Event;
 pub use handler::{
     AbortReason, AbortSignal, Handler, HandlerError, JobContext, Outcome, MAX_SNOOZE,
 };
-pub use job::{parse_job_id, validate_job_name, Job, MAX_JOB_NAME_LEN};
+pub use job::{parse_job_id, validate_job_name, Attempt, Job, MAX_ATTEMPTS_KEPT, MAX_JOB_NAME_LEN};
 pub use mongodb::bson::{oid::ObjectId, DateTime};
 pub use new_job::{BatchResult, EnqueueOptions, NewJob, MAX_DEPENDENCIES};
 pub use options::{JobRetention, MonqueOptions, RateLimit, WorkerOptions, MAX_PAYLOAD_CEILING};

@@ -430,3 +430,124 @@ async fn a_success_after_a_failed_attempt_clears_its_fail_reason() {
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;
 }
+
+#[derive(Debug)]
+struct Inner;
+impl std::fmt::Display for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("disk full")
+    }
+}
+impl std::error::Error for Inner {}
+
+#[derive(Debug)]
+struct Outer(Inner);
+impl std::fmt::Display for Outer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("could not write the report")
+    }
+}
+impl std::error::Error for Outer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_keep_their_stack_and_every_run_its_place_in_the_history() {
+    let db = TestDb::new("attempts");
+    let q = db
+        .queue(MonqueOptions {
+            backoff: Backoff {
+                base: Duration::from_millis(20),
+                max: Duration::from_millis(100),
+                jitter: 0.0,
+            },
+            max_retries: 1,
+            ..fast_options()
+        })
+        .await;
+    q.register(
+        "report",
+        |ctx: JobContext| async move {
+            if ctx.job.data["succeed_on"].as_u64() == Some(u64::from(ctx.job.fail_count)) {
+                return Ok::<_, HandlerError>(());
+            }
+            Err(Outer(Inner).into())
+        },
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    q.start().unwrap();
+    // Fails once, then succeeds: the history shows both, the error is cleared.
+    let recovers = q.now("report", json!({ "succeed_on": 1 })).await.unwrap();
+    // Fails twice with max_retries 1: failed for good, with its stack.
+    let fails = q.now("report", json!({})).await.unwrap();
+    eventually(Duration::from_secs(5), "both ended", || async {
+        get(&q, recovers.id).await.status == JobStatus::Completed
+            && get(&q, fails.id).await.status == JobStatus::Failed
+    })
+    .await;
+    let done = get(&q, recovers.id).await;
+    let outcomes: Vec<&str> = done.attempts.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["failed", "completed"]);
+    assert_eq!(
+        done.attempts[0].error.as_deref(),
+        Some("could not write the report")
+    );
+    assert_eq!(done.attempts[1].error, None);
+    assert_eq!(
+        done.fail_stack, None,
+        "a success clears the stack with the reason"
+    );
+    for attempt in &done.attempts {
+        assert_eq!(attempt.instance.as_deref(), Some(q.instance_id()));
+        assert!(attempt.started_at <= done.updated_at);
+    }
+    let failed = get(&q, fails.id).await;
+    assert_eq!(failed.attempts.len(), 2);
+    assert!(failed.attempts.iter().all(|a| a.outcome == "failed"));
+    assert_eq!(
+        failed.fail_reason.as_deref(),
+        Some("could not write the report")
+    );
+    assert_eq!(failed.fail_stack.as_deref(), Some("caused by: disk full"));
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_keeps_the_last_ten_runs() {
+    let db = TestDb::new("attempts_cap");
+    let q = db.queue(fast_options()).await;
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = runs.clone();
+    q.register(
+        "again",
+        move |_ctx: JobContext| {
+            let run = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            async move {
+                // 13 runs: 12 snoozes, then done.
+                if run <= 12 {
+                    return Err(HandlerError::snooze(Duration::from_millis(1)));
+                }
+                Ok::<_, HandlerError>(())
+            }
+        },
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    q.start().unwrap();
+    let job = q.now("again", json!({})).await.unwrap();
+    eventually(Duration::from_secs(10), "completed", || async {
+        get(&q, job.id).await.status == JobStatus::Completed
+    })
+    .await;
+    let done = get(&q, job.id).await;
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 13);
+    assert_eq!(done.attempts.len(), monque::MAX_ATTEMPTS_KEPT);
+    assert_eq!(done.attempts.last().unwrap().outcome, "completed");
+    assert!(done.attempts[..9].iter().all(|a| a.outcome == "snoozed"));
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}

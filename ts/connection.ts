@@ -1,3 +1,4 @@
+import { clientUri } from './client-uri'
 import { MonqueError } from './errors'
 
 /** The parts of the `mongodb` driver's `Db` monque reads. */
@@ -17,8 +18,9 @@ export interface MongooseConnectionLike {
 export type Connection = string | DbLike | MongooseConnectionLike
 
 /**
- * The core runs its own Rust driver client, so a `Db` or Mongoose connection is
- * reduced to the connection string and database name it was opened with.
+ * The core runs its own Rust driver client (a second pool), so a `Db` or Mongoose
+ * connection is turned into a connection string carrying its client's settings
+ * (see client-uri.ts) and its database name.
  */
 export function resolveConnection(connection: Connection): { uri: string; database?: string } {
   if (typeof connection === 'string') {
@@ -33,25 +35,14 @@ export function resolveConnection(connection: Connection): { uri: string; databa
       if (!database) {
         throw new MonqueError('INVALID_CONNECTION', 'the Mongoose connection is not open yet (no database name); await it first')
       }
-      return { uri: uriOf(connection.getClient()), database }
+      return { uri: clientUri(connection.getClient()), database }
     }
     if ('databaseName' in connection && 'client' in connection) {
-      return { uri: uriOf(connection.client), database: connection.databaseName }
+      return { uri: clientUri(connection.client), database: connection.databaseName }
     }
   }
   throw new MonqueError(
     'INVALID_CONNECTION',
     'connection must be a mongodb:// URI, a native Db from the mongodb package, or a Mongoose connection',
-  )
-}
-
-/** The connection string a `MongoClient` was created with. */
-function uriOf(client: unknown): string {
-  // The driver keeps its connection string on `client.s.url` (driver 4 to 6).
-  const url = (client as { s?: { url?: unknown } } | null)?.s?.url
-  if (typeof url === 'string' && url.startsWith('mongodb')) return url
-  throw new MonqueError(
-    'INVALID_CONNECTION',
-    'cannot read the connection string from this MongoClient; pass the URI string instead',
   )
 }

@@ -74,8 +74,12 @@ export function dispatchEvent(
       return emit({ id: event.id, progress: event.progress })
     case 'job:complete':
       return emit({ job, duration: event.duration })
-    case 'job:fail':
-      return emit({ job, error: new Error(event.error), willRetry: event.willRetry })
+    case 'job:fail': {
+      const error = new Error(event.error)
+      // The handler's own stack, as stored on the job; not this dispatch's.
+      error.stack = job?.failStack ?? `Error: ${event.error}`
+      return emit({ job, error, willRetry: event.willRetry })
+    }
     case 'job:retry':
     case 'job:snoozed':
       return emit({ job, nextRunAt: new Date(event.nextRunAt), delay: event.delay })
@@ -130,9 +134,11 @@ function log(logger: Logger, event: Record<string, any>): void {
       fields.durationMs = event.duration
       break
     case 'job:fail':
-      level = event.willRetry ? 'info' : 'warn'
+      // Retries warn; a final failure is an error, with the handler's stack.
+      level = event.willRetry ? 'warn' : 'error'
       message = event.willRetry ? 'job failed; will retry' : 'job failed for good'
       Object.assign(fields, { error: event.error, willRetry: event.willRetry })
+      if (!event.willRetry && job?.failStack) fields.stack = job.failStack
       break
     case 'job:retry':
     case 'job:snoozed':

@@ -17,6 +17,6 @@ export type {
   WorkerOptions,
 } from './types'
 export type { MonqueEvents } from './events'
-export type { Job, JobStatus, Repeat, RunningJob } from './job'
+export type { Attempt, Job, JobStatus, Repeat, RunningJob } from './job'
 export type { Connection, DbLike, MongooseConnectionLike } from './connection'
 export { MonqueError, UnrecoverableError } from './errors'

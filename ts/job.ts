@@ -3,6 +3,17 @@ export type JobStatus = 'waiting' | 'pending' | 'processing' | 'completed' | 'fa
 /** How a recurring job repeats: a cron expression in a timezone, or a fixed interval. */
 export type Repeat = { cron: string; timezone: string } | { everyMs: number }
 
+/** One finished run of a job, as kept in its `attempts` history. */
+export interface Attempt {
+  startedAt: Date
+  durationMs: number
+  outcome: 'completed' | 'failed' | 'snoozed'
+  /** Why a failed run failed (at most 1 KiB of it). */
+  error?: string
+  /** The instance that ran it. */
+  instance?: string
+}
+
 /** A job as stored (see the README's "Job document"). Times are `Date`s. */
 export interface Job<T = unknown> {
   id: string
@@ -18,7 +29,12 @@ export interface Job<T = unknown> {
   leaseExpiresAt?: Date
   claimedBy?: string
   claimId?: string
+  /** The error of the last attempt, if it failed (a later success clears it). */
   failReason?: string
+  /** Where that error came from: the head and tail of its stack (≤ 50 lines, 8 KiB). */
+  failStack?: string
+  /** The last runs, oldest first (at most 10): when, how long, how they ended. */
+  attempts?: Attempt[]
   uniqueKey?: string
   /** Set on recurring jobs: how they repeat. */
   repeat?: Repeat
@@ -69,6 +85,11 @@ export function toJob<T>(raw: Record<string, unknown>): Job<T> {
   for (const field of DATE_FIELDS) {
     const v = job[field]
     if (typeof v === 'number') job[field] = new Date(v)
+  }
+  if (Array.isArray(job.attempts)) {
+    job.attempts = job.attempts.map((a: Record<string, unknown>) =>
+      typeof a.startedAt === 'number' ? { ...a, startedAt: new Date(a.startedAt) } : a,
+    )
   }
   return job as unknown as Job<T>
 }

@@ -300,7 +300,8 @@ export class Monque extends EventEmitter<MonqueEvents> {
       } catch (err) {
         if (snoozeMs !== undefined) return JSON.stringify({ ok: false, snooze: snoozeMs })
         const message = describeThrown(err)
-        return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError) } })
+        const stack = err instanceof Error && typeof err.stack === 'string' ? err.stack : undefined
+        return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError), stack } })
       } finally {
         this.controllers.delete(execution)
       }

@@ -1,5 +1,5 @@
 //! Calls a JS handler from the core and awaits its Promise. The TS wrapper never
-//! rejects: it resolves with an envelope `{ ok, result?, snooze?, error?: { message, retryable } }`, so
+//! rejects: it resolves with an envelope `{ ok, result?, snooze?, error?: { message, retryable, stack? } }`, so
 //! error details survive the crossing. When the job's signal aborts (shutdown, job timeout
 //! or cancellation),
 //! JS is told through the event sink so `job.signal` aborts there too.
@@ -84,9 +84,13 @@ fn parse_envelope(reply: &str) -> Outcome {
         .as_str()
         .unwrap_or("handler failed")
         .to_owned();
-    if v["error"]["retryable"].as_bool() == Some(false) {
-        Err(HandlerError::permanent(message))
+    let err = if v["error"]["retryable"].as_bool() == Some(false) {
+        HandlerError::permanent(message)
     } else {
-        Err(HandlerError::new(message))
-    }
+        HandlerError::new(message)
+    };
+    Err(match v["error"]["stack"].as_str() {
+        Some(stack) => err.with_stack(stack),
+        None => err,
+    })
 }

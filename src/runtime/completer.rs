@@ -23,6 +23,36 @@ use crate::store::{Completion, Failure, Store};
 /// Longest failReason stored; handler errors can carry huge messages.
 const MAX_FAIL_REASON: usize = 4096;
 
+/// A stored stack keeps its last lines (where it was thrown from is at the top of a
+/// JS stack, but the cause chain of a Rust error grows at the bottom: keep both ends).
+const MAX_STACK_LINES: usize = 50;
+const MAX_STACK_BYTES: usize = 8 * 1024;
+
+/// At most `MAX_STACK_LINES` lines and `MAX_STACK_BYTES` bytes of `stack`: its head and
+/// its tail, with how many lines were left out between them.
+fn bounded_stack(stack: &str) -> String {
+    let lines: Vec<&str> = stack.lines().collect();
+    let mut kept: Vec<String> = if lines.len() <= MAX_STACK_LINES {
+        lines.iter().map(|l| l.to_string()).collect()
+    } else {
+        let half = MAX_STACK_LINES / 2;
+        let mut kept: Vec<String> = lines[..half].iter().map(|l| l.to_string()).collect();
+        kept.push(format!("... {} lines left out ...", lines.len() - 2 * half));
+        kept.extend(lines[lines.len() - half..].iter().map(|l| l.to_string()));
+        kept
+    };
+    while kept.iter().map(|l| l.len() + 1).sum::<usize>() > MAX_STACK_BYTES && kept.len() > 1 {
+        kept.remove(kept.len() / 2);
+    }
+    let mut out = kept.join("\n");
+    let mut end = out.len().min(MAX_STACK_BYTES);
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(end);
+    out
+}
+
 pub(crate) struct Completer {
     pub(crate) store: Arc<Store>,
     pub(crate) events: Arc<EventBus>,
@@ -54,8 +84,8 @@ impl Completer {
         let written = match outcome {
             Ok(value) => self.complete(job, took, value).await,
             Err(err) => match err.snoozed_for() {
-                Some(delay) => self.snooze(job, delay).await,
-                None => self.fail(job, err, max_retries).await,
+                Some(delay) => self.snooze(job, delay, took).await,
+                None => self.fail(job, err, took, max_retries).await,
             },
         };
         match written {
@@ -135,20 +165,33 @@ impl Completer {
         Ok(true)
     }
 
-    async fn fail(&self, job: &Arc<Job>, err: HandlerError, max_retries: u32) -> Result<bool> {
+    async fn fail(
+        &self,
+        job: &Arc<Job>,
+        err: HandlerError,
+        took: Duration,
+        max_retries: u32,
+    ) -> Result<bool> {
         let fail_count = job.fail_count + 1;
         let will_retry = err.is_retryable() && fail_count <= max_retries;
         let reason: String = err.message().chars().take(MAX_FAIL_REASON).collect();
         let delay = will_retry.then(|| self.backoff.next_delay(fail_count));
         let failure = Failure {
             reason,
+            stack: err.stack().map(bounded_stack),
+            took,
             retry_at: delay.map(|d| after(DateTime::now(), d)),
         };
         let Some(failed) = self.store.fail(job, &failure).await? else {
             return Ok(false);
         };
         self.after_write(&failed).await;
-        tracing::info!(job.id = %job.id, fail_count, will_retry, reason = %failure.reason, "failed");
+        let stack = failure.stack.as_deref().unwrap_or("");
+        if will_retry {
+            tracing::warn!(job.id = %job.id, job.name = %job.name, fail_count, reason = %failure.reason, "failed; will retry");
+        } else {
+            tracing::error!(job.id = %job.id, job.name = %job.name, fail_count, reason = %failure.reason, stack, "failed for good");
+        }
         let failed = Arc::new(failed);
         self.events.emit(Event::JobFailed {
             job: failed.clone(),
@@ -166,9 +209,9 @@ impl Completer {
     }
 
     /// Puts the job back to `pending`, due `delay` from now, as the handler asked.
-    async fn snooze(&self, job: &Arc<Job>, delay: Duration) -> Result<bool> {
+    async fn snooze(&self, job: &Arc<Job>, delay: Duration, took: Duration) -> Result<bool> {
         let until = after(DateTime::now(), delay);
-        let Some(snoozed) = self.store.snooze(job, until).await? else {
+        let Some(snoozed) = self.store.snooze(job, until, took).await? else {
             return Ok(false);
         };
         self.after_write(&snoozed).await;
@@ -196,5 +239,26 @@ impl Completer {
         } else {
             self.store.release_key(job).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_stack_keeps_its_head_and_tail_within_bounds() {
+        let stack: String = (0..500)
+            .map(|i| format!("    at frame{i} (file.js:{i}:1)\n"))
+            .collect();
+        let kept = bounded_stack(&stack);
+        assert!(kept.len() <= MAX_STACK_BYTES);
+        assert!(kept.lines().count() <= MAX_STACK_LINES + 1);
+        assert!(kept.starts_with("    at frame0 "));
+        assert!(kept.ends_with("(file.js:499:1)"));
+        assert!(kept.contains("lines left out"));
+        assert_eq!(bounded_stack("Error: x\n    at a"), "Error: x\n    at a");
+        let wide = "y".repeat(20_000);
+        assert!(bounded_stack(&wide).len() <= MAX_STACK_BYTES);
     }
 }

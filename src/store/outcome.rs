@@ -11,7 +11,7 @@ use mongodb::bson::{self, doc, Bson, DateTime, Document};
 use super::documents::{fenced_execution, unlock};
 use super::Store;
 use crate::error::{Error, Result};
-use crate::job::Job;
+use crate::job::{Attempt, Job, MAX_ATTEMPTS_KEPT};
 use crate::schedule::Repeat;
 use crate::status::JobStatus;
 
@@ -30,8 +30,41 @@ pub(crate) struct Completion {
 pub(crate) struct Failure {
     /// Why, already shortened to what is stored.
     pub(crate) reason: String,
+    /// Where it came from, already shortened to what is stored.
+    pub(crate) stack: Option<String>,
+    /// How long the handler ran.
+    pub(crate) took: Duration,
     /// Due again then (a retry); `None`: out of retries.
     pub(crate) retry_at: Option<DateTime>,
+}
+
+/// Longest error kept in one attempt of the history.
+const MAX_ATTEMPT_ERROR: usize = 1024;
+
+/// The run that just ended, for the job's `attempts` history: added to `job` and
+/// returned as the update's `$push` (the history keeps the last few).
+fn record_attempt(
+    job: &mut Job,
+    now: DateTime,
+    took: Duration,
+    outcome: &str,
+    error: Option<&str>,
+) -> Document {
+    let took_ms = took.as_millis() as i64;
+    let attempt = Attempt {
+        started_at: job
+            .locked_at
+            .unwrap_or_else(|| DateTime::from_millis(now.timestamp_millis() - took_ms)),
+        duration_ms: took_ms,
+        outcome: outcome.to_owned(),
+        error: error.map(|e| e.chars().take(MAX_ATTEMPT_ERROR).collect()),
+        instance: job.claimed_by.clone(),
+    };
+    let stored = bson::to_bson(&attempt).unwrap_or(Bson::Null);
+    job.attempts.push(attempt);
+    let excess = job.attempts.len().saturating_sub(MAX_ATTEMPTS_KEPT);
+    job.attempts.drain(..excess);
+    doc! { "attempts": { "$each": [stored], "$slice": -(MAX_ATTEMPTS_KEPT as i64) } }
 }
 
 /// Matches the job's `repeat` exactly, or its absence.
@@ -116,11 +149,13 @@ impl Store {
                 Next::At(next) => next,
                 Next::End => {
                     done.status = JobStatus::Completed;
-                    // A success clears the error of an earlier failed attempt.
+                    // A success clears the error of an earlier failed attempt (the
+                    // history keeps it).
                     done.fail_reason = None;
+                    done.fail_stack = None;
                     let update = doc! {
                         "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "durationMs": took_ms, "updatedAt": now },
-                        "$unset": { "claimId": "", "leaseExpiresAt": "", "failReason": "" },
+                        "$unset": { "claimId": "", "leaseExpiresAt": "", "failReason": "", "failStack": "" },
                     };
                     return (update, done);
                 }
@@ -142,15 +177,23 @@ impl Store {
             done.occurrence_at = Some(next);
             done.fail_count = 0;
             done.fail_reason = None;
+            done.fail_stack = None;
             done.claimed_by = None;
             let update = doc! {
                 "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "occurrenceAt": next, "failCount": 0, "completedAt": now, "durationMs": took_ms, "updatedAt": now },
-                "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "" },
+                "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "", "failStack": "" },
             };
             (update, done)
         };
-        self.write_fenced(job, |current| attach_result(make(current), &run.result))
-            .await
+        self.write_fenced(job, |current| {
+            let (mut update, mut done) = attach_result(make(current), &run.result);
+            let mut ran = current.clone();
+            let push = record_attempt(&mut ran, now, run.took, "completed", None);
+            done.attempts = ran.attempts;
+            update.insert("$push", push);
+            (update, done)
+        })
+        .await
     }
 
     /// Writes a failed run: a retry at `failure.retry_at`; out of retries, a recurring
@@ -162,12 +205,17 @@ impl Store {
         let reason = &failure.reason;
         self.write_fenced(job, |current| {
             let mut failed = current.clone();
+            let push = record_attempt(&mut failed, now, failure.took, "failed", Some(reason));
             failed.fail_count = fail_count;
             failed.fail_reason = Some(reason.clone());
+            failed.fail_stack = failure.stack.clone();
             failed.updated_at = now;
             failed.claim_id = None;
             failed.lease_expires_at = None;
             let mut set = doc! { "failCount": fail_count, "failReason": reason, "updatedAt": now };
+            if let Some(stack) = &failure.stack {
+                set.insert("failStack", stack);
+            }
             let next = match failure.retry_at {
                 Some(at) => Some(at),
                 None => match next_occurrence(current, now) {
@@ -196,24 +244,34 @@ impl Store {
                     doc! { "claimId": "", "leaseExpiresAt": "" }
                 }
             };
-            (doc! { "$set": set, "$unset": unset }, failed)
+            let mut unset = unset;
+            if failure.stack.is_none() {
+                unset.insert("failStack", "");
+            }
+            (doc! { "$set": set, "$unset": unset, "$push": push }, failed)
         })
         .await
     }
 
     /// Puts the job back to `pending`, due at `until`, as its handler asked;
     /// `failCount` and a recurring job's occurrence stay as they are.
-    pub(crate) async fn snooze(&self, job: &Job, until: DateTime) -> Result<Option<Job>> {
+    pub(crate) async fn snooze(
+        &self,
+        job: &Job,
+        until: DateTime,
+        took: Duration,
+    ) -> Result<Option<Job>> {
         let now = DateTime::now();
         self.write_fenced(job, |current| {
             let mut snoozed = current.clone();
+            let push = record_attempt(&mut snoozed, now, took, "snoozed", None);
             snoozed.status = JobStatus::Pending;
             snoozed.next_run_at = until;
             snoozed.updated_at = now;
             let set =
                 doc! { "status": JobStatus::Pending.as_str(), "nextRunAt": until, "updatedAt": now };
             let unset = rerun_unlock(&mut snoozed);
-            (doc! { "$set": set, "$unset": unset }, snoozed)
+            (doc! { "$set": set, "$unset": unset, "$push": push }, snoozed)
         })
         .await
     }

@@ -119,6 +119,8 @@ async fn outcome_writes_are_fenced_by_the_claim() {
     assert!(s.complete(&stale, done).await.unwrap().is_none());
     let failure = Failure {
         reason: "boom".into(),
+        stack: Some("Error: boom\n    at handler".into()),
+        took: Duration::from_millis(7),
         retry_at: Some(DateTime::now()),
     };
     let retried = s
@@ -132,6 +134,10 @@ async fn outcome_writes_are_fenced_by_the_claim() {
     assert_eq!(stored.status, JobStatus::Pending);
     assert_eq!(stored.claim_id, None);
     assert_eq!(stored.fail_reason.as_deref(), Some("boom"));
+    assert_eq!(stored.fail_stack.as_deref(), Some("Error: boom\n    at handler"));
+    assert_eq!(stored.attempts.len(), 1, "the failed run is in the history");
+    assert_eq!(stored.attempts[0].duration_ms, 7);
+    assert_eq!(stored.attempts[0].error.as_deref(), Some("boom"));
     // The old run's late completion lands nowhere.
     let late = Completion {
         took: Duration::from_millis(5),
