@@ -125,6 +125,17 @@ pub enum Event {
         /// How many.
         count: u64,
     },
+    /// Jobs of `name` have been due for over a minute and no live instance handles
+    /// that name (`jobs:orphaned`): nothing runs them until a worker for it starts.
+    /// Reported by every started instance at most once a minute while it lasts.
+    JobsOrphaned {
+        /// The job name nobody handles.
+        name: String,
+        /// How many of its jobs are due.
+        count: u64,
+        /// When the longest-waiting of them fell due.
+        oldest_due: DateTime,
+    },
 }
 
 impl Event {
@@ -148,6 +159,7 @@ impl Event {
             Event::JobsChanged { kind, .. } => kind,
             Event::QueuePaused { paused: true, .. } => "queue:paused",
             Event::QueuePaused { paused: false, .. } => "queue:resumed",
+            Event::JobsOrphaned { .. } => "jobs:orphaned",
         }
     }
 
@@ -201,6 +213,13 @@ impl Event {
             } => json!({ "job": job.to_json(), "previousStatus": previous_status }),
             Event::JobDeleted { id } => json!({ "jobId": id.to_hex() }),
             Event::QueuePaused { name, .. } => json!({ "name": name }),
+            Event::JobsOrphaned {
+                name,
+                count,
+                oldest_due,
+            } => {
+                json!({ "name": name, "count": count, "oldestDueAt": oldest_due.timestamp_millis() })
+            }
         };
         v["type"] = self.kind().into();
         v

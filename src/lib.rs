@@ -69,7 +69,8 @@ pub use mongodb::bson::{oid::ObjectId, DateTime};
 pub use new_job::{BatchResult, EnqueueOptions, NewJob, MAX_DEPENDENCIES};
 pub use options::{JobRetention, MonqueOptions, RateLimit, WorkerOptions, MAX_PAYLOAD_CEILING};
 pub use query::{
-    CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortField, SortOrder,
+    CursorQuery, Direction, Instance, JobPage, JobQuery, JobSelector, QueueStats, SortField,
+    SortOrder,
 };
 pub use runtime::notify::NotifyMode;
 pub use runtime::progress::MAX_PROGRESS_SIZE;

@@ -154,4 +154,22 @@ pub struct QueueStats {
     pub total: u64,
     /// Mean time from start to finish of the completed jobs' last runs, in ms.
     pub avg_processing_ms: Option<f64>,
+    /// `pending` jobs that are due but whose name no live instance handles: nothing
+    /// will run them until a worker for their name starts.
+    pub orphaned: u64,
+}
+
+/// A started instance, as it last reported itself (every heartbeat).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// Its `claimedBy` value.
+    pub id: String,
+    /// The job names it has workers for.
+    pub names: Vec<String>,
+    /// When it started.
+    pub started_at: DateTime,
+    /// Its last heartbeat; instances silent for a lease are not listed.
+    pub heartbeat_at: DateTime,
+    /// How its idle workers learn of new jobs (`change-stream`, `polling`).
+    pub notify_mode: String,
 }

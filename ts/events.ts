@@ -27,6 +27,8 @@ export interface MonqueEvents {
   'jobs:expired': [payload: { count: number }]
   'queue:paused': [payload: { name: string | null }]
   'queue:resumed': [payload: { name: string | null }]
+  /** Jobs of `name` have been due over a minute and no live instance handles that name. */
+  'jobs:orphaned': [payload: { name: string; count: number; oldestDueAt: Date }]
 }
 
 /** Warnings and errors to the console; the rest stays quiet. */
@@ -96,6 +98,8 @@ export function dispatchEvent(
     case 'queue:paused':
     case 'queue:resumed':
       return emit({ name: event.name ?? null })
+    case 'jobs:orphaned':
+      return emit({ name: event.name, count: event.count, oldestDueAt: new Date(event.oldestDueAt) })
     default:
       return emit({ count: event.count })
   }
@@ -155,6 +159,11 @@ function log(logger: Logger, event: Record<string, any>): void {
       level = 'warn'
       message = 'recovered jobs whose lease expired'
       fields.count = event.count
+      break
+    case 'jobs:orphaned':
+      level = 'warn'
+      message = 'due jobs that no live instance handles'
+      Object.assign(fields, { queue: event.name, count: event.count, oldestDueAt: new Date(event.oldestDueAt) })
       break
     default:
       if (event.count !== undefined) fields.count = event.count

@@ -4,6 +4,7 @@ export type {
   CursorOptions,
   EnqueueOptions,
   GetJobsOptions,
+  InstanceInfo,
   Handler,
   JobId,
   JobPage,

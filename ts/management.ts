@@ -3,7 +3,7 @@
 import { callNative, MonqueError } from './errors'
 import { type Job, toJob } from './job'
 import type { QueueHandle } from './native'
-import type { CursorOptions, GetJobsOptions, JobId, JobPage, JobSelector, QueueStats } from './types'
+import type { CursorOptions, GetJobsOptions, InstanceInfo, JobId, JobPage, JobSelector, QueueStats } from './types'
 import { checkOptions, epochMs, idString, onlyKeys } from './validate'
 
 /** What `changeJob` does to one job. */
@@ -32,6 +32,12 @@ export async function getJobsWithCursor<T>(queue: QueueHandle, options: CursorOp
   const native = await queue()
   const page = JSON.parse(await callNative(() => native.getJobsWithCursor(query)))
   return { ...page, jobs: page.jobs.map((j: Record<string, unknown>) => toJob<T>(j)) }
+}
+
+export async function getInstances(queue: QueueHandle): Promise<InstanceInfo[]> {
+  const native = await queue()
+  const list = JSON.parse(await callNative(() => native.getInstances())) as Record<string, unknown>[]
+  return list.map((i) => ({ ...i, startedAt: new Date(i.startedAt as number), heartbeatAt: new Date(i.heartbeatAt as number) }) as InstanceInfo)
 }
 
 export async function getQueueStats(queue: QueueHandle, options: { name?: string }): Promise<QueueStats> {

@@ -14,6 +14,7 @@ import type {
   EnqueueOptions,
   GetJobsOptions,
   Handler,
+  InstanceInfo,
   JobId,
   JobPage,
   JobSelector,
@@ -129,6 +130,11 @@ export class Monque extends EventEmitter<MonqueEvents> {
   }
 
   /** Jobs per status, total and mean processing time; of every name or of `options.name`. */
+  /** The started instances that heartbeated within a lease, with the job names each handles. */
+  getInstances(): Promise<InstanceInfo[]> {
+    return management.getInstances(this.connectOnce)
+  }
+
   getQueueStats(options: { name?: string } = {}): Promise<QueueStats> {
     return management.getQueueStats(this.connectOnce, options)
   }

@@ -124,6 +124,20 @@ export interface QueueStats {
   total: number
   /** Mean time from start to finish of completed jobs, in ms; null with none completed. */
   avgProcessingMs: number | null
+  /** Due `pending` jobs whose name no live instance handles: nothing runs them. */
+  orphaned: number
+}
+
+/** A started instance, as it last reported itself (every heartbeat). */
+export interface InstanceInfo {
+  /** Its `claimedBy` value (`instanceId`). */
+  id: string
+  /** The job names it has workers for. */
+  names: string[]
+  startedAt: Date
+  /** Its last heartbeat; instances silent for a lease are not listed. */
+  heartbeatAt: Date
+  notifyMode: NotifyMode
 }
 
 /** A job id: its hex string or an ObjectId. */

@@ -46,8 +46,12 @@ impl Management {
         self.store.get_jobs_page(query).await
     }
 
+    /// Counts per status, and the due jobs no live instance handles.
     pub(crate) async fn queue_stats(&self, name: Option<&str>) -> Result<QueueStats> {
-        self.store.queue_stats(name).await
+        let mut stats = self.store.queue_stats(name).await?;
+        let orphans = self.store.orphans(DateTime::now(), name).await?;
+        stats.orphaned = orphans.iter().map(|o| o.count).sum();
+        Ok(stats)
     }
 
     /// Cancels a waiting, pending or running job: it becomes `cancelled` at once (its

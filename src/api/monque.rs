@@ -20,7 +20,7 @@ use crate::handler::Handler;
 use crate::job::{validate_job_name, Job};
 use crate::new_job::{BatchResult, EnqueueOptions, NewJob};
 use crate::options::{MonqueOptions, WorkerOptions};
-use crate::query::{CursorQuery, JobPage, JobQuery, JobSelector, QueueStats};
+use crate::query::{CursorQuery, Instance, JobPage, JobQuery, JobSelector, QueueStats};
 use crate::runtime::completer::Completer;
 use crate::runtime::dependents::Dependents;
 use crate::runtime::doorbell::Doorbells;
@@ -30,6 +30,7 @@ use crate::runtime::heartbeat::Heartbeat;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::notify::{ModeCell, Notifier, NotifyMode};
 use crate::runtime::pauses::Pauses;
+use crate::runtime::presence::Presence;
 use crate::runtime::progress::Progress;
 use crate::runtime::retention::Retention;
 use crate::runtime::running::Running;
@@ -139,6 +140,7 @@ impl Monque {
             opts.retention_interval,
         ));
         let mode = Arc::new(ModeCell::default());
+        let presence = Arc::new(Presence::new(store.clone(), events.clone(), mode.clone()));
         let background = Background {
             heartbeat: Arc::new(Heartbeat {
                 store: store.clone(),
@@ -147,6 +149,7 @@ impl Monque {
                 pauses: pauses.clone(),
                 doorbells: doorbells.clone(),
                 dependents: dependents.clone(),
+                presence: presence.clone(),
                 interval: opts.heartbeat_interval,
             }),
             notifier: opts.change_streams.then(|| {
@@ -180,6 +183,7 @@ impl Monque {
             hand_offs: Arc::new(HandOffs::new(store.clone(), running.clone(), executor)),
             doorbells: doorbells.clone(),
             pauses: pauses.clone(),
+            presence,
             running: running.clone(),
             store: store.clone(),
             events: events.clone(),
@@ -352,6 +356,12 @@ impl Monque {
     /// are added or removed, and as fast deep in the listing as at its start.
     pub async fn get_jobs_with_cursor(&self, query: CursorQuery) -> Result<JobPage> {
         self.inner.management.get_jobs_page(query).await
+    }
+
+    /// The started instances that heartbeated within a lease, with the job names each
+    /// handles.
+    pub async fn instances(&self) -> Result<Vec<Instance>> {
+        self.inner.store.live_instances().await
     }
 
     /// Jobs per status, and the mean processing time of completed jobs; of all names

@@ -229,9 +229,27 @@ impl NativeQueue {
         Ok(serde_json::json!({
             "waiting": s.waiting, "pending": s.pending, "processing": s.processing, "completed": s.completed,
             "failed": s.failed, "cancelled": s.cancelled, "total": s.total,
-            "avgProcessingMs": s.avg_processing_ms,
+            "avgProcessingMs": s.avg_processing_ms, "orphaned": s.orphaned,
         })
         .to_string())
+    }
+
+    /// The live instances, as JSON: `[{ id, names, startedAt, heartbeatAt, notifyMode }]`.
+    #[napi]
+    pub async fn get_instances(&self) -> napi::Result<String> {
+        let instances = self.queue.instances().await.map_err(to_napi)?;
+        let list: Vec<serde_json::Value> = instances
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "id": i.id, "names": i.names,
+                    "startedAt": i.started_at.timestamp_millis(),
+                    "heartbeatAt": i.heartbeat_at.timestamp_millis(),
+                    "notifyMode": i.notify_mode,
+                })
+            })
+            .collect();
+        Ok(serde_json::Value::Array(list).to_string())
     }
 
     /// `action` is cancel, retry, reschedule (`value` = epoch ms) or priority (`value`).

@@ -1,5 +1,6 @@
 //! The heartbeat: every `heartbeat_interval` this instance renews the leases of the jobs
-//! it runs, aborts runs whose job was cancelled elsewhere, re-reads the pauses, puts
+//! it runs, aborts runs whose job was cancelled elsewhere, re-reads the pauses, says
+//! it is alive (and looks for orphaned jobs, presence.rs), puts
 //! back to `pending` any job whose lease expired (its worker died or lost the server),
 //! and re-checks waiting jobs nobody settled. A crashed process's jobs run again
 //! within about one lease.
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::dependents::Dependents;
 use super::doorbell::Doorbells;
 use super::pauses::Pauses;
+use super::presence::Presence;
 use super::running::Running;
 use crate::error::Result;
 use crate::events::{Event, EventBus};
@@ -27,6 +29,7 @@ pub(crate) struct Heartbeat {
     pub(crate) pauses: Arc<Pauses>,
     pub(crate) doorbells: Arc<Doorbells>,
     pub(crate) dependents: Arc<Dependents>,
+    pub(crate) presence: Arc<Presence>,
     pub(crate) interval: Duration,
 }
 
@@ -49,6 +52,12 @@ impl Heartbeat {
             }
             if let Err(err) = self.pauses.refresh().await {
                 tracing::warn!(%err, "could not re-read pauses; keeping the last known ones");
+            }
+            if let Err(err) = self.presence.publish().await {
+                tracing::warn!(%err, "could not publish this instance's presence");
+            }
+            if let Err(err) = self.presence.check_orphans().await {
+                tracing::warn!(%err, "could not look for orphaned jobs");
             }
             match self.store.recover_expired().await {
                 Ok(0) => {}

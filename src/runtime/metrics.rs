@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::events::Event;
-use crate::store::{Depth, Store};
+use crate::store::{Depth, Orphans, Store};
 
 /// Upper bounds of the histogram buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -75,12 +75,20 @@ struct PerName {
 /// A counter's name, help text and how to read it from a name's numbers.
 type Counter = (&'static str, &'static str, fn(&PerName) -> u64);
 
-/// This instance's counters, plus the cached queue depth.
+/// What every instance reports alike, read from the server and cached.
+#[derive(Clone)]
+struct WholeQueue {
+    depth: Depth,
+    orphans: Vec<Orphans>,
+    live_instances: usize,
+}
+
+/// This instance's counters, plus the cached whole-queue numbers.
 #[derive(Default)]
 pub(crate) struct Metrics {
     per_name: Mutex<BTreeMap<String, PerName>>,
     claim: Mutex<Histogram>,
-    depth: tokio::sync::Mutex<Option<(Instant, Depth)>>,
+    whole_queue: tokio::sync::Mutex<Option<(Instant, WholeQueue)>>,
 }
 
 impl Metrics {
@@ -129,23 +137,32 @@ fn label(value: &str) -> String {
 }
 
 impl Metrics {
-    /// Queue depth per (name, status), from the cache when fresh enough.
-    async fn queue_depth(&self, store: &Store) -> Result<Depth> {
-        let mut cache = self.depth.lock().await;
-        if let Some((at, depth)) = cache.as_ref() {
+    /// Queue depth per (name, status), orphans and live instances, from the cache when
+    /// fresh enough.
+    async fn whole_queue(&self, store: &Store) -> Result<WholeQueue> {
+        let mut cache = self.whole_queue.lock().await;
+        if let Some((at, whole)) = cache.as_ref() {
             if at.elapsed() < DEPTH_MAX_AGE {
-                return Ok(depth.clone());
+                return Ok(whole.clone());
             }
         }
-        let depth = store.queue_depth().await?;
-        *cache = Some((Instant::now(), depth.clone()));
-        Ok(depth)
+        let whole = WholeQueue {
+            depth: store.queue_depth().await?,
+            orphans: store.orphans(mongodb::bson::DateTime::now(), None).await?,
+            live_instances: store.live_instances().await?.len(),
+        };
+        *cache = Some((Instant::now(), whole.clone()));
+        Ok(whole)
     }
 
     /// The metrics in Prometheus text exposition format (version 0.0.4).
     /// `active` is how many jobs run on this instance now.
     pub(crate) async fn render(&self, store: &Store, active: usize) -> Result<String> {
-        let depth = self.queue_depth(store).await?;
+        let WholeQueue {
+            depth,
+            orphans,
+            live_instances,
+        } = self.whole_queue(store).await?;
         let per_name = self.per_name.lock().expect("metrics lock").clone();
         let claim = self.claim.lock().expect("metrics lock").clone();
         let mut out = String::new();
@@ -212,6 +229,22 @@ impl Metrics {
                 label(&status)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP monque_orphaned_jobs Due pending jobs whose name no live instance handles, whole queue (aggregate with max).\n# TYPE monque_orphaned_jobs gauge"
+        );
+        for o in &orphans {
+            let _ = writeln!(
+                out,
+                "monque_orphaned_jobs{{name=\"{}\"}} {}",
+                label(&o.name),
+                o.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP monque_live_instances Started instances that heartbeated within a lease.\n# TYPE monque_live_instances gauge\nmonque_live_instances {live_instances}"
+        );
         Ok(out)
     }
 }

@@ -13,6 +13,7 @@
 //! | `heartbeat.rs` | lease renewal and recovery, remote cancels, pauses refresh |
 //! | `notify.rs` | change-stream wake-ups, poll fallback |
 //! | `handoff.rs` | a local enqueue handed to an idle local worker |
+//! | `presence.rs` | this instance's presence (what it handles); orphaned jobs |
 //! | `retention.rs` | deletes old finished jobs |
 //! | `shutdown.rs` | the stop sequence: drain, abort, hand back |
 //! | `running.rs`, `doorbell.rs`, `slots.rs`, `pauses.rs` | shared state: executions in flight, wake-ups, concurrency, paused names |
@@ -27,6 +28,7 @@ pub(crate) mod heartbeat;
 pub(crate) mod metrics;
 pub(crate) mod notify;
 pub(crate) mod pauses;
+pub(crate) mod presence;
 pub(crate) mod progress;
 pub(crate) mod retention;
 pub(crate) mod running;

@@ -17,6 +17,7 @@ use super::handoff::{HandOff, HandOffs, HandedOff};
 use super::heartbeat::Heartbeat;
 use super::notify::{ModeCell, Notifier, NotifyMode};
 use super::pauses::Pauses;
+use super::presence::Presence;
 use super::retention::Retention;
 use super::running::Running;
 use super::shutdown::{self, Services};
@@ -61,6 +62,7 @@ pub(crate) struct Supervisor {
     hand_offs: Arc<HandOffs>,
     doorbells: Arc<Doorbells>,
     pauses: Arc<Pauses>,
+    presence: Arc<Presence>,
     running: Arc<Running>,
     store: Arc<Store>,
     events: Arc<EventBus>,
@@ -78,6 +80,7 @@ pub(crate) struct SupervisorParts {
     pub(crate) hand_offs: Arc<HandOffs>,
     pub(crate) doorbells: Arc<Doorbells>,
     pub(crate) pauses: Arc<Pauses>,
+    pub(crate) presence: Arc<Presence>,
     pub(crate) running: Arc<Running>,
     pub(crate) store: Arc<Store>,
     pub(crate) events: Arc<EventBus>,
@@ -94,6 +97,7 @@ impl Supervisor {
             hand_offs: parts.hand_offs,
             doorbells: parts.doorbells,
             pauses: parts.pauses,
+            presence: parts.presence,
             running: parts.running,
             store: parts.store,
             events: parts.events,
@@ -126,6 +130,7 @@ impl Supervisor {
                 return Err(Error::WorkerExists(name.to_owned()));
             }
             self.doorbells.insert(name, worker.doorbell());
+            self.presence.handle(name);
             workers.insert(name.to_owned(), worker.clone())
         };
         if let Some(old) = previous {
@@ -161,6 +166,7 @@ impl Supervisor {
             maintenance: Vec::new(),
         };
         self.mode.set(NotifyMode::Polling);
+        self.presence.started();
         let workers: Vec<_> = self
             .workers
             .read()
@@ -210,6 +216,7 @@ impl Supervisor {
             }
         };
         let released = shutdown::run(services, &self.running, &self.store, timeout).await;
+        self.presence.withdraw().await;
         self.mode.set(NotifyMode::Off);
         if let Ok(count @ 1..) = released {
             self.events.emit(Event::JobsReleased { count });

@@ -18,6 +18,7 @@
 //! | `flows.rs` | waiting jobs and their dependencies |
 //! | `schedules.rs` | recurring jobs: one document per schedule |
 //! | `pauses.rs` | paused names |
+//! | `instances.rs` | live instances, what they handle, orphaned jobs |
 //! | `rate_limits.rs` | rate-limit windows |
 //! | `queries.rs` | listings, pages, counts |
 //! | `transitions.rs` | operators' state changes: cancel, retry, reschedule, delete, retention |
@@ -29,6 +30,7 @@ mod executions;
 mod flows;
 mod indexes;
 mod inserts;
+mod instances;
 mod outcome;
 mod pauses;
 mod queries;
@@ -51,6 +53,7 @@ use crate::error::{Error, Result};
 pub(crate) use changes::Change;
 pub(crate) use documents::new_job_document;
 pub(crate) use flows::Settled;
+pub(crate) use instances::Orphans;
 pub(crate) use outcome::{Completion, Failure};
 pub(crate) use pauses::Paused;
 pub(crate) use queries::Depth;
@@ -69,6 +72,8 @@ pub(crate) struct Store {
     pauses: Collection<Document>,
     /// Rate-limit windows, `<collection>_rate_limits` (rate_limits.rs).
     rate_limits: Collection<Document>,
+    /// Live instances and what they handle, `<collection>_instances` (instances.rs).
+    instances: Collection<Document>,
     /// Claims name the claim index as a hint once `ensure_indexes` created it here,
     /// until the server says it is gone (claim.rs).
     hint_claims: AtomicBool,
@@ -93,6 +98,7 @@ impl Store {
             locks: db.collection(&format!("{collection}_unique")),
             pauses: db.collection(&format!("{collection}_paused")),
             rate_limits: db.collection(&format!("{collection}_rate_limits")),
+            instances: db.collection(&format!("{collection}_instances")),
             db,
             hint_claims: AtomicBool::new(false),
             instance_id,

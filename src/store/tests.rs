@@ -134,7 +134,10 @@ async fn outcome_writes_are_fenced_by_the_claim() {
     assert_eq!(stored.status, JobStatus::Pending);
     assert_eq!(stored.claim_id, None);
     assert_eq!(stored.fail_reason.as_deref(), Some("boom"));
-    assert_eq!(stored.fail_stack.as_deref(), Some("Error: boom\n    at handler"));
+    assert_eq!(
+        stored.fail_stack.as_deref(),
+        Some("Error: boom\n    at handler")
+    );
     assert_eq!(stored.attempts.len(), 1, "the failed run is in the history");
     assert_eq!(stored.attempts[0].duration_ms, 7);
     assert_eq!(stored.attempts[0].error.as_deref(), Some("boom"));

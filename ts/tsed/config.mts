@@ -1,4 +1,5 @@
 // The `monque` key of the Ts.ED configuration.
+import type { TokenProvider } from '@tsed/di'
 import type { Connection, MonqueOptions } from 'monque'
 
 export interface MonqueSettings extends MonqueOptions {
@@ -8,8 +9,19 @@ export interface MonqueSettings extends MonqueOptions {
   connection?: Connection
   /** Take the connection from @tsed/mongoose's `MongooseService` (its connection id). */
   mongooseConnectionId?: string
+  /** A DI token whose provider is the connection (a URI, `Db` or Mongoose connection). */
+  dbToken?: TokenProvider
+  /** Returns the connection; runs in the injector's context at `$onInit`, so it may `inject()`. */
+  dbFactory?: () => Connection | Promise<Connection>
   /** Producer only: enqueue, schedule and manage, but run no jobs. Default false. */
   disableJobProcessing?: boolean
+  /**
+   * Signals on which a processing app shuts down gracefully (like `platform.stop()`,
+   * then the signal's default action), when no other listener handles them. Default
+   * `['SIGTERM', 'SIGINT']`; `false` leaves signals alone.
+   */
+  stopOnSignals?: NodeJS.Signals[] | false
+  // `logger` (from MonqueOptions): unset logs through Ts.ED's logger, one line per event.
 }
 
 declare global {

@@ -1,5 +1,5 @@
-// @Job, @JobController and @Cron: they only record what to register; MonqueModule
-// registers the workers and schedules when the injector starts.
+// @Job, @JobController, @Cron and @Every: they only record what to register;
+// MonqueModule registers the workers and schedules when the injector starts.
 import { Injectable, ProviderScope } from '@tsed/di'
 import type { ScheduleOptions, WorkerOptions } from 'monque'
 
@@ -10,6 +10,16 @@ export const CONTROLLER_PROVIDER = 'monque:controller'
 export interface JobOptions extends WorkerOptions {
   /** The job name. For a method of a `@JobController(namespace)`: `namespace.name`. */
   name?: string
+  /**
+   * DI scope of a `@Job` / `@Cron` / `@Every` class. Default singleton, as everywhere in
+   * Ts.ED; `ProviderScope.REQUEST` builds it for every job (then `inject(MONQUE_JOB)` works).
+   */
+  scope?: ProviderScope
+}
+
+export interface JobControllerOptions {
+  /** DI scope of the controller. Default singleton; `ProviderScope.REQUEST`: one instance per job. */
+  scope?: ProviderScope
 }
 
 export interface CronOptions extends JobOptions, Omit<ScheduleOptions, 'uniqueKey'> {
@@ -19,13 +29,19 @@ export interface CronOptions extends JobOptions, Omit<ScheduleOptions, 'uniqueKe
   uniqueKey?: string
 }
 
+/** `@Every` takes the schedule options but a timezone (intervals have none). */
+export type EveryOptions = Omit<CronOptions, 'timezone'>
+
+/** A schedule: a cron pattern or a fixed interval (see `Monque.schedule` / `Monque.every`). */
+export type Repeat = ({ cron: string } | { every: number | string }) & { options: ScheduleOptions; data: unknown }
+
 /** One worker (and maybe one schedule) a decorated class or method stands for. */
 export interface JobEntry {
   target: new (...args: any[]) => any
   method: string
   name: string
   worker: WorkerOptions
-  cron?: { pattern: string; options: ScheduleOptions; data: unknown }
+  repeat?: Repeat
   /** Declared on a method (named within its controller's namespace). */
   onMethod?: boolean
 }
@@ -47,8 +63,8 @@ function add(target: any, entry: JobEntry): void {
   const list = entries.get(target) ?? []
   const same = list.find((e) => e.method === entry.method)
   if (same) {
-    if (entry.cron) same.cron = entry.cron
-    if (!entry.cron || entry.name !== entry.method) same.name = entry.name
+    if (entry.repeat) same.repeat = entry.repeat
+    if (!entry.repeat || entry.name !== entry.method) same.name = entry.name
     same.worker = { ...same.worker, ...entry.worker }
   } else {
     list.push(entry)
@@ -67,23 +83,48 @@ function split(options: JobOptions): WorkerOptions {
 
 type Decorator = (target: any, propertyKey?: string | symbol, descriptor?: PropertyDescriptor) => any
 
+const scopes = new WeakMap<object, ProviderScope>()
+
 /**
- * On a class: the class is a job whose `handle(job)` runs each job of `name`.
- * On a method of a `@JobController` class: the method runs the jobs of `name`.
- * Handlers are resolved through the injector for every job (see MonqueModule).
+ * Registers a decorated class as a provider the module finds: singleton unless a
+ * decorator asked otherwise (a scope given to `@Job` survives a `@Cron` on the class).
  */
-export function Job(nameOrOptions: string | JobOptions, options: JobOptions = {}): Decorator {
-  const opts: JobOptions = typeof nameOrOptions === 'string' ? { ...options, name: nameOrOptions } : nameOrOptions
+function provide(target: any, type: string, scope: ProviderScope | undefined): void {
+  if (scope !== undefined) scopes.set(target, scope)
+  Injectable({ type, scope: scopes.get(target) ?? ProviderScope.SINGLETON })(target)
+}
+
+/** Records a class-level (`handle`) or method-level entry. */
+function record(what: string, options: JobOptions, repeat: Repeat | undefined): Decorator {
   return (target, propertyKey) => {
     if (propertyKey === undefined) {
-      if (!opts.name) throw new TypeError('@Job on a class needs a name')
-      add(target, { target, method: 'handle', name: opts.name, worker: split(opts) })
-      Injectable({ type: JOB_PROVIDER, scope: ProviderScope.REQUEST })(target)
+      if (!options.name) throw new TypeError(`${what} on a class needs a name`)
+      add(target, { target, method: 'handle', name: options.name, worker: split(options), ...(repeat && { repeat }) })
+      provide(target, JOB_PROVIDER, options.scope)
       return
     }
     const method = String(propertyKey)
-    add(target.constructor, { target: target.constructor, method, name: opts.name ?? method, worker: split(opts), onMethod: true })
+    const entry: JobEntry = { target: target.constructor, method, name: options.name ?? method, worker: split(options), onMethod: true }
+    if (repeat) entry.repeat = repeat
+    add(target.constructor, entry)
   }
+}
+
+/**
+ * On a class: the class is a job whose `handle(job)` runs each job of `name`.
+ * On a method of a `@JobController` class: the method runs the jobs of `name`.
+ * Handlers are resolved through the injector for every job (see run.mts).
+ */
+export function Job(nameOrOptions: string | JobOptions, options: JobOptions = {}): Decorator {
+  return record('@Job', typeof nameOrOptions === 'string' ? { ...options, name: nameOrOptions } : nameOrOptions, undefined)
+}
+
+function scheduleOptions(options: CronOptions): ScheduleOptions {
+  const schedule: ScheduleOptions = {}
+  if (options.timezone !== undefined) schedule.timezone = options.timezone
+  if (options.uniqueKey !== undefined) schedule.uniqueKey = options.uniqueKey
+  if (options.priority !== undefined) schedule.priority = options.priority
+  return schedule
 }
 
 /**
@@ -91,27 +132,21 @@ export function Job(nameOrOptions: string | JobOptions, options: JobOptions = {}
  * every start. On a class (with `options.name`) or on a `@JobController` method.
  */
 export function Cron(pattern: string, options: CronOptions = {}): Decorator {
-  const schedule: ScheduleOptions = {}
-  if (options.timezone !== undefined) schedule.timezone = options.timezone
-  if (options.uniqueKey !== undefined) schedule.uniqueKey = options.uniqueKey
-  if (options.priority !== undefined) schedule.priority = options.priority
-  const cron = { pattern, options: schedule, data: options.data ?? {} }
-  return (target, propertyKey) => {
-    if (propertyKey === undefined) {
-      if (!options.name) throw new TypeError('@Cron on a class needs options.name')
-      add(target, { target, method: 'handle', name: options.name, worker: split(options), cron })
-      Injectable({ type: JOB_PROVIDER, scope: ProviderScope.REQUEST })(target)
-      return
-    }
-    const method = String(propertyKey)
-    add(target.constructor, { target: target.constructor, method, name: options.name ?? method, worker: split(options), cron, onMethod: true })
-  }
+  return record('@Cron', options, { cron: pattern, options: scheduleOptions(options), data: options.data ?? {} })
 }
 
-/** A class whose `@Job` / `@Cron` methods handle jobs named `namespace.<name>`. */
-export function JobController(namespace?: string): Decorator {
+/**
+ * Runs the job every `interval` (ms, or a string such as `'5 minutes'`; see
+ * `Monque.every`), registered idempotently on every start. Where `@Cron` goes.
+ */
+export function Every(interval: number | string, options: EveryOptions = {}): Decorator {
+  return record('@Every', options, { every: interval, options: scheduleOptions(options), data: options.data ?? {} })
+}
+
+/** A class whose `@Job` / `@Cron` / `@Every` methods handle jobs named `namespace.<name>`. */
+export function JobController(namespace?: string, options: JobControllerOptions = {}): Decorator {
   return (target) => {
     namespaces.set(target, namespace)
-    Injectable({ type: CONTROLLER_PROVIDER, scope: ProviderScope.REQUEST })(target)
+    provide(target, CONTROLLER_PROVIDER, options.scope)
   }
 }

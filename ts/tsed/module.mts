@@ -1,27 +1,21 @@
 // MonqueModule: connects from the `monque` configuration, registers every @Job /
-// @JobController handler and @Cron schedule, starts processing once the server is
-// ready and stops gracefully on shutdown.
-import {
-  constant,
-  DIContext,
-  inject,
-  injector,
-  localsContainer,
-  logger,
-  Module,
-  runInContext,
-} from '@tsed/di'
+// @JobController handler and @Cron / @Every schedule, starts processing once the
+// server is ready and stops gracefully on shutdown (and on SIGTERM / SIGINT).
+import { constant, inject, logger, Module } from '@tsed/di'
 import { Monque, MonqueError } from 'monque'
-import type { Connection, RunningJob } from 'monque'
 
 import type { MonqueSettings } from './config.mjs'
-import { MONQUE_JOB } from './context.mjs'
-import { CONTROLLER_PROVIDER, JOB_PROVIDER, jobEntries, type JobEntry } from './decorators.mjs'
+import { resolveConnection } from './connection.mjs'
+import type { JobEntry } from './decorators.mjs'
+import { tsedEventLogger } from './logger.mjs'
+import { handlerEntries, runJob } from './run.mjs'
 import { MonqueService } from './service.mjs'
+import { stopOnSignals } from './signals.mjs'
 
 @Module()
 export class MonqueModule {
   protected readonly service = inject(MonqueService)
+  #unlisten?: () => void
 
   /** Connects, registers handlers and schedules (shared with MonqueService.ready()). */
   async $onInit(): Promise<void> {
@@ -31,21 +25,37 @@ export class MonqueModule {
   /** Processing starts once the server listens (Ts.ED emits `$onReady` after listen). */
   async $onReady(): Promise<void> {
     const queue = await this.service.ready()
-    if (queue && !constant<MonqueSettings>('monque')?.disableJobProcessing) queue.start()
+    const settings = constant<MonqueSettings>('monque')
+    if (!queue || settings?.disableJobProcessing) return
+    queue.start()
+    const signals = settings?.stopOnSignals ?? ['SIGTERM', 'SIGINT']
+    if (signals) this.#unlisten = stopOnSignals(signals)
+    void logStarted(queue)
   }
 
   /** Graceful stop: waits `shutdownTimeout`, then hands unfinished jobs back. */
   async $onDestroy(): Promise<void> {
+    this.#unlisten?.()
     await this.service.close()
   }
 }
+
+/** Queues built from the app's `Db` / Mongoose connection: their pool is a second one. */
+const besideAppClient = new WeakSet<Monque>()
 
 /** Builds the queue from the `monque` settings; undefined when the module is disabled. */
 export async function createQueue(): Promise<Monque | undefined> {
   const settings = constant<MonqueSettings>('monque')
   if (!settings || settings.enabled === false) return undefined
-  const { enabled: _enabled, connection: _c, mongooseConnectionId: _m, disableJobProcessing: _d, ...options } = settings
-  const queue = new Monque(await resolveConnection(settings), options)
+  const {
+    enabled: _e, connection: _c, mongooseConnectionId: _m, dbToken: _t, dbFactory: _f,
+    disableJobProcessing: _d, stopOnSignals: _s, ...options
+  } = settings
+  // Unset: Ts.ED's logger. An explicit logger (or `false`) is used as given.
+  if (!('logger' in settings) || settings.logger === undefined) options.logger = tsedEventLogger()
+  const connection = await resolveConnection(settings)
+  const queue = new Monque(connection, options)
+  if (typeof connection !== 'string') besideAppClient.add(queue)
   const entries = handlerEntries()
   try {
     if (!settings.disableJobProcessing) {
@@ -63,8 +73,10 @@ export async function createQueue(): Promise<Monque | undefined> {
       }
     }
     await queue.initialize()
-    for (const entry of entries) {
-      if (entry.cron) await queue.schedule(entry.cron.pattern, entry.name, entry.cron.data, entry.cron.options)
+    for (const { name, repeat } of entries) {
+      if (!repeat) continue
+      if ('cron' in repeat) await queue.schedule(repeat.cron, name, repeat.data, repeat.options)
+      else await queue.every(repeat.every, name, repeat.data, repeat.options)
     }
   } catch (err) {
     await queue.stop()
@@ -73,56 +85,26 @@ export async function createQueue(): Promise<Monque | undefined> {
   return queue
 }
 
-function handlerEntries(): JobEntry[] {
-  const providers = [...injector().getProviders(JOB_PROVIDER), ...injector().getProviders(CONTROLLER_PROVIDER)]
-  return providers.flatMap((provider) => jobEntries(provider.useClass))
-}
-
 /**
- * Runs one job in its own DI context: the handler's class is built for this job, so
- * request-scoped providers are fresh; the job is `inject(MONQUE_JOB)` / `currentJob()`.
+ * The startup line, once the change stream is up (it takes a few ms) or clearly not
+ * coming: `notify=polling` should mean polling.
  */
-async function runJob(entry: JobEntry, job: RunningJob): Promise<unknown> {
-  const $ctx = new DIContext({ id: `monque:${job.id}`, injector: injector(), logger: logger() })
-  $ctx.set(MONQUE_JOB, job)
-  // A new locals container for this job: request-scoped providers (the handler class
-  // itself among them) are built in it, once per job, and destroyed with it. Field
-  // `inject()`s read the current container, so it is made current right before the
-  // (synchronous) construction, after runInContext's own awaits.
-  let locals: ReturnType<typeof localsContainer> | undefined
-  try {
-    return await runInContext($ctx, () => {
-      locals = localsContainer({ providers: [{ token: MONQUE_JOB, use: job }] })
-      const instance = inject<any>(entry.target, { locals })
-      return instance[entry.method](job)
-    })
-  } finally {
-    await locals?.destroy()
-    locals?.clear()
-    await $ctx.destroy()
+async function logStarted(queue: Monque): Promise<void> {
+  const log = logger()
+  for (let waited = 0; queue.notifyMode === 'polling' && waited < 1000; waited += 25) {
+    await new Promise((resolve) => setTimeout(resolve, 25).unref())
   }
+  log.info(`monque: started${startupSummary(queue, handlerEntries())}`)
 }
 
-async function resolveConnection(settings: MonqueSettings): Promise<Connection> {
-  if (settings.connection !== undefined && settings.mongooseConnectionId !== undefined) {
-    throw new MonqueError('INVALID_CONNECTION', 'monque: set either `connection` or `mongooseConnectionId`, not both')
-  }
-  if (settings.connection !== undefined) return settings.connection
-  if (settings.mongooseConnectionId !== undefined) {
-    let mongoose: { MongooseService: new (...args: any[]) => { get(id?: string): unknown } }
-    try {
-      mongoose = (await import('@tsed/mongoose')) as never
-    } catch {
-      throw new MonqueError('INVALID_CONNECTION', 'monque: `mongooseConnectionId` needs @tsed/mongoose installed')
-    }
-    const connection = inject(mongoose.MongooseService).get(settings.mongooseConnectionId)
-    if (!connection) {
-      throw new MonqueError('INVALID_CONNECTION', `monque: @tsed/mongoose has no connection "${settings.mongooseConnectionId}"`)
-    }
-    return connection as Connection
-  }
-  throw new MonqueError(
-    'INVALID_CONNECTION',
-    'monque: configure `monque.connection` (a MongoDB URI, a Db or a Mongoose connection) or `monque.mongooseConnectionId`',
-  )
+/** ` workers=… schedules=… notify=…`: what this instance runs, in one line. */
+export function startupSummary(queue: Monque, entries: JobEntry[]): string {
+  const workers = entries.map((e) => (e.worker.concurrency ? `${e.name}×${e.worker.concurrency}` : e.name))
+  const schedules = entries.flatMap(({ name, repeat }) => {
+    if (!repeat) return []
+    return ['cron' in repeat ? `${name}@"${repeat.cron}"${repeat.options.timezone ? `(${repeat.options.timezone})` : ''}` : `${name}@every ${repeat.every}`]
+  })
+  // A Db or Mongoose connection is not shared: the Rust core opens a pool of its own.
+  const pool = !besideAppClient.has(queue) ? '' : ' pool="a second one, beside the app\'s MongoDB client (size: maxPoolSize)"'
+  return ` workers=${workers.length}[${workers.join(',')}] schedules=${schedules.length}[${schedules.join(',')}] notify=${queue.notifyMode}${pool}`
 }
