@@ -36,6 +36,8 @@ export declare class NativeQueue {
   getJobsWithCursor(queryJson: string): Promise<string>
   /** Counts per status, total and `avgProcessingMs`, as JSON. */
   getQueueStats(name?: string | undefined | null): Promise<string>
+  /** The live instances, as JSON: `[{ id, names, startedAt, heartbeatAt, notifyMode }]`. */
+  getInstances(): Promise<string>
   /** `action` is cancel, retry, reschedule (`value` = epoch ms) or priority (`value`). */
   changeJob(id: string, action: string, value?: number | undefined | null): Promise<string>
   deleteJob(id: string): Promise<boolean>
