@@ -56,7 +56,7 @@ test('read, page, count and change jobs; each change emits its event', async (t)
   await assert.rejects(monque.retryJobs({}), code('INVALID_SELECTOR'))
   assert.equal(await monque.cancelJobs({ name: 'report', status: ['pending'] }), 11)
   const stats = await monque.getQueueStats({ name: 'report' })
-  assert.deepEqual(stats, { waiting: 0, pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 11, total: 11, avgProcessingMs: null })
+  assert.deepEqual(stats, { waiting: 0, pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 11, total: 11, avgProcessingMs: null, orphaned: 0 })
   assert.equal(await monque.deleteJobs({ status: 'cancelled', olderThan: new Date(Date.now() + 1000) }), 11)
 
   await eventually(() => events.length >= 7, { what: 'events' })
@@ -113,7 +113,9 @@ test('a logger receives the core events as structured fields', async (t) => {
   assert.equal(complete.fields.name, 'ok')
   assert.equal(typeof complete.fields.durationMs, 'number')
   const fail = lines.find((l) => l.fields.event === 'job:fail')
-  assert.equal(fail.level, 'warn')
+  // A final failure is an error, with the handler's stack.
+  assert.equal(fail.level, 'error')
+  assert.match(fail.fields.stack, /^Error: boom\n/)
   assert.deepEqual(
     { jobId: fail.fields.jobId, error: fail.fields.error, willRetry: fail.fields.willRetry },
     { jobId: bad.id, error: 'boom', willRetry: false },
@@ -147,4 +149,27 @@ test('misspelt listing keys and unusable retention options are refused, not igno
   await assert.rejects(monque.getJobsWithCursor({ status: 'failed' }), code('INVALID_OPTION'))
   await assert.rejects(monque.getJobs({ statuses: ['failed'] }), code('INVALID_OPTION'))
   await assert.rejects(monque.deleteJobs({ nmae: 'typo' }), code('INVALID_OPTION'))
+})
+
+test('getInstances lists started instances with what they handle; due jobs nobody handles are orphans', async (t) => {
+  const { name } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name })
+  monque.register('mail', async () => {})
+  const orphaned = []
+  monque.on('jobs:orphaned', (e) => orphaned.push(e))
+  await monque.initialize()
+  await monque.enqueue('typo-in-name', {}, { runAt: Date.now() - 120_000 })
+  monque.start()
+  t.after(() => monque.stop())
+  await eventually(async () => (await monque.getInstances()).length === 1, { what: 'listed' })
+  const [me] = await monque.getInstances()
+  assert.deepEqual(me.names, ['mail'])
+  assert.ok(me.heartbeatAt instanceof Date && me.startedAt instanceof Date)
+  assert.equal((await monque.getQueueStats()).orphaned, 1)
+  await eventually(() => orphaned.length > 0, { what: 'jobs:orphaned' })
+  assert.equal(orphaned[0].name, 'typo-in-name')
+  assert.equal(orphaned[0].count, 1)
+  assert.ok(orphaned[0].oldestDueAt instanceof Date)
+  await monque.stop()
+  assert.deepEqual(await monque.getInstances(), [], 'withdrawn on stop')
 })
