@@ -483,11 +483,15 @@ async fn failures_keep_their_stack_and_every_run_its_place_in_the_history() {
     let recovers = q.now("report", json!({ "succeed_on": 1 })).await.unwrap();
     // Fails twice with max_retries 1: failed for good, with its stack.
     let fails = q.now("report", json!({})).await.unwrap();
-    eventually(Duration::from_secs(5), "both ended", || async {
+    // Succeeds at once: nothing to add to what the job shows.
+    let first_try = q.now("report", json!({ "succeed_on": 0 })).await.unwrap();
+    eventually(Duration::from_secs(5), "all ended", || async {
         get(&q, recovers.id).await.status == JobStatus::Completed
             && get(&q, fails.id).await.status == JobStatus::Failed
+            && get(&q, first_try.id).await.status == JobStatus::Completed
     })
     .await;
+    assert!(get(&q, first_try.id).await.attempts.is_empty());
     let done = get(&q, recovers.id).await;
     let outcomes: Vec<&str> = done.attempts.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["failed", "completed"]);

@@ -187,10 +187,15 @@ impl Store {
         };
         self.write_fenced(job, |current| {
             let (mut update, mut done) = attach_result(make(current), &run.result);
-            let mut ran = current.clone();
-            let push = record_attempt(&mut ran, now, run.took, "completed", None);
-            done.attempts = ran.attempts;
-            update.insert("$push", push);
+            // A first-try success of a one-off job (the common case) adds nothing the
+            // job does not show already; the history starts with a failure or a snooze,
+            // and a recurring job keeps its runs.
+            if !current.attempts.is_empty() || current.repeat.is_some() {
+                let mut ran = current.clone();
+                let push = record_attempt(&mut ran, now, run.took, "completed", None);
+                done.attempts = ran.attempts;
+                update.insert("$push", push);
+            }
             (update, done)
         })
         .await
