@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use mongodb::bson::{doc, DateTime};
 use monque::{
-    EnqueueOptions, HandlerError, JobContext, JobStatus, MonqueOptions, NewJob, NotifyMode,
+    EnqueueOptions, HandlerError, JobContext, JobStatus, Monque, MonqueOptions, NewJob, NotifyMode,
     WorkerOptions,
 };
 use serde_json::json;
@@ -206,12 +206,7 @@ fn rand_ms() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_stream_wakes_another_instance_long_before_its_poll() {
     let db = TestDb::new("wake");
-    let slow_poll = MonqueOptions {
-        poll_interval: Duration::from_secs(30),
-        ..fast_options()
-    };
-    let worker = db.queue(slow_poll).await;
-    let producer = db.queue(fast_options()).await;
+    let (worker, producer) = slow_poll_worker_and_producer(&db).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     worker
         .register(
@@ -226,13 +221,7 @@ async fn a_change_stream_wakes_another_instance_long_before_its_poll() {
             WorkerOptions::default(),
         )
         .unwrap();
-    worker.start().unwrap();
-    eventually(Duration::from_secs(5), "change stream open", || async {
-        worker.notify_mode() == NotifyMode::ChangeStream
-    })
-    .await;
-    // Let the worker's first (empty) claim pass so it sits in its 30 s poll sleep.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    start_and_let_it_sleep(&worker).await;
     let sent = Instant::now();
     producer.now("ping", json!({})).await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
@@ -359,12 +348,7 @@ async fn a_panic_before_the_handler_future_exists_is_a_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_rescheduled_and_retried_jobs_from_another_process_run_on_time() {
     let db = TestDb::new("due_remote");
-    let slow_poll = MonqueOptions {
-        poll_interval: Duration::from_secs(30),
-        ..fast_options()
-    };
-    let worker = db.queue(slow_poll).await;
-    let producer = db.queue(fast_options()).await;
+    let (worker, producer) = slow_poll_worker_and_producer(&db).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     worker
         .register(
@@ -382,12 +366,7 @@ async fn delayed_rescheduled_and_retried_jobs_from_another_process_run_on_time()
             WorkerOptions::default(),
         )
         .unwrap();
-    worker.start().unwrap();
-    eventually(Duration::from_secs(5), "change stream open", || async {
-        worker.notify_mode() == NotifyMode::ChangeStream
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    start_and_let_it_sleep(&worker).await;
     let in_ms = |ms: i64| DateTime::from_millis(DateTime::now().timestamp_millis() + ms);
     let on_time = |sent: Instant, due: Duration, got: Instant, what: &str| {
         let took = got - sent;
@@ -454,4 +433,25 @@ async fn delayed_rescheduled_and_retried_jobs_from_another_process_run_on_time()
     on_time(sent, Duration::ZERO, got, "retry");
     worker.stop(None).await.unwrap();
     db.drop_db(&producer).await;
+}
+
+/// A worker that polls only every 30 s (so only wake-ups can make it run a job on
+/// time), and a producer in the same database.
+async fn slow_poll_worker_and_producer(db: &TestDb) -> (Monque, Monque) {
+    let slow_poll = MonqueOptions {
+        poll_interval: Duration::from_secs(30),
+        ..fast_options()
+    };
+    (db.queue(slow_poll).await, db.queue(fast_options()).await)
+}
+
+/// Starts `worker`, waits for its change stream, and lets its first (empty) claim pass
+/// so it sits in its 30 s poll sleep.
+async fn start_and_let_it_sleep(worker: &Monque) {
+    worker.start().unwrap();
+    eventually(Duration::from_secs(5), "change stream open", || async {
+        worker.notify_mode() == NotifyMode::ChangeStream
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
 }

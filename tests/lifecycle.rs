@@ -392,16 +392,7 @@ async fn invalid_input_is_refused_before_any_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_success_after_a_failed_attempt_clears_its_fail_reason() {
     let db = TestDb::new("fail_reason");
-    let q = db
-        .queue(MonqueOptions {
-            backoff: Backoff {
-                base: Duration::from_millis(20),
-                max: Duration::from_millis(100),
-                jitter: 0.0,
-            },
-            ..fast_options()
-        })
-        .await;
+    let q = db.queue(quick_retries()).await;
     q.register(
         "flaky",
         |ctx: JobContext| async move {
@@ -458,13 +449,8 @@ async fn failures_keep_their_stack_and_every_run_its_place_in_the_history() {
     let db = TestDb::new("attempts");
     let q = db
         .queue(MonqueOptions {
-            backoff: Backoff {
-                base: Duration::from_millis(20),
-                max: Duration::from_millis(100),
-                jitter: 0.0,
-            },
             max_retries: 1,
-            ..fast_options()
+            ..quick_retries()
         })
         .await;
     q.register(

@@ -818,13 +818,8 @@ async fn listings_sort_by_due_time_with_ties_broken_by_id_in_every_direction() {
         })
         .collect();
     q.enqueue_many(jobs).await.unwrap();
-    let mut expected: Vec<(DateTime, ObjectId)> = q
-        .get_jobs(JobQuery {
-            limit: 1000,
-            ..Default::default()
-        })
+    let mut expected: Vec<(DateTime, ObjectId)> = all_jobs(&q)
         .await
-        .unwrap()
         .iter()
         .map(|j| (j.next_run_at, j.id))
         .collect();

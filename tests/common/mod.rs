@@ -26,6 +26,28 @@ pub fn fast_options() -> MonqueOptions {
     }
 }
 
+/// `fast_options()` with retries due within milliseconds.
+pub fn quick_retries() -> MonqueOptions {
+    MonqueOptions {
+        backoff: monque::Backoff {
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(100),
+            jitter: 0.0,
+        },
+        ..fast_options()
+    }
+}
+
+/// Every job of the queue, up to 1,000, in creation order.
+pub async fn all_jobs(q: &Monque) -> Vec<Job> {
+    q.get_jobs(monque::JobQuery {
+        limit: 1000,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
 pub struct TestDb {
     pub name: String,
 }
