@@ -73,7 +73,7 @@ class SendWelcome {
     })
   }
 }
-Job('tsed:welcome', { concurrency: 2 })(SendWelcome)
+Job('tsed:welcome', { concurrency: 2, scope: ProviderScope.REQUEST })(SendWelcome)
 
 test('a @Job class with injected services processes jobs; request-scoped providers are fresh per job', async (t) => {
   const { name, jobs } = await testDb(t)

@@ -18,10 +18,11 @@ const PLAIN = [
 
 /** Connection settings the Rust driver cannot take from a URI: refused, never dropped. */
 const UNSUPPORTED: Record<string, string> = {
-  tlsAllowInvalidHostnames: 'not supported by the Rust driver (rustls)',
+  // The Node driver turns tlsAllowInvalidHostnames / tlsInsecure into this function.
+  checkServerIdentity: 'tlsAllowInvalidHostnames and custom checks are not supported',
   ca: 'use tlsCAFile', cert: 'use tlsCertificateKeyFile', key: 'use tlsCertificateKeyFile',
   pfx: 'use tlsCertificateKeyFile', crl: 'not supported', tlsCRLFile: 'not supported',
-  secureContext: 'use tlsCAFile / tlsCertificateKeyFile', checkServerIdentity: 'not supported',
+  secureContext: 'use tlsCAFile / tlsCertificateKeyFile',
   proxyHost: 'not supported', autoEncryption: 'not supported',
 }
 
@@ -87,6 +88,7 @@ export function clientUri(client: unknown): string {
 function set(options: Options, defaults: Options, key: string): boolean {
   const value = options[key]
   if (value === undefined || value === null) return false
+  if (typeof value === 'function') return value !== defaults[key]
   try {
     return JSON.stringify(value) !== JSON.stringify(defaults[key])
   } catch {

@@ -1,18 +1,15 @@
-// A Ts.ED application using monque: type-checked by `npm run build`.
-// Run it inside your Ts.ED server; the module starts processing once the server is ready.
-import { Configuration, Injectable, inject, ProviderScope } from '@tsed/di'
-import { Cron, currentJob, Job, JobController, MonqueService } from 'monque/tsed'
+// A complete Ts.ED 8 app: `npm run example:tsed`, then
+//   curl -X POST localhost:8083/signups -H 'content-type: application/json' -d '{"email":"ada@example.com"}'
+import '@tsed/mongoose' // registers MongooseModule: the `mongoose` block below
+import '@tsed/platform-express'
+import { Configuration, Controller, Injectable, inject } from '@tsed/di'
+import { PlatformExpress } from '@tsed/platform-express'
+import { BodyParams } from '@tsed/platform-params'
+import { Post } from '@tsed/schema'
 import type { RunningJob } from 'monque'
+import { Cron, currentJob, Every, Job, JobController, MonqueModule, MonqueService } from 'monque/tsed'
 
-@Configuration({
-  monque: {
-    connection: process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/app', // or a Db, or a Mongoose connection
-    // mongooseConnectionId: 'default',  // or take it from @tsed/mongoose
-    workerConcurrency: 10,
-    jobRetention: { completed: 7 * 86_400_000 },
-  },
-})
-export class Server {}
+const url = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/app'
 
 @Injectable()
 export class Mailer {
@@ -21,48 +18,53 @@ export class Mailer {
   }
 }
 
-/** A fresh instance for every job (request scope). */
-@Injectable({ scope: ProviderScope.REQUEST })
-export class AuditTrail {
-  readonly entries: string[] = []
-}
-
-/** A job class: `handle` runs each `send-welcome` job, resolved through the injector. */
-@Job('send-welcome', { concurrency: 5 })
+@Job('send-welcome', { concurrency: 5, maxRetries: 3 }) // a singleton, as any Ts.ED provider
 export class SendWelcomeJob {
   private readonly mailer = inject(Mailer)
-  private readonly audit = inject(AuditTrail)
-
   async handle(job: RunningJob<{ to: string }>): Promise<void> {
-    this.audit.entries.push(`welcome ${job.data.to}`)
     await this.mailer.send(job.data.to, 'Welcome!')
   }
 }
 
-/** Method handlers, as with @tsed/bullmq and @tsed/agenda: jobs `reports.<name>`. */
-@JobController('reports')
+@JobController('reports') // jobs named reports.<name>
 export class ReportJobs {
   private readonly mailer = inject(Mailer)
 
-  @Cron('0 6 * * 1-5', { timezone: 'Europe/Berlin' }) // reports.daily, idempotent across restarts
+  @Cron('0 6 * * 1-5', { timezone: 'Europe/Berlin' }) // one schedule, however often you deploy
   async daily(): Promise<void> {
     await this.mailer.send('ops@example.com', `daily report (job ${currentJob()?.id})`)
   }
 
-  @Job('adhoc')
-  async adhoc(job: RunningJob<{ range: string }>): Promise<void> {
-    await this.mailer.send('ops@example.com', `report for ${job.data.range}`)
-  }
+  @Every('15 minutes')
+  async refresh(): Promise<void> {}
 }
 
-/** Anywhere else: enqueue, schedule and manage through MonqueService. */
-@Injectable()
-export class SignupService {
+@Controller('/signups')
+export class SignupController {
   private readonly monque = inject(MonqueService)
 
-  async signedUp(email: string): Promise<void> {
-    await this.monque.enqueue('send-welcome', { to: email }, { uniqueKey: `welcome:${email}` })
-    const stats = await this.monque.queue.getQueueStats({ name: 'send-welcome' })
-    console.log(stats.pending)
+  @Post('/')
+  async signUp(@BodyParams('email') email: string): Promise<{ jobId: string }> {
+    const job = await this.monque.enqueue('send-welcome', { to: email }, { uniqueKey: `welcome:${email}` })
+    return { jobId: job.id }
   }
 }
+
+@Configuration({
+  imports: [MonqueModule],
+  mount: { '/': [SignupController] },
+  middlewares: ['json-parser'],
+  httpPort: Number(process.env.PORT ?? 8083),
+  httpsPort: false,
+  mongoose: [{ id: 'default', url }],
+  monque: {
+    mongooseConnectionId: 'default', // or: connection: url (a URI, Db or Mongoose connection)
+    workerConcurrency: 10, // and every other option of `new Monque()`
+    shutdownTimeout: 10_000,
+  },
+})
+export class Server {}
+
+// SIGTERM / SIGINT: MonqueModule shuts the app down gracefully (`monque.stopOnSignals`).
+const platform = await PlatformExpress.bootstrap(Server)
+await platform.listen()

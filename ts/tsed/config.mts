@@ -21,6 +21,13 @@ export interface MonqueSettings extends MonqueOptions {
    * `['SIGTERM', 'SIGINT']`; `false` leaves signals alone.
    */
   stopOnSignals?: NodeJS.Signals[] | false
+  /**
+   * Unschedule, at startup, every schedule in the queue that no @Cron / @Every of this
+   * app declares (a handler removed or renamed would otherwise keep its schedule firing
+   * into nothing). Default false: turn it on in the one app that owns the schedules,
+   * not in apps that schedule from code or share the collection.
+   */
+  removeUndeclaredSchedules?: boolean
   // `logger` (from MonqueOptions): unset logs through Ts.ED's logger, one line per event.
 }
 

@@ -49,7 +49,7 @@ export async function createQueue(): Promise<Monque | undefined> {
   if (!settings || settings.enabled === false) return undefined
   const {
     enabled: _e, connection: _c, mongooseConnectionId: _m, dbToken: _t, dbFactory: _f,
-    disableJobProcessing: _d, stopOnSignals: _s, ...options
+    disableJobProcessing: _d, stopOnSignals: _s, removeUndeclaredSchedules: _r, ...options
   } = settings
   // Unset: Ts.ED's logger. An explicit logger (or `false`) is used as given.
   if (!('logger' in settings) || settings.logger === undefined) options.logger = tsedEventLogger()
@@ -78,11 +78,25 @@ export async function createQueue(): Promise<Monque | undefined> {
       if ('cron' in repeat) await queue.schedule(repeat.cron, name, repeat.data, repeat.options)
       else await queue.every(repeat.every, name, repeat.data, repeat.options)
     }
+    if (settings.removeUndeclaredSchedules) await removeUndeclared(queue, entries)
   } catch (err) {
     await queue.stop()
     throw err
   }
   return queue
+}
+
+/** Unschedules what no @Cron / @Every declares; says so in the log, one line each. */
+async function removeUndeclared(queue: Monque, entries: JobEntry[]): Promise<void> {
+  const declared = new Set(
+    entries.flatMap(({ name, repeat }) => (repeat ? [`${name}\u0000${repeat.options.uniqueKey ?? `schedule:${name}`}`] : [])),
+  )
+  for (const schedule of await queue.listSchedules()) {
+    const key = schedule.uniqueKey ?? `schedule:${schedule.name}`
+    if (declared.has(`${schedule.name}\u0000${key}`)) continue
+    await queue.unschedule(schedule.name, key)
+    logger().warn(`monque: removed schedule name=${schedule.name} uniqueKey=${key}: no @Cron or @Every declares it any more`)
+  }
 }
 
 /**
