@@ -173,3 +173,21 @@ test('getInstances lists started instances with what they handle; due jobs nobod
   await monque.stop()
   assert.deepEqual(await monque.getInstances(), [], 'withdrawn on stop')
 })
+
+test('getJobs and getJobsWithCursor order by sortBy / sort; a bad sortBy is refused', async (t) => {
+  const { name } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name, logger: false })
+  await monque.initialize()
+  const base = Date.now() + 3_600_000
+  for (const offset of [3, 1, 2]) await monque.enqueue('sorted', { offset }, { runAt: base + offset * 1000 })
+  const soonest = await monque.getJobs({ sortBy: 'nextRunAt' })
+  assert.deepEqual(soonest.map((j) => j.data.offset), [1, 2, 3])
+  const latest = await monque.getJobs({ sortBy: 'nextRunAt', sort: 'desc', limit: 2 })
+  assert.deepEqual(latest.map((j) => j.data.offset), [3, 2])
+  const first = await monque.getJobsWithCursor({ sortBy: 'nextRunAt', limit: 2 })
+  assert.deepEqual(first.jobs.map((j) => j.data.offset), [1, 2])
+  const next = await monque.getJobsWithCursor({ sortBy: 'nextRunAt', limit: 2, cursor: first.nextCursor })
+  assert.deepEqual(next.jobs.map((j) => j.data.offset), [3])
+  await assert.rejects(monque.getJobs({ sortBy: 'priority' }), code('INVALID_OPTION'))
+  await assert.rejects(monque.getJobsWithCursor({ sortBy: 'updatedAt', cursor: first.nextCursor }), code('INVALID_CURSOR'))
+})

@@ -140,7 +140,12 @@ impl Monque {
             opts.retention_interval,
         ));
         let mode = Arc::new(ModeCell::default());
-        let presence = Arc::new(Presence::new(store.clone(), events.clone(), mode.clone()));
+        let presence = Arc::new(Presence::new(
+            store.clone(),
+            events.clone(),
+            mode.clone(),
+            opts.lease_duration,
+        ));
         let background = Background {
             heartbeat: Arc::new(Heartbeat {
                 store: store.clone(),

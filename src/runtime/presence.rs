@@ -28,18 +28,27 @@ pub(crate) struct Presence {
     mode: Arc<ModeCell>,
     names: RwLock<BTreeSet<String>>,
     started_at: Mutex<DateTime>,
-    last_orphan_check: Mutex<Option<Instant>>,
+    /// Not before a lease has passed since start: until then other instances' presence
+    /// may not be written yet (or be a dead one's). Then every ORPHAN_CHECK_INTERVAL.
+    next_orphan_check: Mutex<Instant>,
+    lease_duration: Duration,
 }
 
 impl Presence {
-    pub(crate) fn new(store: Arc<Store>, events: Arc<EventBus>, mode: Arc<ModeCell>) -> Self {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        events: Arc<EventBus>,
+        mode: Arc<ModeCell>,
+        lease_duration: Duration,
+    ) -> Self {
         Presence {
             store,
             events,
             mode,
             names: RwLock::default(),
             started_at: Mutex::new(DateTime::now()),
-            last_orphan_check: Mutex::default(),
+            next_orphan_check: Mutex::new(Instant::now() + lease_duration),
+            lease_duration,
         }
     }
 
@@ -53,6 +62,8 @@ impl Presence {
 
     pub(crate) fn started(&self) {
         *self.started_at.lock().expect("started lock") = DateTime::now();
+        *self.next_orphan_check.lock().expect("orphan check lock") =
+            Instant::now() + self.lease_duration;
     }
 
     /// Says this instance is alive, with what it handles.
@@ -78,14 +89,14 @@ impl Presence {
     }
 
     /// Reports due jobs no live instance handles, overdue by `ORPHAN_GRACE`, one event
-    /// per name; at most once per `ORPHAN_CHECK_INTERVAL`.
+    /// per name; a lease after start, then at most once per `ORPHAN_CHECK_INTERVAL`.
     pub(crate) async fn check_orphans(&self) -> Result<()> {
         {
-            let mut last = self.last_orphan_check.lock().expect("orphan check lock");
-            if last.is_some_and(|at| at.elapsed() < ORPHAN_CHECK_INTERVAL) {
+            let mut next = self.next_orphan_check.lock().expect("orphan check lock");
+            if Instant::now() < *next {
                 return Ok(());
             }
-            *last = Some(Instant::now());
+            *next = Instant::now() + ORPHAN_CHECK_INTERVAL;
         }
         let overdue = DateTime::from_millis(
             DateTime::now().timestamp_millis() - ORPHAN_GRACE.as_millis() as i64,
