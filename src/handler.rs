@@ -125,11 +125,16 @@ pub enum AbortReason {
     Timeout,
     /// The job was cancelled while it ran (`cancel_job`, from this or another process).
     Cancelled,
+    /// This run lost its lease (its heartbeats did not reach the server in time) and
+    /// the job was recovered, perhaps already claimed by another instance. Whatever
+    /// the run returns is not written.
+    LeaseLost,
 }
 
 const UNSET: u8 = 0;
 const TIMEOUT: u8 = 1;
 const CANCELLED: u8 = 2;
+const LEASE_LOST: u8 = 3;
 
 impl AbortSignal {
     pub(crate) fn new(token: CancellationToken) -> Self {
@@ -147,6 +152,11 @@ impl AbortSignal {
     /// Aborts because the job was cancelled.
     pub(crate) fn cancel(&self) {
         self.abort_with(CANCELLED);
+    }
+
+    /// Aborts because the run no longer holds its job.
+    pub(crate) fn lose_lease(&self) {
+        self.abort_with(LEASE_LOST);
     }
 
     /// The first reason stands: a signal that already aborted keeps its reason.
@@ -178,6 +188,7 @@ impl AbortSignal {
         Some(match self.reason.load(Ordering::SeqCst) {
             TIMEOUT => AbortReason::Timeout,
             CANCELLED => AbortReason::Cancelled,
+            LEASE_LOST => AbortReason::LeaseLost,
             _ => AbortReason::Shutdown,
         })
     }

@@ -455,3 +455,59 @@ async fn start_and_let_it_sleep(worker: &Monque) {
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_was_taken_over_is_aborted_with_lease_lost() {
+    let db = TestDb::new("lease_lost");
+    let q = db.queue(fast_options()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    {
+        let reasons = reasons.clone();
+        q.register(
+            "slow",
+            move |ctx: JobContext| {
+                let (tx, reasons) = (tx.clone(), reasons.clone());
+                async move {
+                    tx.send(()).unwrap();
+                    ctx.signal.aborted().await;
+                    reasons.lock().unwrap().push(ctx.signal.reason());
+                    Ok::<_, HandlerError>(json!("late"))
+                }
+            },
+            WorkerOptions::default(),
+        )
+        .unwrap();
+    }
+    q.start().unwrap();
+    let job = q.now("slow", json!({})).await.unwrap();
+    rx.recv().await.unwrap();
+    // Another instance took the job over (as after a lease that ran out during a
+    // network partition): a new claim on it.
+    let takeover = mongodb::bson::oid::ObjectId::new();
+    q.collection()
+        .update_one(
+            doc! { "_id": job.id },
+            doc! { "$set": { "claimId": takeover, "claimedBy": "other-instance" } },
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(3), "the old run aborted", || async {
+        !reasons.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(
+        *reasons.lock().unwrap(),
+        vec![Some(monque::AbortReason::LeaseLost)]
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = get(&q, job.id).await;
+    assert_eq!(
+        now.claim_id,
+        Some(takeover),
+        "the new owner's claim is untouched"
+    );
+    assert_eq!(now.result, None, "the old run's result is not written");
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}

@@ -60,7 +60,9 @@ export function dispatchEvent(
         ? new MonqueError('JOB_TIMEOUT', 'the job ran longer than its timeout')
         : event.reason === 'cancelled'
           ? new MonqueError('JOB_CANCELLED', 'the job was cancelled while it ran')
-          : new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached')
+          : event.reason === 'lease-lost'
+            ? new MonqueError('LEASE_LOST', 'this run lost its lease; the job was recovered and its result will not be written')
+            : new MonqueError('SHUTDOWN_TIMEOUT', 'shutdown timeout reached')
     controllers.get(event.execution)?.abort(reason)
     // Its result will not be read: a handler that never settles must not keep the entry.
     controllers.delete(event.execution)

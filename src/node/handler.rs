@@ -56,6 +56,7 @@ impl Handler for JsHandler {
                                 "reason": match ctx.signal.reason() {
                                     Some(AbortReason::Timeout) => "timeout",
                                     Some(AbortReason::Cancelled) => "cancelled",
+                                    Some(AbortReason::LeaseLost) => "lease-lost",
                                     _ => "shutdown",
                                 },
                             }).to_string();

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mongodb::bson::oid::ObjectId;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -93,18 +94,16 @@ impl Heartbeat {
         }
         let renewed = self.store.renew_leases(&running).await?;
         if (renewed as usize) < running.len() {
-            self.abort_cancelled(&running).await?;
+            self.abort_unrenewed(&running).await?;
         }
         Ok(())
     }
 
     /// Some executions were not renewed: abort those whose job was cancelled while it
-    /// ran (from another process; a local cancel aborts at once). The others lost
-    /// their lease to a takeover; their writes are fenced off.
-    async fn abort_cancelled(
-        &self,
-        running: &[(mongodb::bson::oid::ObjectId, mongodb::bson::oid::ObjectId)],
-    ) -> Result<()> {
+    /// ran (from another process; a local cancel aborts at once) as cancelled, and the
+    /// others as having lost their lease: their job was recovered (perhaps claimed by
+    /// another instance) and whatever they return is fenced off, so they should stop.
+    async fn abort_unrenewed(&self, running: &[(ObjectId, ObjectId)]) -> Result<()> {
         let ids: Vec<_> = running.iter().map(|(id, _)| *id).collect();
         let cancelled: HashSet<_> = self
             .store
@@ -112,18 +111,21 @@ impl Heartbeat {
             .await?
             .into_iter()
             .collect();
-        for id in &cancelled {
-            self.running.cancel(*id);
+        let held: HashSet<_> = self.store.still_held(running).await?.into_iter().collect();
+        let mut lost = 0;
+        for execution in running {
+            if cancelled.contains(&execution.0) {
+                self.running.cancel(execution.0);
+            } else if !held.contains(execution) {
+                self.running.lose_lease(execution);
+                lost += 1;
+            }
         }
-        let lost = running
-            .iter()
-            .filter(|(id, _)| !cancelled.contains(id))
-            .count();
         if lost > 0 {
             tracing::warn!(
                 running = running.len(),
                 lost,
-                "some running jobs lost their lease"
+                "some running jobs lost their lease; their runs are aborted"
             );
         }
         Ok(())

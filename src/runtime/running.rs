@@ -58,6 +58,15 @@ impl Running {
         }
     }
 
+    /// Aborts the execution `(id, claim)` because it lost its lease (a no-op if it
+    /// already aborted, or ended).
+    pub(crate) fn lose_lease(&self, execution: &(ObjectId, ObjectId)) {
+        let jobs = self.jobs.lock().expect("running lock");
+        if let Some(signal) = jobs.get(execution) {
+            signal.lose_lease();
+        }
+    }
+
     /// Waits until nothing runs; false if `timeout` passed first.
     pub(crate) async fn wait_idle(&self, timeout: Duration) -> bool {
         let mut rx = self.count.subscribe();

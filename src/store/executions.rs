@@ -46,6 +46,30 @@ impl Store {
         Ok(cancelled)
     }
 
+    /// Which of `executions` still hold their job (`processing` under their claim). A
+    /// renewal can match fewer because one ended in between (its own write); only the
+    /// ones not held now lost their lease.
+    pub(crate) async fn still_held(
+        &self,
+        executions: &[(ObjectId, ObjectId)],
+    ) -> Result<Vec<(ObjectId, ObjectId)>> {
+        let mut cursor = self
+            .coll
+            .find(fenced_many(executions))
+            .projection(doc! { "_id": 1, "claimId": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let mut held = Vec::new();
+        while let Some(found) = cursor.try_next().await.map_err(|e| self.db_err(e))? {
+            if let (Ok(id), Ok(claim)) =
+                (found.get_object_id("_id"), found.get_object_id("claimId"))
+            {
+                held.push((id, claim));
+            }
+        }
+        Ok(held)
+    }
+
     /// Whether job `id` is `cancelled` now (a change-stream event may lag behind).
     pub(crate) async fn is_cancelled(&self, id: ObjectId) -> Result<bool> {
         let found = self
