@@ -91,6 +91,45 @@ test('kill -9 of one of 3 workers mid-run: every job completes, its jobs run aga
   )
 })
 
+test('a poison job that kills its worker on every run stalls, then fails through the retry path; the other jobs run', async (t) => {
+  const { db, name: database, jobs } = await testDb(t)
+  const producer = new Monque(uri, { database, logger: false })
+  await producer.initialize()
+  const poison = await producer.now('crashy', { poison: true })
+  const config = {
+    // One at a time: a job running beside the poison job in its process dies with it
+    // and stalls too (see the README); here the others run between the crashes.
+    database, name: 'crashy', concurrency: 1, workMs: [10, 20], leaseDuration: 800, heartbeatInterval: 200,
+    maxStalls: 1, maxRetries: 1, baseRetryInterval: 50,
+  }
+  // A supervisor restarting the worker every time the poison job kills it, as systemd
+  // or Kubernetes would; bounded, so a poison job that loops fails the test.
+  let worker
+  let restarts = 0
+  t.after(() => worker?.child.kill('SIGKILL'))
+  for (;;) {
+    worker = startWorker(config)
+    await worker.ready
+    if (restarts === 0) await producer.enqueueMany(Array.from({ length: 5 }, (_, i) => ({ name: 'crashy', data: { i } })))
+    const done = eventually(async () => (await jobs.findOne({ _id: oid(poison.id) })).status === 'failed', { within: 15000, what: 'poison failed' })
+    const ended = await Promise.race([worker.exited.then(() => 'crashed'), done.then(() => 'failed')])
+    if (ended === 'failed') break
+    restarts++
+    assert.ok(restarts <= 6, `the poison job keeps crashing its worker (${restarts} restarts)`)
+  }
+  const failed = await jobs.findOne({ _id: oid(poison.id) })
+  // Run 1 stalls (back to pending); runs 2 and 3 stall past maxStalls: failures 1 and 2,
+  // the second one past maxRetries.
+  assert.equal(await db.collection('executions').countDocuments({ jobId: poison.id }), 3)
+  assert.equal(restarts, 3)
+  assert.equal(failed.stallCount, 3)
+  assert.equal(failed.failCount, 2)
+  assert.match(failed.failReason, /^stalled 3 times: its worker stopped renewing the lease/)
+  assert.deepEqual(failed.attempts.map((a) => a.outcome), ['stalled', 'stalled'])
+  const others = async () => (await jobs.find({ 'data.i': { $exists: true } }).toArray()).map((j) => `${j.status}/${j.stallCount ?? 0}`)
+  await eventually(async () => (await jobs.countDocuments({ status: 'completed' })) === 5, { within: 15000, what: `the other jobs (${await others()})` })
+})
+
 test('3 processes race for 500 jobs: each runs exactly once, no overlapping executions', async (t) => {
   const { db, name: database, jobs } = await testDb(t)
   await enqueue('race', database, 500)

@@ -72,6 +72,17 @@ pub enum Event {
         /// The job concerned, if any.
         job: Option<Arc<Job>>,
     },
+    /// A job's lease expired while it ran (its worker died, hung or lost the server)
+    /// and it was recovered (`job:stalled`): back to `pending`, or, past `max_stalls`,
+    /// counted as a failed attempt (a `job:fail` follows).
+    JobStalled {
+        /// The job, as recovered.
+        job: Arc<Job>,
+        /// How many times it has stalled.
+        stall_count: u32,
+        /// Whether this stall counted as a failed attempt.
+        counted_as_failure: bool,
+    },
     /// Jobs whose lease expired were put back to `pending` (`stale:recovered`).
     StaleRecovered {
         /// How many.
@@ -150,6 +161,7 @@ impl Event {
             Event::JobSnoozed { .. } => "job:snoozed",
             Event::JobError { .. } => "job:error",
             Event::StaleRecovered { .. } => "stale:recovered",
+            Event::JobStalled { .. } => "job:stalled",
             Event::JobsReleased { .. } => "jobs:released",
             Event::JobCancelled { .. } => "job:cancelled",
             Event::JobRetried { .. } => "job:retried",
@@ -199,6 +211,13 @@ impl Event {
                 "code": code,
                 "job": job.as_ref().map(|j| j.to_json()),
             }),
+            Event::JobStalled {
+                job,
+                stall_count,
+                counted_as_failure,
+            } => {
+                json!({ "job": job.to_json(), "stallCount": stall_count, "countedAsFailure": counted_as_failure })
+            }
             Event::StaleRecovered { count }
             | Event::JobsReleased { count }
             | Event::JobsChanged { count, .. } => {

@@ -42,6 +42,9 @@ pub struct Job {
     #[serde(default)]
     /// Failed attempts so far.
     pub fail_count: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    /// Times the job was recovered from an expired lease (its worker died or hung).
+    pub stall_count: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The last failure's message.
     pub fail_reason: Option<String>,
@@ -89,6 +92,10 @@ pub struct Job {
     pub has_dependents: bool,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// How many finished runs a job keeps in its `attempts` history.
 pub const MAX_ATTEMPTS_KEPT: usize = 10;
 
@@ -100,7 +107,7 @@ pub struct Attempt {
     pub started_at: DateTime,
     /// How long it ran, in ms.
     pub duration_ms: i64,
-    /// `completed`, `failed` or `snoozed`.
+    /// `completed`, `failed`, `snoozed` or `stalled` (its worker died or hung).
     pub outcome: String,
     /// Why a failed run failed (at most 1 KiB of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,6 +174,10 @@ impl Job {
         put("claimedBy", self.claimed_by.clone().map(Into::into));
         put("claimId", self.claim_id.map(|c| c.to_hex().into()));
         put("failReason", self.fail_reason.clone().map(Into::into));
+        put(
+            "stallCount",
+            (self.stall_count > 0).then(|| self.stall_count.into()),
+        );
         put("failStack", self.fail_stack.clone().map(Into::into));
         if !self.attempts.is_empty() {
             let attempts = self.attempts.iter().map(Attempt::to_json);

@@ -27,6 +27,11 @@ pub struct MonqueOptions {
     pub claim_batch: usize,
     /// Retries after the first attempt before a job is `failed`. Default 10.
     pub max_retries: u32,
+    /// How often a job may be recovered from an expired lease (its worker died or hung
+    /// in its run) before each further stall counts as a failed attempt, through the
+    /// normal retry / `failed` path. Default 1: a job that crashes its process on every
+    /// run (a poison job) ends `failed` instead of looping forever.
+    pub max_stalls: u32,
     /// Delay before each retry. Default `2^failCount × 60 s`, capped at 24 h, +0–10 % jitter.
     pub backoff: Backoff,
     /// How long a claim is valid without a heartbeat. Default 30 s.
@@ -85,6 +90,7 @@ impl Default for MonqueOptions {
             instance_concurrency: None,
             claim_batch: 32,
             max_retries: 10,
+            max_stalls: 1,
             backoff: Backoff::default(),
             lease_duration: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(10),

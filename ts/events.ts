@@ -15,6 +15,8 @@ export interface MonqueEvents {
   'job:snoozed': [payload: { job: Job; nextRunAt: Date; delay: number }]
   'job:error': [payload: { error: Error; job?: Job }]
   'stale:recovered': [payload: { count: number }]
+  /** A job's lease expired mid-run and it was recovered; past `maxStalls` it counts as a failure. */
+  'job:stalled': [payload: { job: Job; stallCount: number; countedAsFailure: boolean }]
   'jobs:released': [payload: { count: number }]
   'job:cancelled': [payload: { job: Job }]
   'job:retried': [payload: { job: Job; previousStatus: JobStatus }]
@@ -97,6 +99,8 @@ export function dispatchEvent(
       return emit({ job, previousStatus: event.previousStatus })
     case 'job:deleted':
       return emit({ jobId: event.jobId })
+    case 'job:stalled':
+      return emit({ job, stallCount: event.stallCount, countedAsFailure: event.countedAsFailure })
     case 'queue:paused':
     case 'queue:resumed':
       return emit({ name: event.name ?? null })
@@ -161,6 +165,11 @@ function log(logger: Logger, event: Record<string, any>): void {
       level = 'warn'
       message = 'recovered jobs whose lease expired'
       fields.count = event.count
+      break
+    case 'job:stalled':
+      level = 'warn'
+      message = event.countedAsFailure ? 'job stalled too often: counted as a failure' : 'job stalled: its worker died or hung; back to pending'
+      fields.stallCount = event.stallCount
       break
     case 'jobs:orphaned':
       level = 'warn'

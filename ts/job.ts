@@ -7,7 +7,7 @@ export type Repeat = { cron: string; timezone: string } | { everyMs: number }
 export interface Attempt {
   startedAt: Date
   durationMs: number
-  outcome: 'completed' | 'failed' | 'snoozed'
+  outcome: 'completed' | 'failed' | 'snoozed' | 'stalled'
   /** Why a failed run failed (at most 1 KiB of it). */
   error?: string
   /** The instance that ran it. */
@@ -23,6 +23,8 @@ export interface Job<T = unknown> {
   priority: number
   nextRunAt: Date
   failCount: number
+  /** Times the job was recovered from an expired lease (its worker died or hung). */
+  stallCount?: number
   createdAt: Date
   updatedAt: Date
   lockedAt?: Date

@@ -17,6 +17,13 @@ export interface MonqueOptions {
   claimBatch?: number
   /** Retries after the first attempt before a job is `failed`. Default 10. */
   maxRetries?: number
+  /**
+   * How often a job may be recovered from an expired lease (its worker died or hung in
+   * its run) before each further stall counts as a failed attempt, through the normal
+   * retry / `failed` path. Default 1: a job that crashes its process on every run ends
+   * `failed` instead of looping forever.
+   */
+  maxStalls?: number
   /** Retry `n` waits `2^n × baseRetryInterval`. Default 60000. */
   baseRetryInterval?: number
   /** Longest retry delay. Default 86400000 (24 h). */

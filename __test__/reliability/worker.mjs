@@ -2,7 +2,8 @@
 // Runs `config.name` jobs whose handler records each execution (start, end, pid) in the
 // `executions` collection and works for `config.workMs` (a [min, max] range in ms, or
 // until its signal aborts when `config.untilAborted`, then records when and why). Says 'ready' over IPC once
-// started; `config.limiter` rate-limits the worker. On SIGTERM stops with `config.shutdownTimeout` and exits.
+// started; `config.limiter` rate-limits the worker; a job with `data.poison` kills the
+// process mid-run. On SIGTERM stops with `config.shutdownTimeout` and exits.
 import { MongoClient } from 'mongodb'
 import { Monque } from '../../dist/index.mjs'
 
@@ -25,12 +26,18 @@ const monque = new Monque(process.env.MONGODB_URI, {
   leaseDuration: config.leaseDuration,
   heartbeatInterval: config.heartbeatInterval,
   changeStreams: config.changeStreams ?? true,
+  maxStalls: config.maxStalls,
+  maxRetries: config.maxRetries,
+  baseRetryInterval: config.baseRetryInterval,
+  jitter: config.baseRetryInterval === undefined ? undefined : 0,
   logger: false,
 })
 monque.register(
   config.name,
   async (job) => {
     const { insertedId } = await executions.insertOne({ jobId: job.id, pid: process.pid, start: new Date() })
+    // A poison job: crashes its process on every run (as an OOM or a native crash would).
+    if (job.data.poison) process.exit(3)
     if (config.untilAborted) {
       await sleep(60_000, job.signal)
       const reason = job.signal.reason?.code

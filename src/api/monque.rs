@@ -32,6 +32,7 @@ use crate::runtime::notify::{ModeCell, Notifier, NotifyMode};
 use crate::runtime::pauses::Pauses;
 use crate::runtime::presence::Presence;
 use crate::runtime::progress::Progress;
+use crate::runtime::recovery::Recovery;
 use crate::runtime::retention::Retention;
 use crate::runtime::running::Running;
 use crate::runtime::supervisor::{Background, Supervisor, SupervisorParts, WorkerDefaults};
@@ -57,6 +58,7 @@ struct Services {
     pauses: Arc<Pauses>,
     progress: Arc<Progress>,
     retention: Arc<Retention>,
+    recovery: Arc<Recovery>,
     supervisor: Arc<Supervisor>,
     enqueuer: Enqueuer,
     management: Management,
@@ -118,7 +120,7 @@ impl Monque {
             events.clone(),
             doorbells.clone(),
         ));
-        let completer = Arc::new(Completer {
+        let completer: Arc<Completer> = Arc::new(Completer {
             store: store.clone(),
             events: events.clone(),
             dependents: dependents.clone(),
@@ -129,7 +131,7 @@ impl Monque {
         let progress = Arc::new(Progress::new(store.clone(), events.clone()));
         let executor = Arc::new(Executor::new(
             running.clone(),
-            completer,
+            completer.clone(),
             events.clone(),
             progress.clone(),
         ));
@@ -146,14 +148,23 @@ impl Monque {
             mode.clone(),
             opts.lease_duration,
         ));
+        let recovery = Arc::new(Recovery {
+            store: store.clone(),
+            events: events.clone(),
+            completer: completer.clone(),
+            presence: presence.clone(),
+            doorbells: doorbells.clone(),
+            max_stalls: opts.max_stalls,
+            default_max_retries: opts.max_retries,
+        });
         let background = Background {
             heartbeat: Arc::new(Heartbeat {
                 store: store.clone(),
                 running: running.clone(),
                 events: events.clone(),
                 pauses: pauses.clone(),
-                doorbells: doorbells.clone(),
                 dependents: dependents.clone(),
+                recovery: recovery.clone(),
                 presence: presence.clone(),
                 interval: opts.heartbeat_interval,
             }),
@@ -224,6 +235,7 @@ impl Monque {
             pauses,
             progress,
             retention,
+            recovery,
             supervisor,
             skip_index_creation: opts.skip_index_creation,
             shutdown_timeout: opts.shutdown_timeout,
@@ -241,12 +253,7 @@ impl Monque {
             inner.store.ensure_indexes().await?;
         }
         inner.pauses.refresh().await?;
-        let recovered = inner.store.recover_expired().await?;
-        if recovered > 0 {
-            inner
-                .events
-                .emit(Event::StaleRecovered { count: recovered });
-        }
+        inner.recovery.recover().await?;
         Ok(())
     }
 

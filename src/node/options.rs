@@ -101,6 +101,9 @@ pub(super) fn parse(json: &str) -> R<MonqueOptions> {
     if let Some(v) = count(&m, "maxRetries")? {
         o.max_retries = v.min(u32::MAX as usize) as u32;
     }
+    if let Some(v) = count(&m, "maxStalls")? {
+        o.max_stalls = v.min(u32::MAX as usize) as u32;
+    }
     if let Some(v) = ms(&m, "baseRetryInterval")? {
         o.backoff.base = v;
     }

@@ -208,6 +208,52 @@ impl Completer {
         Ok(true)
     }
 
+    /// A job whose lease expired more than `max_stalls` times: this stall counts as a
+    /// failed attempt, retried with backoff or `failed` as any failure. False when its
+    /// worker renewed the lease meanwhile (it is alive after all).
+    pub(crate) async fn fail_stalled(&self, job: &Job, max_retries: u32) -> Result<bool> {
+        let stalls = job.stall_count + 1;
+        let fail_count = job.fail_count + 1;
+        let will_retry = fail_count <= max_retries;
+        let now = DateTime::now();
+        let delay = will_retry.then(|| self.backoff.next_delay(fail_count));
+        let ran = job
+            .locked_at
+            .map_or(0, |at| now.timestamp_millis() - at.timestamp_millis());
+        let failure = Failure {
+            reason: format!(
+                "stalled {stalls} times: its worker stopped renewing the lease before the run ended (the process died, hung or lost the server)"
+            ),
+            stack: None,
+            took: Duration::from_millis(ran.max(0) as u64),
+            retry_at: delay.map(|d| after(now, d)),
+        };
+        let Some(failed) = self.store.fail_stalled(job, &failure).await? else {
+            return Ok(false);
+        };
+        self.after_write(&failed).await;
+        tracing::error!(job.id = %job.id, job.name = %job.name, stalls, will_retry, "stalled too often: counted as a failure");
+        let failed = Arc::new(failed);
+        self.events.emit(Event::JobStalled {
+            job: failed.clone(),
+            stall_count: stalls,
+            counted_as_failure: true,
+        });
+        self.events.emit(Event::JobFailed {
+            job: failed.clone(),
+            error: failure.reason,
+            will_retry,
+        });
+        if let Some(delay) = delay {
+            self.events.emit(Event::JobRetry {
+                next_run_at: failed.next_run_at,
+                job: failed,
+                delay,
+            });
+        }
+        Ok(true)
+    }
+
     /// Puts the job back to `pending`, due `delay` from now, as the handler asked.
     async fn snooze(&self, job: &Arc<Job>, delay: Duration, took: Duration) -> Result<bool> {
         let until = after(DateTime::now(), delay);

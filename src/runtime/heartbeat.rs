@@ -15,9 +15,9 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::dependents::Dependents;
-use super::doorbell::Doorbells;
 use super::pauses::Pauses;
 use super::presence::Presence;
+use super::recovery::Recovery;
 use super::running::Running;
 use crate::error::Result;
 use crate::events::{Event, EventBus};
@@ -28,9 +28,9 @@ pub(crate) struct Heartbeat {
     pub(crate) running: Arc<Running>,
     pub(crate) events: Arc<EventBus>,
     pub(crate) pauses: Arc<Pauses>,
-    pub(crate) doorbells: Arc<Doorbells>,
     pub(crate) dependents: Arc<Dependents>,
     pub(crate) presence: Arc<Presence>,
+    pub(crate) recovery: Arc<Recovery>,
     pub(crate) interval: Duration,
 }
 
@@ -60,18 +60,12 @@ impl Heartbeat {
             if let Err(err) = self.presence.check_orphans().await {
                 tracing::warn!(%err, "could not look for orphaned jobs");
             }
-            match self.store.recover_expired().await {
-                Ok(0) => {}
-                Ok(count) => {
-                    tracing::warn!(count, "recovered jobs whose lease expired");
-                    self.events.emit(Event::StaleRecovered { count });
-                    self.doorbells.ring_all();
-                }
-                Err(err) => self.events.emit(Event::JobError {
+            if let Err(err) = self.recovery.recover().await {
+                self.events.emit(Event::JobError {
                     error: format!("lease recovery failed: {err}"),
                     code: err.code(),
                     job: None,
-                }),
+                });
             }
             // Its own task: a slow pass over many waiting jobs must not delay renewals.
             if !sweeping.swap(true, Ordering::SeqCst) {

@@ -10,7 +10,8 @@
 //! | `executor.rs` | runs one job: handler call, timeout, panic capture |
 //! | `completer.rs` | outcome -> complete / retry with backoff / fail / snooze |
 //! | `dependents.rs` | flows: settles the jobs waiting on a job that ended |
-//! | `heartbeat.rs` | lease renewal and recovery, remote cancels, pauses refresh |
+//! | `heartbeat.rs` | lease renewal, remote cancels and lost leases, pauses refresh |
+//! | `recovery.rs` | expired leases: back to `pending`, or past `max_stalls` a failure |
 //! | `notify.rs` | change-stream wake-ups, poll fallback |
 //! | `handoff.rs` | a local enqueue handed to an idle local worker |
 //! | `presence.rs` | this instance's presence (what it handles); orphaned jobs |
@@ -30,6 +31,7 @@ pub(crate) mod notify;
 pub(crate) mod pauses;
 pub(crate) mod presence;
 pub(crate) mod progress;
+pub(crate) mod recovery;
 pub(crate) mod retention;
 pub(crate) mod running;
 mod shutdown;

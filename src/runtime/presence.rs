@@ -4,7 +4,7 @@
 //! instance handles (a job name nobody registers, a schedule whose handler was
 //! removed): they would wait forever, silently, so they are reported.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,8 @@ pub(crate) struct Presence {
     store: Arc<Store>,
     events: Arc<EventBus>,
     mode: Arc<ModeCell>,
-    names: RwLock<BTreeSet<String>>,
+    /// The names this instance handles, with their workers' `max_retries`.
+    names: RwLock<BTreeMap<String, u32>>,
     started_at: Mutex<DateTime>,
     /// Not before a lease has passed since start: until then other instances' presence
     /// may not be written yet (or be a dead one's). Then every ORPHAN_CHECK_INTERVAL.
@@ -52,12 +53,17 @@ impl Presence {
         }
     }
 
-    /// This instance now has a worker for `name`.
-    pub(crate) fn handle(&self, name: &str) {
+    /// This instance now has a worker for `name`, retrying its jobs `max_retries` times.
+    pub(crate) fn handle(&self, name: &str, max_retries: u32) {
         self.names
             .write()
             .expect("names lock")
-            .insert(name.to_owned());
+            .insert(name.to_owned(), max_retries);
+    }
+
+    /// The `max_retries` of this instance's worker for `name`, if it has one.
+    pub(crate) fn max_retries(&self, name: &str) -> Option<u32> {
+        self.names.read().expect("names lock").get(name).copied()
     }
 
     pub(crate) fn started(&self) {
@@ -72,7 +78,7 @@ impl Presence {
             .names
             .read()
             .expect("names lock")
-            .iter()
+            .keys()
             .cloned()
             .collect();
         let started_at = *self.started_at.lock().expect("started lock");

@@ -114,9 +114,10 @@ impl Supervisor {
         handler: Arc<dyn Handler>,
         options: &WorkerOptions,
     ) -> Result<()> {
+        let max_retries = options.max_retries.unwrap_or(self.defaults.max_retries);
         let handler = Arc::new(RegisteredHandler {
             handler,
-            max_retries: options.max_retries.unwrap_or(self.defaults.max_retries),
+            max_retries,
             timeout: options.timeout,
         });
         let slots = SlotPool::new(
@@ -130,7 +131,7 @@ impl Supervisor {
                 return Err(Error::WorkerExists(name.to_owned()));
             }
             self.doorbells.insert(name, worker.doorbell());
-            self.presence.handle(name);
+            self.presence.handle(name, max_retries);
             workers.insert(name.to_owned(), worker.clone())
         };
         if let Some(old) = previous {

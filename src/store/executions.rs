@@ -8,6 +8,7 @@ use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime};
 use super::documents::{back_to_pending, fenced_execution, fenced_many};
 use super::Store;
 use crate::error::Result;
+use crate::job::Job;
 use crate::status::JobStatus;
 
 impl Store {
@@ -81,18 +82,33 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Puts every `processing` job whose lease has expired back to `pending`.
-    pub(crate) async fn recover_expired(&self) -> Result<u64> {
+    /// `processing` jobs whose lease has expired (their worker died, hung or lost the
+    /// server), oldest expiry first, at most `limit`.
+    pub(crate) async fn expired_leases(&self, limit: i64) -> Result<Vec<Job>> {
+        let found = self
+            .coll
+            .find(doc! { "status": JobStatus::Processing.as_str(), "leaseExpiresAt": { "$lt": DateTime::now() } })
+            .sort(doc! { "leaseExpiresAt": 1 })
+            .limit(limit)
+            .projection(doc! { "data": 0, "result": 0, "progress": 0 })
+            .await;
+        self.collect_jobs(found).await
+    }
+
+    /// Puts a job whose lease expired back to `pending`, one more stall counted; only if
+    /// its lease is still expired under that claim (its worker did not renew meanwhile).
+    pub(crate) async fn requeue_stalled(&self, job: &Job) -> Result<bool> {
         let now = DateTime::now();
+        let mut filter = fenced_execution(job.id, job.claim_id);
+        filter.insert("leaseExpiresAt", doc! { "$lt": now });
+        let mut update = back_to_pending(now);
+        update.insert("$inc", doc! { "stallCount": 1 });
         let res = self
             .coll
-            .update_many(
-                doc! { "status": JobStatus::Processing.as_str(), "leaseExpiresAt": { "$lt": now } },
-                back_to_pending(now),
-            )
+            .update_one(filter, update)
             .await
             .map_err(|e| self.db_err(e))?;
-        Ok(res.modified_count)
+        Ok(res.modified_count == 1)
     }
 
     /// Hands the given executions back to `pending` at once (shutdown). Returns how

@@ -153,9 +153,10 @@ impl Store {
                     // history keeps it).
                     done.fail_reason = None;
                     done.fail_stack = None;
+                    done.stall_count = 0;
                     let update = doc! {
                         "$set": { "status": JobStatus::Completed.as_str(), "completedAt": now, "durationMs": took_ms, "updatedAt": now },
-                        "$unset": { "claimId": "", "leaseExpiresAt": "", "failReason": "", "failStack": "" },
+                        "$unset": { "claimId": "", "leaseExpiresAt": "", "failReason": "", "failStack": "", "stallCount": "" },
                     };
                     return (update, done);
                 }
@@ -178,14 +179,15 @@ impl Store {
             done.fail_count = 0;
             done.fail_reason = None;
             done.fail_stack = None;
+            done.stall_count = 0;
             done.claimed_by = None;
             let update = doc! {
                 "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": next, "occurrenceAt": next, "failCount": 0, "completedAt": now, "durationMs": took_ms, "updatedAt": now },
-                "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "", "failStack": "" },
+                "$unset": { "claimId": "", "claimedBy": "", "leaseExpiresAt": "", "failReason": "", "failStack": "", "stallCount": "" },
             };
             (update, done)
         };
-        self.write_fenced(job, |current| {
+        self.write_fenced(job, None, |current| {
             let (mut update, mut done) = attach_result(make(current), &run.result);
             // A first-try success of a one-off job (the common case) adds nothing the
             // job does not show already; the history starts with a failure or a snooze,
@@ -205,12 +207,34 @@ impl Store {
     /// job waits for its next occurrence with a clean slate and anything else is
     /// `failed`. `None` when this execution no longer holds the job.
     pub(crate) async fn fail(&self, job: &Job, failure: &Failure) -> Result<Option<Job>> {
+        self.fail_run(job, failure, None).await
+    }
+
+    /// Writes a stall that counts as a failure: like [`fail`](Self::fail), one more
+    /// stall counted, and only while the job's lease is still expired under that claim
+    /// (its worker did not renew meanwhile).
+    pub(crate) async fn fail_stalled(&self, job: &Job, failure: &Failure) -> Result<Option<Job>> {
+        let expired = doc! { "leaseExpiresAt": { "$lt": DateTime::now() } };
+        self.fail_run(job, failure, Some(&expired)).await
+    }
+
+    async fn fail_run(
+        &self,
+        job: &Job,
+        failure: &Failure,
+        stalled: Option<&Document>,
+    ) -> Result<Option<Job>> {
         let now = DateTime::now();
         let fail_count = job.fail_count + 1;
         let reason = &failure.reason;
-        self.write_fenced(job, |current| {
+        let outcome = if stalled.is_some() {
+            "stalled"
+        } else {
+            "failed"
+        };
+        self.write_fenced(job, stalled, |current| {
             let mut failed = current.clone();
-            let push = record_attempt(&mut failed, now, failure.took, "failed", Some(reason));
+            let push = record_attempt(&mut failed, now, failure.took, outcome, Some(reason));
             failed.fail_count = fail_count;
             failed.fail_reason = Some(reason.clone());
             failed.fail_stack = failure.stack.clone();
@@ -253,7 +277,12 @@ impl Store {
             if failure.stack.is_none() {
                 unset.insert("failStack", "");
             }
-            (doc! { "$set": set, "$unset": unset, "$push": push }, failed)
+            let mut update = doc! { "$set": set, "$unset": unset, "$push": push };
+            if stalled.is_some() {
+                failed.stall_count += 1;
+                update.insert("$inc", doc! { "stallCount": 1 });
+            }
+            (update, failed)
         })
         .await
     }
@@ -267,7 +296,7 @@ impl Store {
         took: Duration,
     ) -> Result<Option<Job>> {
         let now = DateTime::now();
-        self.write_fenced(job, |current| {
+        self.write_fenced(job, None, |current| {
             let mut snoozed = current.clone();
             let push = record_attempt(&mut snoozed, now, took, "snoozed", None);
             snoozed.status = JobStatus::Pending;
@@ -288,12 +317,16 @@ impl Store {
     async fn write_fenced(
         &self,
         job: &Job,
+        guard: Option<&Document>,
         make: impl Fn(&Job) -> (Document, Job),
     ) -> Result<Option<Job>> {
         let mut current = job.clone();
         for _ in 0..MAX_SCHEDULE_CHANGES {
             let (update, after) = make(&current);
             let mut filter = fenced_execution(current.id, current.claim_id);
+            if let Some(guard) = guard {
+                filter.extend(guard.clone());
+            }
             filter.insert("repeat", repeat_filter(current.repeat.as_ref())?);
             // A flow may have started to depend on this job after it was claimed, so
             // whether it has dependents is read at the write: first as a job without

@@ -159,8 +159,11 @@ async fn a_hand_back_releases_only_the_executions_still_held() {
     }
     let jobs = s.claim("mail", 3).await.unwrap().jobs;
     assert_eq!(jobs.len(), 3);
+    assert!(
+        s.expired_leases(10).await.unwrap().is_empty(),
+        "fresh leases"
+    );
     // One of them lost its lease and was claimed again elsewhere.
-    s.recover_expired().await.unwrap();
     t.db.collection::<mongodb::bson::Document>("jobs")
         .update_one(
             doc! { "_id": jobs[0].id },
@@ -312,5 +315,37 @@ async fn pauses_and_selectors() {
     assert!(matches!(everything, Err(Error::InvalidSelector(_))));
     let stats = s.queue_stats(None).await.unwrap();
     assert_eq!((stats.pending, stats.total), (2, 2));
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_recovered_once_and_counted_only_while_still_expired() {
+    let t = TestStore::new("stalls").await;
+    let s = &t.store;
+    insert(s, "mail", EnqueueOptions::default()).await;
+    let run = s.claim("mail", 1).await.unwrap().jobs.remove(0);
+    let jobs = t.db.collection::<mongodb::bson::Document>("jobs");
+    let expire = |id| {
+        jobs.update_one(
+            doc! { "_id": id },
+            doc! { "$set": { "leaseExpiresAt": DateTime::from_millis(DateTime::now().timestamp_millis() - 1000) } },
+        )
+    };
+    expire(run.id).await.unwrap();
+    let expired = s.expired_leases(10).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    // Its worker renews just before the recovery writes: the guard keeps the job.
+    s.renew_leases(&[(run.id, run.claim_id.unwrap())])
+        .await
+        .unwrap();
+    assert!(!s.requeue_stalled(&expired[0]).await.unwrap());
+    expire(run.id).await.unwrap();
+    assert!(s.requeue_stalled(&expired[0]).await.unwrap());
+    assert!(!s.requeue_stalled(&expired[0]).await.unwrap(), "once");
+    let back = s.get_job(run.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.status, back.stall_count, back.claim_id),
+        (JobStatus::Pending, 1, None)
+    );
     t.drop().await;
 }
