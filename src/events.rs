@@ -131,6 +131,19 @@ pub enum Event {
         /// True for a pause, false for a resume.
         paused: bool,
     },
+    /// The server stopped answering (`server:unreachable`): claims and heartbeats fail
+    /// until it is back. Reported once per outage, not per failed operation.
+    ServerUnreachable {
+        /// The first error seen.
+        error: String,
+        /// When the outage was noticed.
+        since: DateTime,
+    },
+    /// The server answers again after an outage (`server:reachable`).
+    ServerReachable {
+        /// How long it was unreachable, as this instance saw it.
+        down_for: Duration,
+    },
     /// `stop()` handed unfinished jobs back to `pending` (`jobs:released`).
     JobsReleased {
         /// How many.
@@ -162,6 +175,8 @@ impl Event {
             Event::JobError { .. } => "job:error",
             Event::StaleRecovered { .. } => "stale:recovered",
             Event::JobStalled { .. } => "job:stalled",
+            Event::ServerUnreachable { .. } => "server:unreachable",
+            Event::ServerReachable { .. } => "server:reachable",
             Event::JobsReleased { .. } => "jobs:released",
             Event::JobCancelled { .. } => "job:cancelled",
             Event::JobRetried { .. } => "job:retried",
@@ -217,6 +232,12 @@ impl Event {
                 counted_as_failure,
             } => {
                 json!({ "job": job.to_json(), "stallCount": stall_count, "countedAsFailure": counted_as_failure })
+            }
+            Event::ServerUnreachable { error, since } => {
+                json!({ "error": error, "code": "CONNECTION_ERROR", "since": since.timestamp_millis() })
+            }
+            Event::ServerReachable { down_for } => {
+                json!({ "downForMs": down_for.as_millis() as u64 })
             }
             Event::StaleRecovered { count }
             | Event::JobsReleased { count }

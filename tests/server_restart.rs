@@ -1,11 +1,13 @@
-//! The server goes away mid-run and comes back: workers report `job:error`, reconnect by
-//! themselves and finish every job. Runs its own copy of the embedded server (path in
+//! The server goes away mid-run and comes back: the outage is reported once when it
+//! starts and once when it ends (not as a `job:error` per poll), `is_healthy()` says so
+//! at once, and workers reconnect by themselves and finish every job. Runs its own copy of the embedded server (path in
 //! MONQUE_SERVER_BIN, set by `npm test`) so it can kill and restart it.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -107,15 +109,29 @@ async fn workers_survive_a_server_restart() {
         Duration::from_millis(400),
         WorkerOptions::default(),
     );
-    let errors = count_events(&q, |e| {
+    // Claim and heartbeat failures (no job attached) used to come one per poll.
+    let storm = count_events(&q, |e| {
         matches!(
             e,
             Event::JobError {
                 code: "CONNECTION_ERROR",
+                job: None,
                 ..
             }
         ) as usize
     });
+    let unreachable = count_events(&q, |e| {
+        matches!(e, Event::ServerUnreachable { .. }) as usize
+    });
+    let downtimes = Arc::new(Mutex::new(Vec::new()));
+    {
+        let downtimes = downtimes.clone();
+        q.on_event(move |e| {
+            if let Event::ServerReachable { down_for } = e {
+                downtimes.lock().unwrap().push(*down_for);
+            }
+        });
+    }
     q.start().unwrap();
     let first: Vec<NewJob> = (0..10)
         .map(|i| NewJob {
@@ -143,10 +159,17 @@ async fn workers_survive_a_server_restart() {
         "bounded: {:?}",
         started.elapsed()
     );
-    eventually(Duration::from_secs(10), "job:error while down", || async {
-        errors.load(Ordering::SeqCst) > 0
+    eventually(Duration::from_secs(10), "server:unreachable", || async {
+        unreachable.load(Ordering::SeqCst) > 0
     })
     .await;
+    let asked = std::time::Instant::now();
+    assert!(!q.is_healthy().await, "unhealthy during the outage");
+    assert!(
+        asked.elapsed() < Duration::from_millis(200),
+        "at once, not after a ping times out: {:?}",
+        asked.elapsed()
+    );
 
     // Back on the same data dir and port 2 s after it went away.
     tokio::time::sleep(Duration::from_secs(2).saturating_sub(killed.elapsed())).await;
@@ -174,5 +197,19 @@ async fn workers_survive_a_server_restart() {
         completed, 15,
         "data survived the restart and every job completed"
     );
+    assert_eq!(
+        unreachable.load(Ordering::SeqCst),
+        1,
+        "the outage reported once"
+    );
+    assert_eq!(storm.load(Ordering::SeqCst), 0, "no job:error per poll");
+    let downtimes = downtimes.lock().unwrap().clone();
+    assert_eq!(downtimes.len(), 1, "its end reported once");
+    assert!(
+        downtimes[0] >= Duration::from_millis(1500) && downtimes[0] < Duration::from_secs(20),
+        "down for {:?}",
+        downtimes[0]
+    );
+    assert!(q.is_healthy().await);
     q.stop(None).await.unwrap();
 }

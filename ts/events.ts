@@ -18,6 +18,10 @@ export interface MonqueEvents {
   /** A job's lease expired mid-run and it was recovered; past `maxStalls` it counts as a failure. */
   'job:stalled': [payload: { job: Job; stallCount: number; countedAsFailure: boolean }]
   'jobs:released': [payload: { count: number }]
+  /** The server stopped answering; reported once per outage (claims and heartbeats fail until it is back). */
+  'server:unreachable': [payload: { error: MonqueError; since: Date }]
+  /** The server answers again; `downForMs` is how long it was unreachable, as this instance saw it. */
+  'server:reachable': [payload: { downForMs: number }]
   'job:cancelled': [payload: { job: Job }]
   'job:retried': [payload: { job: Job; previousStatus: JobStatus }]
   'job:rescheduled': [payload: { job: Job }]
@@ -99,6 +103,10 @@ export function dispatchEvent(
       return emit({ job, previousStatus: event.previousStatus })
     case 'job:deleted':
       return emit({ jobId: event.jobId })
+    case 'server:unreachable':
+      return emit({ error: new MonqueError(event.code, event.error), since: new Date(event.since) })
+    case 'server:reachable':
+      return emit({ downForMs: event.downForMs })
     case 'job:stalled':
       return emit({ job, stallCount: event.stallCount, countedAsFailure: event.countedAsFailure })
     case 'queue:paused':
@@ -165,6 +173,16 @@ function log(logger: Logger, event: Record<string, any>): void {
       level = 'warn'
       message = 'recovered jobs whose lease expired'
       fields.count = event.count
+      break
+    case 'server:unreachable':
+      level = 'error'
+      message = 'the server is unreachable; claims and heartbeats fail until it is back'
+      fields.error = event.error
+      break
+    case 'server:reachable':
+      level = 'warn'
+      message = 'the server is reachable again'
+      fields.downForMs = event.downForMs
       break
     case 'job:stalled':
       level = 'warn'

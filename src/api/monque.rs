@@ -29,6 +29,7 @@ use crate::runtime::handoff::HandOffs;
 use crate::runtime::heartbeat::Heartbeat;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::notify::{ModeCell, Notifier, NotifyMode};
+use crate::runtime::outage::Outage;
 use crate::runtime::pauses::Pauses;
 use crate::runtime::presence::Presence;
 use crate::runtime::progress::Progress;
@@ -59,6 +60,7 @@ struct Services {
     progress: Arc<Progress>,
     retention: Arc<Retention>,
     recovery: Arc<Recovery>,
+    outage: Arc<Outage>,
     supervisor: Arc<Supervisor>,
     enqueuer: Enqueuer,
     management: Management,
@@ -142,6 +144,7 @@ impl Monque {
             opts.retention_interval,
         ));
         let mode = Arc::new(ModeCell::default());
+        let outage = Arc::new(Outage::new(events.clone()));
         let presence = Arc::new(Presence::new(
             store.clone(),
             events.clone(),
@@ -161,11 +164,11 @@ impl Monque {
             heartbeat: Arc::new(Heartbeat {
                 store: store.clone(),
                 running: running.clone(),
-                events: events.clone(),
                 pauses: pauses.clone(),
                 dependents: dependents.clone(),
                 recovery: recovery.clone(),
                 presence: presence.clone(),
+                outage: outage.clone(),
                 interval: opts.heartbeat_interval,
             }),
             notifier: opts.change_streams.then(|| {
@@ -192,6 +195,7 @@ impl Monque {
                 pauses: pauses.clone(),
                 events: events.clone(),
                 metrics: metrics.clone(),
+                outage: outage.clone(),
                 claim_batch: opts.claim_batch,
                 poll_interval: opts.poll_interval,
             }),
@@ -236,6 +240,7 @@ impl Monque {
             progress,
             retention,
             recovery,
+            outage,
             supervisor,
             skip_index_creation: opts.skip_index_creation,
             shutdown_timeout: opts.shutdown_timeout,
@@ -518,9 +523,23 @@ impl Monque {
         self.inner.supervisor.stop(timeout).await
     }
 
-    /// True when the queue is started and the server answered a ping.
+    /// True when the queue is started, no outage is on (see `server:unreachable`) and
+    /// the server answered a ping. During an outage it answers false at once, without
+    /// waiting for a ping to time out.
     pub async fn is_healthy(&self) -> bool {
-        self.inner.supervisor.is_started() && self.ping().await.is_ok()
+        if !self.inner.supervisor.is_started() || self.inner.outage.is_down() {
+            return false;
+        }
+        match self.ping().await {
+            Ok(()) => {
+                self.inner.outage.reached();
+                true
+            }
+            Err(err) => {
+                self.inner.outage.failed("health check", &err);
+                false
+            }
+        }
     }
 
     /// How idle workers learn of new jobs right now.

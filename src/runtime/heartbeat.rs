@@ -15,22 +15,22 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::dependents::Dependents;
+use super::outage::Outage;
 use super::pauses::Pauses;
 use super::presence::Presence;
 use super::recovery::Recovery;
 use super::running::Running;
 use crate::error::Result;
-use crate::events::{Event, EventBus};
 use crate::store::Store;
 
 pub(crate) struct Heartbeat {
     pub(crate) store: Arc<Store>,
     pub(crate) running: Arc<Running>,
-    pub(crate) events: Arc<EventBus>,
     pub(crate) pauses: Arc<Pauses>,
     pub(crate) dependents: Arc<Dependents>,
     pub(crate) presence: Arc<Presence>,
     pub(crate) recovery: Arc<Recovery>,
+    pub(crate) outage: Arc<Outage>,
     pub(crate) interval: Duration,
 }
 
@@ -44,12 +44,14 @@ impl Heartbeat {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if let Err(err) = self.renew_leases().await {
-                self.events.emit(Event::JobError {
-                    error: format!("heartbeat failed: {err}"),
-                    code: err.code(),
-                    job: None,
-                });
+            match self.renew_leases().await {
+                // Only an answer from the server ends an outage.
+                Ok(asked_server) => {
+                    if asked_server {
+                        self.outage.reached();
+                    }
+                }
+                Err(err) => self.outage.failed("heartbeat", &err),
             }
             if let Err(err) = self.pauses.refresh().await {
                 tracing::warn!(%err, "could not re-read pauses; keeping the last known ones");
@@ -60,12 +62,9 @@ impl Heartbeat {
             if let Err(err) = self.presence.check_orphans().await {
                 tracing::warn!(%err, "could not look for orphaned jobs");
             }
-            if let Err(err) = self.recovery.recover().await {
-                self.events.emit(Event::JobError {
-                    error: format!("lease recovery failed: {err}"),
-                    code: err.code(),
-                    job: None,
-                });
+            match self.recovery.recover().await {
+                Ok(_) => self.outage.reached(),
+                Err(err) => self.outage.failed("lease recovery", &err),
             }
             // Its own task: a slow pass over many waiting jobs must not delay renewals.
             if !sweeping.swap(true, Ordering::SeqCst) {
@@ -81,16 +80,18 @@ impl Heartbeat {
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
-    async fn renew_leases(&self) -> Result<()> {
+    /// Renews the leases of what runs here. False when nothing runs (the server was
+    /// not asked).
+    async fn renew_leases(&self) -> Result<bool> {
         let running = self.running.snapshot();
         if running.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let renewed = self.store.renew_leases(&running).await?;
         if (renewed as usize) < running.len() {
             self.abort_unrenewed(&running).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Some executions were not renewed: abort those whose job was cancelled while it

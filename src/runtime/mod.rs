@@ -13,6 +13,7 @@
 //! | `heartbeat.rs` | lease renewal, remote cancels and lost leases, pauses refresh |
 //! | `recovery.rs` | expired leases: back to `pending`, or past `max_stalls` a failure |
 //! | `notify.rs` | change-stream wake-ups, poll fallback |
+//! | `outage.rs` | a server outage reported once when it starts and once when it ends |
 //! | `handoff.rs` | a local enqueue handed to an idle local worker |
 //! | `presence.rs` | this instance's presence (what it handles); orphaned jobs |
 //! | `retention.rs` | deletes old finished jobs |
@@ -28,6 +29,7 @@ pub(crate) mod handoff;
 pub(crate) mod heartbeat;
 pub(crate) mod metrics;
 pub(crate) mod notify;
+pub(crate) mod outage;
 pub(crate) mod pauses;
 pub(crate) mod presence;
 pub(crate) mod progress;

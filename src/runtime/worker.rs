@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::doorbell::Doorbell;
 use super::executor::{Executor, RegisteredHandler};
 use super::metrics::Metrics;
+use super::outage::Outage;
 use super::pauses::Pauses;
 use super::slots::{SlotPool, Slots};
 use crate::events::EventBus;
@@ -27,6 +28,7 @@ pub(crate) struct WorkerServices {
     pub(crate) pauses: Arc<Pauses>,
     pub(crate) events: Arc<EventBus>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) outage: Arc<Outage>,
     /// Most jobs one claim takes.
     pub(crate) claim_batch: usize,
     /// Longest an idle worker sleeps before it looks again.
@@ -155,6 +157,7 @@ impl Worker {
             }
             match claimed {
                 Ok(claimed) => {
+                    svc.outage.reached();
                     let contended = claimed.contended;
                     batch = !contended && taken == slots.len();
                     for err in &claimed.unreadable {
@@ -177,7 +180,7 @@ impl Worker {
                 Err(err) => {
                     drop(slots);
                     batch = false;
-                    svc.events.error(&err, None);
+                    svc.outage.failed("claim", &err);
                     if !self.idle(svc, &stop, looked, false).await {
                         break;
                     }
@@ -211,7 +214,7 @@ impl Worker {
                 Instant::now() + Duration::from_millis(ms as u64)
             }
             Err(err) => {
-                svc.events.error(&err, None);
+                svc.outage.failed("rate limit", &err);
                 Instant::now() + svc.poll_interval
             }
         };
