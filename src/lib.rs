@@ -66,6 +66,7 @@ pub use handler::{
 };
 pub use job::{parse_job_id, validate_job_name, Attempt, Job, MAX_ATTEMPTS_KEPT, MAX_JOB_NAME_LEN};
 pub use mongodb::bson::{oid::ObjectId, DateTime};
+pub use mongodb::options::{Acknowledgment, ReadConcern, WriteConcern};
 pub use new_job::{BatchResult, EnqueueOptions, NewJob, MAX_DEPENDENCIES};
 pub use options::{JobRetention, MonqueOptions, RateLimit, WorkerOptions, MAX_PAYLOAD_CEILING};
 pub use query::{

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use mongodb::options::{Acknowledgment, ReadConcern, WriteConcern};
+
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 
@@ -47,6 +49,17 @@ pub struct MonqueOptions {
     pub max_result_size: usize,
     /// How long to wait for a reachable server before an operation fails. Default 10 s.
     pub server_selection_timeout: Duration,
+    /// Acknowledgment the queue's writes wait for (enqueues, claims, completions, every
+    /// state change). Default `w: majority`: an acknowledged enqueue or completion
+    /// survives a primary failover on a replica set. `w: 1` is faster on a replica set
+    /// but a write acknowledged by a primary that fails before replicating it is rolled
+    /// back: a job may vanish or run twice. `w: 0` is refused. `None` leaves it to the
+    /// connection string and the server's default.
+    pub write_concern: Option<WriteConcern>,
+    /// Read concern of the queue's reads. Default `None`: the server's (`local`).
+    /// `majority` reads only what a failover cannot roll back (listings, stats; writes
+    /// are guarded by their own filters either way), at some latency on a replica set.
+    pub read_concern: Option<ReadConcern>,
     /// Watch the collection with a change stream to wake workers at once. Default true;
     /// falls back to polling when the server cannot open one.
     pub change_streams: bool,
@@ -98,6 +111,8 @@ impl Default for MonqueOptions {
             max_payload_size: 1024 * 1024,
             max_result_size: 64 * 1024,
             server_selection_timeout: Duration::from_secs(10),
+            write_concern: Some(WriteConcern::majority()),
+            read_concern: None,
             change_streams: true,
             instance_id: None,
             job_retention: JobRetention::default(),
@@ -127,6 +142,14 @@ impl MonqueOptions {
         positive("lease_duration", self.lease_duration)?;
         positive("heartbeat_interval", self.heartbeat_interval)?;
         positive("server_selection_timeout", self.server_selection_timeout)?;
+        if let Some(wc) = &self.write_concern {
+            if matches!(wc.w, Some(Acknowledgment::Nodes(0))) {
+                return Err(Error::option(
+                    "write_concern",
+                    "w: 0 is refused: the queue must know its writes landed (fencing, dedup)",
+                ));
+            }
+        }
         if self.heartbeat_interval >= self.lease_duration {
             return Err(Error::option(
                 "heartbeat_interval",

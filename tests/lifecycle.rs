@@ -541,3 +541,53 @@ async fn the_history_keeps_the_last_ten_runs() {
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_concern_reaches_the_server_and_majority_is_the_default() {
+    let db = TestDb::new("write_concern");
+    assert_eq!(
+        MonqueOptions::default().write_concern.and_then(|w| w.w),
+        Some(monque::Acknowledgment::Majority)
+    );
+    let q = db.queue(fast_options()).await;
+    q.now("durable", json!({}))
+        .await
+        .expect("majority works on any deployment");
+    // Two acknowledging nodes cannot be had from this one server: the server refuses,
+    // so the setting is really sent, and nothing is written.
+    let two = monque::Monque::connect(
+        &uri(),
+        MonqueOptions {
+            database: Some(db.name.clone()),
+            write_concern: Some(
+                monque::WriteConcern::builder()
+                    .w(monque::Acknowledgment::Nodes(2))
+                    .w_timeout(Duration::from_millis(500))
+                    .build(),
+            ),
+            ..fast_options()
+        },
+    )
+    .await
+    .unwrap();
+    let refused = two.now("durable", json!({ "w": 2 })).await.unwrap_err();
+    assert_eq!(refused.code(), "DATABASE_ERROR", "{refused}");
+    // As on any MongoDB, a write-concern error does not undo the write on the primary:
+    // the caller learns it is not durable as asked, not that it did not happen.
+    assert!(refused.to_string().contains("data-bearing"), "{refused}");
+    // w: 0 would leave the queue blind to its own writes.
+    let blind = monque::Monque::connect(
+        &uri(),
+        MonqueOptions {
+            write_concern: Some(
+                monque::WriteConcern::builder()
+                    .w(monque::Acknowledgment::Nodes(0))
+                    .build(),
+            ),
+            ..fast_options()
+        },
+    )
+    .await;
+    assert_eq!(blind.err().map(|e| e.code()), Some("INVALID_OPTION"));
+    db.drop_db(&q).await;
+}

@@ -44,6 +44,19 @@ export interface MonqueOptions {
   serverSelectionTimeout?: number
   /** Wake workers through a change stream when the server offers one. Default true. */
   changeStreams?: boolean
+  /**
+   * Acknowledgment the queue's writes wait for. Default `{ w: 'majority' }`: an
+   * acknowledged enqueue or completion survives a primary failover on a replica set.
+   * `{ w: 1 }` is faster there, but a write acknowledged by a primary that fails before
+   * replicating it is rolled back (a job may vanish or run twice). `w: 0` is refused.
+   * `null`: the connection string's and the server's default.
+   */
+  writeConcern?: { w?: number | 'majority'; journal?: boolean; wtimeoutMS?: number } | null
+  /**
+   * Read concern of the queue's reads. Default: the server's (`local`). `majority` reads
+   * only what a failover cannot roll back, at some latency on a replica set.
+   */
+  readConcern?: 'local' | 'majority' | 'linearizable' | 'available' | 'snapshot'
   /** This instance's `claimedBy`. Default `<host>:<pid>:<random>`. */
   instanceId?: string
   /** How long finished jobs are kept (ms) per final status; unset keeps them forever. */

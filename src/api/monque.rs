@@ -39,7 +39,7 @@ use crate::runtime::running::Running;
 use crate::runtime::supervisor::{Background, Supervisor, SupervisorParts, WorkerDefaults};
 use crate::runtime::worker::WorkerServices;
 use crate::schedule::{Repeat, ScheduleOptions};
-use crate::store::Store;
+use crate::store::{Durability, Store};
 
 /// How far apart [`Monque::retry_jobs`] spreads a redrive by default.
 const DEFAULT_RETRY_SPREAD: Duration = Duration::from_secs(10);
@@ -107,6 +107,10 @@ impl Monque {
             instance_id,
             opts.lease_duration,
             opts.server_selection_timeout,
+            Durability {
+                write_concern: opts.write_concern.clone(),
+                read_concern: opts.read_concern.clone(),
+            },
         ));
         let events = Arc::new(EventBus::default());
         let metrics = Arc::new(Metrics::default());

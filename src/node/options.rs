@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::{
-    CursorQuery, DateTime, Direction, EnqueueOptions, JobQuery, JobRetention, JobSelector,
-    JobStatus, MonqueOptions, RateLimit, ScheduleOptions, SortField, SortOrder, WorkerOptions,
+    Acknowledgment, CursorQuery, DateTime, Direction, EnqueueOptions, JobQuery, JobRetention,
+    JobSelector, JobStatus, MonqueOptions, RateLimit, ReadConcern, ScheduleOptions, SortField,
+    SortOrder, WorkerOptions, WriteConcern,
 };
 
 type R<T> = napi::Result<T>;
@@ -77,9 +78,69 @@ fn boolean(map: &Map<String, Value>, key: &str) -> R<Option<bool>> {
     }
 }
 
+/// `writeConcern: { w: number | 'majority', journal?, wtimeoutMS? }`, or `null` for the
+/// connection's own.
+fn write_concern(m: &Map<String, Value>) -> R<Option<Option<WriteConcern>>> {
+    let v = match m.get("writeConcern") {
+        None => return Ok(None),
+        Some(Value::Null) => return Ok(Some(None)),
+        Some(v) => v,
+    };
+    let wc = v
+        .as_object()
+        .ok_or_else(|| invalid("writeConcern", "must be an object like { w: 'majority' }"))?;
+    let w = match wc.get("w") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "majority" => Some(Acknowledgment::Majority),
+        Some(Value::String(s)) => Some(Acknowledgment::Custom(s.clone())),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) if n <= u32::MAX as u64 => Some(Acknowledgment::Nodes(n as u32)),
+            _ => {
+                return Err(invalid(
+                    "writeConcern.w",
+                    "must be a whole number or 'majority'",
+                ))
+            }
+        },
+        Some(_) => {
+            return Err(invalid(
+                "writeConcern.w",
+                "must be a whole number or 'majority'",
+            ))
+        }
+    };
+    let journal = boolean(wc, "journal")?;
+    let timeout = ms(wc, "wtimeoutMS")?;
+    Ok(Some(Some(
+        WriteConcern::builder()
+            .w(w)
+            .journal(journal)
+            .w_timeout(timeout)
+            .build(),
+    )))
+}
+
 pub(super) fn parse(json: &str) -> R<MonqueOptions> {
     let m = object(json)?;
     let mut o = MonqueOptions::default();
+    if let Some(wc) = write_concern(&m)? {
+        o.write_concern = wc;
+    }
+    if let Some(level) = string(&m, "readConcern")? {
+        o.read_concern = Some(match level.as_str() {
+            "local" => ReadConcern::local(),
+            "majority" => ReadConcern::majority(),
+            "linearizable" => ReadConcern::linearizable(),
+            "available" => ReadConcern::available(),
+            "snapshot" => ReadConcern::snapshot(),
+            _ => {
+                return Err(invalid(
+                    "readConcern",
+                    "must be 'local', 'majority', 'linearizable', 'available' or 'snapshot'",
+                ))
+            }
+        });
+    }
     if let Some(v) = string(&m, "collectionName")? {
         o.collection_name = v;
     }

@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mongodb::bson::{doc, DateTime, Document};
+use mongodb::options::{CollectionOptions, ReadConcern, WriteConcern};
 use mongodb::{Collection, Database};
 
 use crate::error::{Error, Result};
@@ -60,6 +61,14 @@ pub(crate) use queries::Depth;
 pub(crate) use rate_limits::Permits;
 pub(crate) use schedules::Upserted;
 pub(crate) use transitions::Retried;
+
+/// The write and read concerns every collection handle carries (options.rs says what
+/// each risks).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Durability {
+    pub(crate) write_concern: Option<WriteConcern>,
+    pub(crate) read_concern: Option<ReadConcern>,
+}
 
 /// The queue's collections and what their queries need. Shared by every service.
 pub(crate) struct Store {
@@ -92,13 +101,21 @@ impl Store {
         instance_id: String,
         lease_duration: Duration,
         server_selection_timeout: Duration,
+        durability: Durability,
     ) -> Store {
+        let open = |name: String| {
+            let options = CollectionOptions::builder()
+                .write_concern(durability.write_concern.clone())
+                .read_concern(durability.read_concern.clone())
+                .build();
+            db.collection_with_options(&name, options)
+        };
         Store {
-            coll: db.collection(collection),
-            locks: db.collection(&format!("{collection}_unique")),
-            pauses: db.collection(&format!("{collection}_paused")),
-            rate_limits: db.collection(&format!("{collection}_rate_limits")),
-            instances: db.collection(&format!("{collection}_instances")),
+            coll: open(collection.to_owned()),
+            locks: open(format!("{collection}_unique")),
+            pauses: open(format!("{collection}_paused")),
+            rate_limits: open(format!("{collection}_rate_limits")),
+            instances: open(format!("{collection}_instances")),
             db,
             hint_claims: AtomicBool::new(false),
             instance_id,

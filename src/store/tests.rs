@@ -34,6 +34,7 @@ impl TestStore {
             "test-instance".into(),
             LEASE,
             Duration::from_secs(5),
+            super::Durability::default(),
         );
         store.ensure_indexes().await.expect("indexes");
         TestStore { store, db }
