@@ -482,3 +482,15 @@ test('a failure keeps its stack and its attempts; retries log a warning, a final
   assert.match(final.stack, /at chargeTheCard /)
   assert.equal((await jobs.findOne({})).failStack, failed.failStack)
 })
+
+test('writeConcern and readConcern reach the core: an unsatisfiable w is refused by the server, w: 0 and bad levels up front', async (t) => {
+  const { name } = await testDb(t)
+  const two = new Monque(uri, { ...fast, database: name, logger: false, writeConcern: { w: 2, wtimeoutMS: 500 } })
+  await assert.rejects(two.initialize(), (err) => err.code === 'DATABASE_ERROR' && /data-bearing/.test(err.message))
+  const majority = new Monque(uri, { ...fast, database: name, logger: false, writeConcern: { w: 'majority' }, readConcern: 'majority' })
+  await majority.initialize()
+  assert.equal((await majority.now('ok', {})).status, 'pending')
+  assert.equal((await majority.getJobs()).length, 1)
+  await assert.rejects(new Monque(uri, { writeConcern: { w: 0 } }).initialize(), { code: 'INVALID_OPTION' })
+  await assert.rejects(new Monque(uri, { readConcern: 'eventual' }).initialize(), { code: 'INVALID_OPTION' })
+})

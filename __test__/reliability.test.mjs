@@ -14,8 +14,8 @@ const WORKER = new URL('./reliability/worker.mjs', import.meta.url)
 const LEASE = 2000
 const HEARTBEAT = 400
 
-function startWorker(config) {
-  const child = fork(WORKER, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+function startWorker(config, env = {}) {
+  const child = fork(WORKER, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } })
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
   const ready = new Promise((resolve, reject) => {
     child.on('message', (m) => m.type === 'ready' && resolve())
@@ -128,6 +128,39 @@ test('a poison job that kills its worker on every run stalls, then fails through
   assert.deepEqual(failed.attempts.map((a) => a.outcome), ['stalled', 'stalled'])
   const others = async () => (await jobs.find({ 'data.i': { $exists: true } }).toArray()).map((j) => `${j.status}/${j.stallCount ?? 0}`)
   await eventually(async () => (await jobs.countDocuments({ status: 'completed' })) === 5, { within: 15000, what: `the other jobs (${await others()})` })
+})
+
+test('workers whose clocks are 10 minutes ahead and behind: every job runs once, on time, none is stuck', async (t) => {
+  const { db, name: database, jobs } = await testDb(t)
+  const config = { database, name: 'skewed', concurrency: 4, workMs: [100, 300], leaseDuration: 1000, heartbeatInterval: 200 }
+  const TEN_MINUTES = 10 * 60_000
+  // The skew shifts what each worker process believes is now (MONQUE_CLIENT_CLOCK_SKEW_MS).
+  const ahead = startWorker(config, { MONQUE_CLIENT_CLOCK_SKEW_MS: String(TEN_MINUTES) })
+  const behind = startWorker(config, { MONQUE_CLIENT_CLOCK_SKEW_MS: String(-TEN_MINUTES) })
+  t.after(() => [ahead, behind].forEach((w) => w.child.kill('SIGKILL')))
+  await Promise.all([ahead.ready, behind.ready])
+  const producer = new Monque(uri, { database, logger: false })
+  await producer.initialize()
+  const enqueuedAt = Date.now()
+  await producer.enqueueMany(Array.from({ length: 60 }, (_, i) => ({ name: 'skewed', data: { i } })))
+  const later = await producer.enqueueMany(
+    Array.from({ length: 5 }, (_, i) => ({ name: 'skewed', data: { later: i }, options: { runAt: enqueuedAt + 3000 } })),
+  )
+  assert.equal(later.inserted, 5)
+  await eventually(async () => (await jobs.countDocuments({ status: 'completed' })) === 65, { within: 30000, what: 'all 65 completed' })
+  const byJob = await executionsByJob(db)
+  assert.equal(byJob.size, 65)
+  for (const runs of byJob.values()) assert.equal(runs.length, 1, 'each job ran exactly once: no live lease taken over')
+  assertNoOverlap(byJob, new Date(0))
+  const pids = new Set([...byJob.values()].map((runs) => runs[0].pid))
+  assert.deepEqual(pids, new Set([ahead.child.pid, behind.child.pid]), 'the worker whose clock is behind is not stuck')
+  const delayed = await jobs.find({ 'data.later': { $exists: true } }).toArray()
+  for (const job of delayed) {
+    const [run] = byJob.get(job._id.toHexString())
+    const startedAfter = run.start.getTime() - enqueuedAt
+    assert.ok(startedAfter >= 2900, `a delayed job ran ${startedAfter} ms after its enqueue, before it was due`)
+    assert.ok(startedAfter < 8000, `a delayed job ran ${startedAfter} ms after its enqueue, long after it was due`)
+  }
 })
 
 test('3 processes race for 500 jobs: each runs exactly once, no overlapping executions', async (t) => {

@@ -6,8 +6,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use mongodb::bson::DateTime;
-
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::new_job::{BatchResult, NewJob};
@@ -29,7 +27,7 @@ pub(crate) struct Enqueuer {
 
 impl Enqueuer {
     pub(crate) async fn enqueue(&self, job: NewJob) -> Result<Job> {
-        let now = DateTime::now();
+        let now = self.store.now();
         let doc = new_job_document(&job, self.max_payload_size, now)?;
         if !job.options.depends_on.is_empty() {
             let deps = self
@@ -79,7 +77,7 @@ impl Enqueuer {
     }
 
     pub(crate) async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<BatchResult> {
-        let now = DateTime::now();
+        let now = self.store.now();
         let mut plain = Vec::new();
         let mut unique = Vec::new();
         for job in &jobs {

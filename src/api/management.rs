@@ -49,7 +49,7 @@ impl Management {
     /// Counts per status, and the due jobs no live instance handles.
     pub(crate) async fn queue_stats(&self, name: Option<&str>) -> Result<QueueStats> {
         let mut stats = self.store.queue_stats(name).await?;
-        let orphans = self.store.orphans(DateTime::now(), name).await?;
+        let orphans = self.store.orphans(self.store.now(), name).await?;
         stats.orphaned = orphans.iter().map(|o| o.count).sum();
         Ok(stats)
     }
@@ -75,7 +75,7 @@ impl Management {
 
     pub(crate) async fn retry_job(&self, id: ObjectId) -> Result<Job> {
         let before = self.store.must_get(id).await?;
-        self.retry_at(before, DateTime::now()).await
+        self.retry_at(before, self.store.now()).await
     }
 
     /// Puts a failed or cancelled job back, due at `at`. One with dependencies waits
@@ -159,7 +159,7 @@ impl Management {
             .store
             .select(selector, &[JobStatus::Failed, JobStatus::Cancelled])?;
         let total = self.store.count_selected(&selection).await?.max(1);
-        let now = DateTime::now().timestamp_millis();
+        let now = self.store.now().timestamp_millis();
         let spread_ms = spread.as_millis() as i64;
         // The n-th job of the selection is due `n / total` of the way into the window,
         // rounded down to one of RETRY_GROUPS steps (one update per step and chunk).

@@ -93,6 +93,7 @@ impl Monque {
             Client::with_options(client_opts).map_err(|e| Error::InvalidUri(e.to_string()))?;
         let monque = Monque::from_database(client.database(&db_name), options)?;
         monque.ping().await?;
+        monque.inner.store.sync_clock().await?;
         Ok(monque)
     }
 
@@ -119,7 +120,7 @@ impl Monque {
             events.subscribe(Arc::new(move |event| metrics.record(event)));
         }
         let running = Arc::new(Running::default());
-        let doorbells = Arc::new(Doorbells::default());
+        let doorbells = Arc::new(Doorbells::new(store.clock()));
         let pauses = Arc::new(Pauses::new(store.clone(), doorbells.clone()));
         let dependents = Arc::new(Dependents::new(
             store.clone(),
@@ -258,6 +259,7 @@ impl Monque {
     /// Idempotent: call it on every start.
     pub async fn initialize(&self) -> Result<()> {
         let inner = &self.inner;
+        inner.store.sync_clock().await?;
         if !inner.skip_index_creation {
             inner.store.ensure_indexes().await?;
         }

@@ -180,7 +180,7 @@ impl Completer {
             reason,
             stack: err.stack().map(bounded_stack),
             took,
-            retry_at: delay.map(|d| after(DateTime::now(), d)),
+            retry_at: delay.map(|d| after(self.store.now(), d)),
         };
         let Some(failed) = self.store.fail(job, &failure).await? else {
             return Ok(false);
@@ -215,7 +215,7 @@ impl Completer {
         let stalls = job.stall_count + 1;
         let fail_count = job.fail_count + 1;
         let will_retry = fail_count <= max_retries;
-        let now = DateTime::now();
+        let now = self.store.now();
         let delay = will_retry.then(|| self.backoff.next_delay(fail_count));
         let ran = job
             .locked_at
@@ -256,7 +256,7 @@ impl Completer {
 
     /// Puts the job back to `pending`, due `delay` from now, as the handler asked.
     async fn snooze(&self, job: &Arc<Job>, delay: Duration, took: Duration) -> Result<bool> {
-        let until = after(DateTime::now(), delay);
+        let until = after(self.store.now(), delay);
         let Some(snoozed) = self.store.snooze(job, until, took).await? else {
             return Ok(false);
         };

@@ -13,6 +13,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::Clock;
+
 /// Due times remembered per worker; beyond that the latest are left to polling.
 const MAX_DUE_TIMES: usize = 256;
 
@@ -96,12 +98,20 @@ impl Doorbell {
 }
 
 /// The doorbells of this instance's workers, by job name.
-#[derive(Default)]
 pub(crate) struct Doorbells {
     by_name: RwLock<HashMap<String, Arc<Doorbell>>>,
+    /// Due times are the server's: how far away they are is measured on its clock.
+    clock: Arc<Clock>,
 }
 
 impl Doorbells {
+    pub(crate) fn new(clock: Arc<Clock>) -> Self {
+        Doorbells {
+            by_name: RwLock::default(),
+            clock,
+        }
+    }
+
     /// Hangs `doorbell` up for `name`, replacing the one before.
     pub(crate) fn insert(&self, name: &str, doorbell: Arc<Doorbell>) {
         self.by_name
@@ -120,14 +130,15 @@ impl Doorbells {
     /// Wakes the local worker for `name` when a job falls due at `at`.
     pub(crate) fn ring_at(&self, name: &str, at: DateTime) {
         if let Some(bell) = self.by_name.read().expect("doorbells lock").get(name) {
-            ring_bell_at(bell, at);
+            ring_bell_at(bell, at, self.clock.now());
         }
     }
 
     /// Wakes every local worker when a job of a name not known here falls due at `at`.
     pub(crate) fn ring_all_at(&self, at: DateTime) {
+        let now = self.clock.now();
         for bell in self.by_name.read().expect("doorbells lock").values() {
-            ring_bell_at(bell, at);
+            ring_bell_at(bell, at, now);
         }
     }
 
@@ -142,8 +153,8 @@ impl Doorbells {
 /// such as a parked retry's (the year 9999) would not fit in an `Instant`.
 const MAX_AHEAD: Duration = Duration::from_secs(24 * 3600);
 
-fn ring_bell_at(bell: &Doorbell, at: DateTime) {
-    let wait = at.timestamp_millis() - DateTime::now().timestamp_millis();
+fn ring_bell_at(bell: &Doorbell, at: DateTime, now: DateTime) {
+    let wait = at.timestamp_millis() - now.timestamp_millis();
     if wait <= 0 {
         bell.ring();
     } else if let Some(when) = Duration::from_millis(wait as u64)

@@ -44,6 +44,9 @@ impl Heartbeat {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            if let Err(err) = self.store.sync_clock().await {
+                tracing::debug!(%err, "could not read the server's clock; keeping the last offset");
+            }
             match self.renew_leases().await {
                 // Only an answer from the server ends an outage.
                 Ok(asked_server) => {

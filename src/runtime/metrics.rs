@@ -148,7 +148,7 @@ impl Metrics {
         }
         let whole = WholeQueue {
             depth: store.queue_depth().await?,
-            orphans: store.orphans(mongodb::bson::DateTime::now(), None).await?,
+            orphans: store.orphans(store.now(), None).await?,
             live_instances: store.live_instances().await?.len(),
         };
         *cache = Some((Instant::now(), whole.clone()));
@@ -244,6 +244,11 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP monque_live_instances Started instances that heartbeated within a lease.\n# TYPE monque_live_instances gauge\nmonque_live_instances {live_instances}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP monque_clock_offset_seconds The server's clock minus this machine's, as last measured (every time the queue compares uses the server's).\n# TYPE monque_clock_offset_seconds gauge\nmonque_clock_offset_seconds {}",
+            store.clock().offset_ms() as f64 / 1000.0
         );
         Ok(out)
     }

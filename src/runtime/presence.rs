@@ -67,7 +67,7 @@ impl Presence {
     }
 
     pub(crate) fn started(&self) {
-        *self.started_at.lock().expect("started lock") = DateTime::now();
+        *self.started_at.lock().expect("started lock") = self.store.now();
         *self.next_orphan_check.lock().expect("orphan check lock") =
             Instant::now() + self.lease_duration;
     }
@@ -105,7 +105,7 @@ impl Presence {
             *next = Instant::now() + ORPHAN_CHECK_INTERVAL;
         }
         let overdue = DateTime::from_millis(
-            DateTime::now().timestamp_millis() - ORPHAN_GRACE.as_millis() as i64,
+            self.store.now().timestamp_millis() - ORPHAN_GRACE.as_millis() as i64,
         );
         for orphans in self.store.orphans(overdue, None).await? {
             tracing::warn!(

@@ -210,7 +210,7 @@ impl Worker {
                 return Ok(Some(window));
             }
             Ok(Permits::WaitUntil(at)) => {
-                let ms = (at.timestamp_millis() - DateTime::now().timestamp_millis()).max(1);
+                let ms = (at.timestamp_millis() - svc.store.now().timestamp_millis()).max(1);
                 Instant::now() + Duration::from_millis(ms as u64)
             }
             Err(err) => {

@@ -111,7 +111,7 @@ impl Store {
     }
 
     async fn claim_one(&self, name: &str, hint: Option<Hint>) -> Result<Claimed> {
-        let now = DateTime::now();
+        let now = self.now();
         let claim_id = ObjectId::new();
         let doc = self
             .coll
@@ -125,7 +125,7 @@ impl Store {
     }
 
     async fn claim_batch(&self, name: &str, max: usize, hint: Option<Hint>) -> Result<Claimed> {
-        let now = DateTime::now();
+        let now = self.now();
         let candidates: Vec<Document> = self
             .coll
             .find(due(name, now))
@@ -192,7 +192,7 @@ impl Store {
         mut doc: Document,
         claim_id: ObjectId,
     ) -> Result<Document> {
-        doc.extend(self.claim_set(claim_id, DateTime::now()));
+        doc.extend(self.claim_set(claim_id, self.now()));
         self.coll
             .insert_one(&doc)
             .await
@@ -206,7 +206,7 @@ impl Store {
             .coll
             .update_many(
                 doc! { "claimId": claim_id, "status": JobStatus::Processing.as_str() },
-                back_to_pending(DateTime::now()),
+                back_to_pending(self.now()),
             )
             .await;
         if let Err(err) = res {
@@ -235,7 +235,7 @@ impl Store {
                         .update_one(
                             doc! { "_id": id, "claimId": claim_id },
                             doc! {
-                                "$set": { "status": JobStatus::Failed.as_str(), "failReason": &reason, "updatedAt": DateTime::now() },
+                                "$set": { "status": JobStatus::Failed.as_str(), "failReason": &reason, "updatedAt": self.now() },
                                 "$unset": { "claimId": "", "leaseExpiresAt": "" },
                             },
                         )

@@ -3,7 +3,7 @@
 //! id)`, so a run that lost its job can never touch a newer run of it.
 
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime};
+use mongodb::bson::{doc, oid::ObjectId, Bson};
 
 use super::documents::{back_to_pending, fenced_execution, fenced_many};
 use super::Store;
@@ -18,7 +18,7 @@ impl Store {
         if running.is_empty() {
             return Ok(0);
         }
-        let until = self.lease_until(DateTime::now());
+        let until = self.lease_until(self.now());
         let res = self
             .coll
             .update_many(
@@ -87,7 +87,7 @@ impl Store {
     pub(crate) async fn expired_leases(&self, limit: i64) -> Result<Vec<Job>> {
         let found = self
             .coll
-            .find(doc! { "status": JobStatus::Processing.as_str(), "leaseExpiresAt": { "$lt": DateTime::now() } })
+            .find(doc! { "status": JobStatus::Processing.as_str(), "leaseExpiresAt": { "$lt": self.now() } })
             .sort(doc! { "leaseExpiresAt": 1 })
             .limit(limit)
             .projection(doc! { "data": 0, "result": 0, "progress": 0 })
@@ -98,7 +98,7 @@ impl Store {
     /// Puts a job whose lease expired back to `pending`, one more stall counted; only if
     /// its lease is still expired under that claim (its worker did not renew meanwhile).
     pub(crate) async fn requeue_stalled(&self, job: &Job) -> Result<bool> {
-        let now = DateTime::now();
+        let now = self.now();
         let mut filter = fenced_execution(job.id, job.claim_id);
         filter.insert("leaseExpiresAt", doc! { "$lt": now });
         let mut update = back_to_pending(now);
@@ -119,7 +119,7 @@ impl Store {
         }
         let res = self
             .coll
-            .update_many(fenced_many(executions), back_to_pending(DateTime::now()))
+            .update_many(fenced_many(executions), back_to_pending(self.now()))
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(res.modified_count)
@@ -137,7 +137,7 @@ impl Store {
             .coll
             .update_one(
                 fenced_execution(id, Some(claim_id)),
-                doc! { "$set": { "progress": progress, "updatedAt": DateTime::now() } },
+                doc! { "$set": { "progress": progress, "updatedAt": self.now() } },
             )
             .await
             .map_err(|e| self.db_err(e))?;

@@ -172,7 +172,7 @@ impl Store {
         };
         let mut set = set;
         set.insert("status", status.as_str());
-        set.insert("updatedAt", DateTime::now());
+        set.insert("updatedAt", self.now());
         let moved = self
             .coll
             .find_one_and_update(
@@ -233,7 +233,7 @@ impl Store {
     /// settled them, or hit an error.
     pub(crate) async fn stalled_waiting(&self) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
         let stale = DateTime::from_millis(
-            DateTime::now().timestamp_millis() - self.lease_duration.as_millis() as i64,
+            self.now().timestamp_millis() - self.lease_duration.as_millis() as i64,
         );
         let filter = doc! { "status": JobStatus::Waiting.as_str(), "updatedAt": { "$lt": stale } };
         let oldest = self
@@ -249,7 +249,7 @@ impl Store {
         self.coll
             .update_one(
                 doc! { "_id": id, "status": JobStatus::Waiting.as_str() },
-                doc! { "$set": { "updatedAt": DateTime::now() } },
+                doc! { "$set": { "updatedAt": self.now() } },
             )
             .await
             .map_err(|e| self.db_err(e))?;

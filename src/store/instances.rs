@@ -33,7 +33,7 @@ impl Store {
                 doc! { "$set": {
                     "names": names,
                     "startedAt": started_at,
-                    "heartbeatAt": DateTime::now(),
+                    "heartbeatAt": self.now(),
                     "notifyMode": notify_mode,
                 } },
             )
@@ -55,7 +55,7 @@ impl Store {
     /// The instances whose last heartbeat is younger than a lease.
     pub(crate) async fn live_instances(&self) -> Result<Vec<Instance>> {
         let since = DateTime::from_millis(
-            DateTime::now().timestamp_millis() - self.lease_duration.as_millis() as i64,
+            self.now().timestamp_millis() - self.lease_duration.as_millis() as i64,
         );
         let docs: Vec<Document> = self
             .instances

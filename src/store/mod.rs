@@ -10,6 +10,7 @@
 //! | `documents.rs` | a new job's document; fencing filters and the lock fields |
 //! | `inserts.rs` | plain inserts of new jobs |
 //! | `indexes.rs` | the indexes `initialize()` creates |
+//! | `clock.rs` | the server's time, as measured from here |
 //! | `claim.rs` | claims: one `findOneAndUpdate`, or a batch; hand-off inserts |
 //! | `changes.rs` | the change stream idle workers wake on |
 //! | `outcome.rs` | the end of a run: completed, retry, failed, snoozed (fenced) |
@@ -25,6 +26,7 @@
 
 mod changes;
 mod claim;
+mod clock;
 mod documents;
 mod executions;
 mod flows;
@@ -43,6 +45,7 @@ mod unique;
 mod tests;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::{doc, DateTime, Document};
@@ -52,6 +55,7 @@ use mongodb::{Collection, Database};
 use crate::error::{Error, Result};
 
 pub(crate) use changes::Change;
+pub(crate) use clock::Clock;
 pub(crate) use documents::new_job_document;
 pub(crate) use flows::Settled;
 pub(crate) use instances::Orphans;
@@ -88,6 +92,8 @@ pub(crate) struct Store {
     hint_claims: AtomicBool,
     /// This instance's `claimedBy`.
     instance_id: String,
+    /// The server's time, as measured from here (clock.rs).
+    clock: Arc<Clock>,
     /// How long a claim or a renewal holds a job.
     lease_duration: Duration,
     /// Named in connection errors.
@@ -116,6 +122,7 @@ impl Store {
             pauses: open(format!("{collection}_paused")),
             rate_limits: open(format!("{collection}_rate_limits")),
             instances: open(format!("{collection}_instances")),
+            clock: Arc::default(),
             db,
             hint_claims: AtomicBool::new(false),
             instance_id,
@@ -138,6 +145,30 @@ impl Store {
             .run_command(doc! { "ping": 1 })
             .await
             .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// The server's time, as well as it is known here.
+    pub(crate) fn now(&self) -> DateTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn clock(&self) -> Arc<Clock> {
+        self.clock.clone()
+    }
+
+    /// Measures this machine's clock against the server's (`hello`'s `localTime`).
+    pub(crate) async fn sync_clock(&self) -> Result<()> {
+        let sent = self.clock.local_now();
+        let hello = self
+            .db
+            .run_command(doc! { "hello": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let received = self.clock.local_now();
+        if let Ok(server) = hello.get_datetime("localTime") {
+            self.clock.observe(sent, *server, received);
+        }
         Ok(())
     }
 

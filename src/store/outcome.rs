@@ -136,7 +136,7 @@ impl Store {
     /// occurrence (`failed` if its schedule became unusable). The job as written, or
     /// `None` when this execution no longer holds the job.
     pub(crate) async fn complete(&self, job: &Job, run: Completion) -> Result<Option<Job>> {
-        let now = DateTime::now();
+        let now = self.now();
         let took_ms = run.took.as_millis() as i64;
         let make = |current: &Job| {
             let mut done = current.clone();
@@ -214,7 +214,7 @@ impl Store {
     /// stall counted, and only while the job's lease is still expired under that claim
     /// (its worker did not renew meanwhile).
     pub(crate) async fn fail_stalled(&self, job: &Job, failure: &Failure) -> Result<Option<Job>> {
-        let expired = doc! { "leaseExpiresAt": { "$lt": DateTime::now() } };
+        let expired = doc! { "leaseExpiresAt": { "$lt": self.now() } };
         self.fail_run(job, failure, Some(&expired)).await
     }
 
@@ -224,7 +224,7 @@ impl Store {
         failure: &Failure,
         stalled: Option<&Document>,
     ) -> Result<Option<Job>> {
-        let now = DateTime::now();
+        let now = self.now();
         let fail_count = job.fail_count + 1;
         let reason = &failure.reason;
         let outcome = if stalled.is_some() {
@@ -295,7 +295,7 @@ impl Store {
         until: DateTime,
         took: Duration,
     ) -> Result<Option<Job>> {
-        let now = DateTime::now();
+        let now = self.now();
         self.write_fenced(job, None, |current| {
             let mut snoozed = current.clone();
             let push = record_attempt(&mut snoozed, now, took, "snoozed", None);

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, DateTime, Document};
+use mongodb::bson::{doc, Document};
 
 use super::Store;
 use crate::error::Result;
@@ -49,7 +49,7 @@ impl Store {
         self.pauses
             .update_one(
                 doc! { "_id": pause_id(name) },
-                doc! { "$setOnInsert": { "pausedAt": DateTime::now(), "by": &self.instance_id } },
+                doc! { "$setOnInsert": { "pausedAt": self.now(), "by": &self.instance_id } },
             )
             .upsert(true)
             .await

@@ -32,7 +32,7 @@ impl Store {
     ) -> Result<Permits> {
         let span = limit.duration.as_millis() as i64;
         for _ in 0..ATTEMPTS {
-            let now = DateTime::now();
+            let now = self.now();
             let current = self
                 .rate_limits
                 .find_one(doc! { "_id": name })
@@ -94,7 +94,7 @@ impl Store {
         }
         // Heavy contention: let the others go first.
         Ok(Permits::WaitUntil(DateTime::from_millis(
-            DateTime::now().timestamp_millis() + 10,
+            self.now().timestamp_millis() + 10,
         )))
     }
 

@@ -5,7 +5,7 @@
 //! `(name, uniqueKey)`, whoever calls first creates it, later calls find it and update
 //! it in place.
 
-use mongodb::bson::{self, doc, DateTime};
+use mongodb::bson::{self, doc};
 
 use super::documents::{cancel_update, new_job_document};
 use super::Store;
@@ -38,7 +38,7 @@ impl Store {
         options: ScheduleOptions,
         max_payload_size: usize,
     ) -> Result<(Job, Upserted)> {
-        let now = DateTime::now();
+        let now = self.now();
         let first = repeat.first_run(now)?.ok_or_else(|| Error::InvalidCron {
             expression: format!("{repeat:?}"),
             reason: "it never fires again".into(),
@@ -141,7 +141,7 @@ impl Store {
                 return Ok(false);
             };
             let job = Job::from_document(found)?;
-            let now = DateTime::now();
+            let now = self.now();
             // The document stays, as history; a cancelled holder frees its key.
             let (guard, update) = match job.status {
                 JobStatus::Pending => (

@@ -79,7 +79,7 @@ impl Store {
     /// The run of a running job must be aborted, and the key freed, by the caller (in
     /// that order); its late writes are fenced off by status.
     pub(crate) async fn cancel(&self, id: ObjectId) -> Result<(Job, Job)> {
-        let now = DateTime::now();
+        let now = self.now();
         let allowed = [
             JobStatus::Waiting,
             JobStatus::Pending,
@@ -99,7 +99,7 @@ impl Store {
     /// A job with dependencies comes back `waiting`: the caller settles it next.
     pub(crate) async fn retry(&self, before: Job, at: DateTime) -> Result<Retried> {
         let allowed = [JobStatus::Failed, JobStatus::Cancelled];
-        let now = DateTime::now();
+        let now = self.now();
         let token = ObjectId::new();
         let keyed = before.unique_key.is_some();
         // A job with dependencies waits for them again (flows.rs).
@@ -125,7 +125,7 @@ impl Store {
                     .update_one(
                         doc! { "_id": job.id, "retryToken": token },
                         doc! {
-                            "$set": { "status": before.status.as_str(), "nextRunAt": before.next_run_at, "failCount": before.fail_count, "updatedAt": DateTime::now() },
+                            "$set": { "status": before.status.as_str(), "nextRunAt": before.next_run_at, "failCount": before.fail_count, "updatedAt": self.now() },
                             "$unset": { "retryToken": "" },
                         },
                     )
@@ -170,7 +170,7 @@ impl Store {
         for _ in 0..4 {
             match self
                 .locks
-                .insert_one(doc! { "_id": &lock, "jobId": job.id, "createdAt": DateTime::now() })
+                .insert_one(doc! { "_id": &lock, "jobId": job.id, "createdAt": self.now() })
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -208,7 +208,7 @@ impl Store {
         action: &'static str,
         mut fields: Document,
     ) -> Result<Job> {
-        fields.insert("updatedAt", DateTime::now());
+        fields.insert("updatedAt", self.now());
         let (_, job) = self
             .transition(id, action, &[JobStatus::Pending], |_| {
                 doc! { "$set": fields.clone() }
@@ -237,7 +237,7 @@ impl Store {
                         .coll
                         .find_one_and_update(
                             doc! { "_id": id, "status": JobStatus::Pending.as_str() },
-                            cancel_update(DateTime::now()),
+                            cancel_update(self.now()),
                         )
                         .return_document(ReturnDocument::After)
                         .await
@@ -301,7 +301,7 @@ impl Store {
             .coll
             .update_many(
                 doc! { "_id": { "$in": &ids }, "status": { "$in": &selection.statuses } },
-                cancel_update(DateTime::now()),
+                cancel_update(self.now()),
             )
             .await
             .map_err(|e| self.db_err(e))?;
@@ -333,7 +333,7 @@ impl Store {
             .update_many(
                 doc! { "_id": { "$in": ids }, "status": { "$in": &selection.statuses } },
                 doc! {
-                    "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": at, "failCount": 0, "updatedAt": DateTime::now() },
+                    "$set": { "status": JobStatus::Pending.as_str(), "nextRunAt": at, "failCount": 0, "updatedAt": self.now() },
                     "$unset": unlock(),
                 },
             )
@@ -370,7 +370,7 @@ impl Store {
 
     /// Deletes the jobs past their retention now. Returns how many.
     pub(crate) async fn delete_expired(&self, retention: &JobRetention) -> Result<u64> {
-        let now = DateTime::now().timestamp_millis();
+        let now = self.now().timestamp_millis();
         let mut deleted = 0;
         for (status, keep) in [
             (JobStatus::Completed, retention.completed),

@@ -13,7 +13,7 @@
 //!   first wins and nobody creates a second job;
 //! - holder job missing, lock old (over two minutes) -> stale, as above.
 
-use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 use mongodb::options::{ReadPreference, SelectionCriteria};
 
 use super::Store;
@@ -70,7 +70,7 @@ impl Store {
         for _ in 0..MAX_ATTEMPTS {
             let taken = self
                 .locks
-                .insert_one(doc! { "_id": &lock, "jobId": id, "createdAt": DateTime::now() })
+                .insert_one(doc! { "_id": &lock, "jobId": id, "createdAt": self.now() })
                 .await;
             match taken {
                 Ok(_) => return self.insert_under(job_doc, id).await,
@@ -150,7 +150,7 @@ impl Store {
                     .get_datetime("createdAt")
                     .map(|t| t.timestamp_millis())
                     .unwrap_or(0);
-                let age = DateTime::now().timestamp_millis() - taken;
+                let age = self.now().timestamp_millis() - taken;
                 if age < IN_FLIGHT_GRACE.as_millis() as i64 {
                     Holder::InFlight(holder)
                 } else {
@@ -185,7 +185,7 @@ impl Store {
     async fn lock_still_names(&self, lock: &Document, holder: ObjectId) -> Result<bool> {
         match self
             .locks
-            .insert_one(doc! { "_id": lock, "jobId": holder, "createdAt": DateTime::now() })
+            .insert_one(doc! { "_id": lock, "jobId": holder, "createdAt": self.now() })
             .await
         {
             Ok(_) => return Ok(true),
@@ -229,7 +229,7 @@ impl Store {
         &self,
         docs: Vec<Document>,
     ) -> Result<(Vec<String>, u64)> {
-        let now = DateTime::now();
+        let now = self.now();
         let locks: Vec<Document> = docs
             .iter()
             .map(|d| doc! { "_id": lock_of(d).expect("unique batch"), "jobId": d.get("_id").cloned().unwrap_or(Bson::Null), "createdAt": now })
