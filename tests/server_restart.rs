@@ -79,8 +79,8 @@ impl Drop for Server {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_survive_a_server_restart() {
+/// A server of this test's own on a free port, started.
+fn own_server() -> (Server, String) {
     let bin = std::env::var("MONQUE_SERVER_BIN").expect("MONQUE_SERVER_BIN is set by `npm test`");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -96,6 +96,12 @@ async fn workers_survive_a_server_restart() {
     };
     server.start();
     let uri = format!("mongodb://127.0.0.1:{port}/restart?directConnection=true");
+    (server, uri)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_survive_a_server_restart() {
+    let (mut server, uri) = own_server();
     let opts = MonqueOptions {
         server_selection_timeout: Duration::from_millis(800),
         ..fast_options()
@@ -211,5 +217,71 @@ async fn workers_survive_a_server_restart() {
         downtimes[0]
     );
     assert!(q.is_healthy().await);
+    q.stop(None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_off_from_the_server_longer_than_its_lease_is_aborted_by_then() {
+    let (mut server, uri) = own_server();
+    let opts = MonqueOptions {
+        server_selection_timeout: Duration::from_millis(800),
+        ..fast_options()
+    };
+    let lease = opts.lease_duration;
+    let q = Monque::connect(&uri, opts).await.unwrap();
+    q.initialize().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let runs = runs.clone();
+        q.register(
+            "long",
+            move |ctx: monque::JobContext| {
+                let (tx, run) = (tx.clone(), runs.fetch_add(1, Ordering::SeqCst));
+                async move {
+                    if run == 0 {
+                        let started = std::time::Instant::now();
+                        tx.send(None).unwrap();
+                        ctx.signal.aborted().await;
+                        tx.send(Some((ctx.signal.reason(), started.elapsed())))
+                            .unwrap();
+                    }
+                    Ok::<_, monque::HandlerError>(())
+                }
+            },
+            WorkerOptions::default(),
+        )
+        .unwrap();
+    }
+    q.start().unwrap();
+    let job = q.now("long", json!({})).await.unwrap();
+    assert_eq!(rx.recv().await.unwrap(), None, "running");
+    server.kill();
+    // No renewal can land now: by the end of its lease the run is told to stop, so it
+    // never runs beside the one another instance could start after that.
+    let (reason, ran) = tokio::time::timeout(lease * 3, rx.recv())
+        .await
+        .expect("aborted while the server was still away")
+        .unwrap()
+        .unwrap();
+    assert_eq!(reason, Some(monque::AbortReason::LeaseLost));
+    assert!(
+        ran <= lease + Duration::from_millis(700),
+        "aborted after {ran:?}, lease {lease:?}"
+    );
+    server.start();
+    eventually(
+        Duration::from_secs(20),
+        "recovered and run again",
+        || async {
+            q.get_job(job.id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|j| j.status == monque::JobStatus::Completed)
+        },
+    )
+    .await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
     q.stop(None).await.unwrap();
 }

@@ -36,6 +36,28 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // Deadlines are watched on their own: a renewal stuck on an unreachable server
+        // must not keep a run going past its lease.
+        let watchdog = self.clone().watch_lease_deadlines(stop.clone());
+        tokio::join!(self.beat(stop), watchdog);
+    }
+
+    async fn watch_lease_deadlines(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval.min(self.store.lease_duration() / 4));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let aborted = self.running.abort_expired_leases();
+            if aborted > 0 {
+                tracing::warn!(aborted, "leases ran out without a renewal (the server is unreachable): runs aborted with LEASE_LOST");
+            }
+        }
+    }
+
+    async fn beat(&self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.interval);
         let sweeping = Arc::new(AtomicBool::new(false));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -90,9 +112,12 @@ impl Heartbeat {
         if running.is_empty() {
             return Ok(false);
         }
+        let sent = tokio::time::Instant::now();
         let renewed = self.store.renew_leases(&running).await?;
         if (renewed as usize) < running.len() {
-            self.abort_unrenewed(&running).await?;
+            self.abort_unrenewed(&running, sent).await?;
+        } else {
+            self.running.renewed(&running, sent);
         }
         Ok(true)
     }
@@ -101,7 +126,11 @@ impl Heartbeat {
     /// ran (from another process; a local cancel aborts at once) as cancelled, and the
     /// others as having lost their lease: their job was recovered (perhaps claimed by
     /// another instance) and whatever they return is fenced off, so they should stop.
-    async fn abort_unrenewed(&self, running: &[(ObjectId, ObjectId)]) -> Result<()> {
+    async fn abort_unrenewed(
+        &self,
+        running: &[(ObjectId, ObjectId)],
+        sent: tokio::time::Instant,
+    ) -> Result<()> {
         let ids: Vec<_> = running.iter().map(|(id, _)| *id).collect();
         let cancelled: HashSet<_> = self
             .store
@@ -109,7 +138,10 @@ impl Heartbeat {
             .await?
             .into_iter()
             .collect();
-        let held: HashSet<_> = self.store.still_held(running).await?.into_iter().collect();
+        let held: Vec<_> = self.store.still_held(running).await?;
+        // Those still held were renewed by that write.
+        self.running.renewed(&held, sent);
+        let held: HashSet<_> = held.into_iter().collect();
         let mut lost = 0;
         for execution in running {
             if cancelled.contains(&execution.0) {

@@ -1,6 +1,9 @@
-//! The executions in flight on this instance, each with the signal that aborts it. The
-//! heartbeat renews their leases, shutdown waits for them and hands them back, a
-//! cancel aborts them.
+//! The executions in flight on this instance, each with the signal that aborts it and
+//! the local deadline of its lease. The heartbeat renews their leases (and moves the
+//! deadlines), shutdown waits for them and hands them back, a cancel aborts them. A run
+//! whose deadline passes without a renewal (its worker cannot reach the server) is
+//! aborted with `LEASE_LOST` then: no later than another instance could take its job
+//! over, so it does not keep running beside the new run.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,6 +11,7 @@ use std::time::Duration;
 
 use mongodb::bson::oid::ObjectId;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::handler::AbortSignal;
 
@@ -15,24 +19,61 @@ use crate::handler::AbortSignal;
 /// claim gives its jobs one claim id, so only the pair names an execution), with the
 /// signal that aborts each.
 pub(crate) struct Running {
-    jobs: Mutex<HashMap<(ObjectId, ObjectId), AbortSignal>>,
+    jobs: Mutex<HashMap<(ObjectId, ObjectId), Entry>>,
     count: watch::Sender<usize>,
+    lease_duration: Duration,
 }
 
-impl Default for Running {
-    fn default() -> Self {
-        Running {
-            jobs: Mutex::default(),
-            count: watch::Sender::new(0),
-        }
-    }
+struct Entry {
+    signal: AbortSignal,
+    /// When the lease runs out unless renewed, on the local clock: counted from when the
+    /// claim or the last successful renewal was *sent*, so never after the server's.
+    lease_deadline: Instant,
 }
 
 impl Running {
+    pub(crate) fn new(lease_duration: Duration) -> Self {
+        Running {
+            jobs: Mutex::default(),
+            count: watch::Sender::new(0),
+            lease_duration,
+        }
+    }
+
+    /// Registers an execution claimed just now.
     pub(crate) fn insert(&self, execution: (ObjectId, ObjectId), signal: AbortSignal) {
         let mut jobs = self.jobs.lock().expect("running lock");
-        jobs.insert(execution, signal);
+        let lease_deadline = Instant::now() + self.lease_duration;
+        jobs.entry(execution).or_insert(Entry {
+            signal,
+            lease_deadline,
+        });
         self.count.send_replace(jobs.len());
+    }
+
+    /// The leases of `executions` were renewed by a write sent at `sent`.
+    pub(crate) fn renewed(&self, executions: &[(ObjectId, ObjectId)], sent: Instant) {
+        let mut jobs = self.jobs.lock().expect("running lock");
+        for execution in executions {
+            if let Some(entry) = jobs.get_mut(execution) {
+                entry.lease_deadline = entry.lease_deadline.max(sent + self.lease_duration);
+            }
+        }
+    }
+
+    /// Aborts, with `LEASE_LOST`, the runs whose lease ran out here without a renewal.
+    /// Returns how many it aborted now.
+    pub(crate) fn abort_expired_leases(&self) -> usize {
+        let now = Instant::now();
+        let jobs = self.jobs.lock().expect("running lock");
+        let mut aborted = 0;
+        for entry in jobs.values() {
+            if entry.lease_deadline <= now && !entry.signal.is_aborted() {
+                entry.signal.lose_lease();
+                aborted += 1;
+            }
+        }
+        aborted
     }
 
     pub(crate) fn remove(&self, execution: &(ObjectId, ObjectId)) {
@@ -51,9 +92,9 @@ impl Running {
     /// for those already aborted, whose first reason stands).
     pub(crate) fn cancel(&self, id: ObjectId) {
         let jobs = self.jobs.lock().expect("running lock");
-        for ((job, _), signal) in jobs.iter() {
+        for ((job, _), entry) in jobs.iter() {
             if *job == id {
-                signal.cancel();
+                entry.signal.cancel();
             }
         }
     }
@@ -62,8 +103,8 @@ impl Running {
     /// already aborted, or ended).
     pub(crate) fn lose_lease(&self, execution: &(ObjectId, ObjectId)) {
         let jobs = self.jobs.lock().expect("running lock");
-        if let Some(signal) = jobs.get(execution) {
-            signal.lose_lease();
+        if let Some(entry) = jobs.get(execution) {
+            entry.signal.lose_lease();
         }
     }
 

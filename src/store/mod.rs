@@ -148,6 +148,10 @@ impl Store {
         Ok(())
     }
 
+    pub(crate) fn lease_duration(&self) -> Duration {
+        self.lease_duration
+    }
+
     /// The server's time, as well as it is known here.
     pub(crate) fn now(&self) -> DateTime {
         self.clock.now()
