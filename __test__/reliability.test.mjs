@@ -8,6 +8,7 @@ import { fork } from 'node:child_process'
 import { ObjectId } from 'mongodb'
 
 import { Monque } from '../dist/index.mjs'
+import { startProxy } from './reliability/proxy.mjs'
 import { eventually, oid, testDb, uri } from './helpers.mjs'
 
 const WORKER = new URL('./reliability/worker.mjs', import.meta.url)
@@ -161,6 +162,79 @@ test('workers whose clocks are 10 minutes ahead and behind: every job runs once,
     assert.ok(startedAfter >= 2900, `a delayed job ran ${startedAfter} ms after its enqueue, before it was due`)
     assert.ok(startedAfter < 8000, `a delayed job ran ${startedAfter} ms after its enqueue, long after it was due`)
   }
+})
+
+test('network faults between workers and the server: drops, latency, a blackhole longer than the lease, half-open connections', async (t) => {
+  const { db, name: database, jobs } = await testDb(t)
+  const proxy = await startProxy(Number(new URL(uri.replace('mongodb://', 'http://')).port))
+  t.after(() => proxy.close())
+  const viaProxy = `mongodb://127.0.0.1:${proxy.port}/?directConnection=true`
+  const LEASE_MS = 1500
+  const config = {
+    database, name: 'netfault', concurrency: 3, workMs: [800, 3000], leaseDuration: LEASE_MS, heartbeatInterval: 300,
+    serverSelectionTimeout: 1000,
+    // A job cut off twice counts a stall as a failure (maxStalls 1): retried soon here.
+    baseRetryInterval: 100,
+  }
+  // Two workers behind the proxy, one straight to the server (it takes over what the
+  // others lose while they are cut off).
+  const cut = [startWorker({ ...config, uri: viaProxy }), startWorker({ ...config, uri: viaProxy })]
+  const cutPidsAll = new Set(cut.map((w) => w.child.pid))
+  const direct = startWorker(config)
+  const workers = [...cut, direct]
+  t.after(() => workers.forEach((w) => w.child.kill('SIGKILL')))
+  await Promise.all(workers.map((w) => w.ready))
+  await enqueue('netfault', database, 60)
+  const completed = () => jobs.countDocuments({ status: 'completed' })
+  const progressed = async (atLeast, what) => eventually(async () => (await completed()) >= atLeast, { within: 30000, what })
+  const hold = (ms) => new Promise((r) => setTimeout(r, ms))
+
+  await progressed(4, 'a first few done')
+  proxy.dropAll() // every connection reset mid-run
+  await progressed(10, 'progress after the reset')
+  proxy.latency(200)
+  await hold(3000)
+  proxy.pass()
+  await progressed(16, 'progress after the latency')
+  proxy.blackhole() // longer than the lease: the direct worker takes over
+  await hold(LEASE_MS * 2 + 1000)
+  proxy.pass()
+  proxy.dropAll() // the swallowed connections are dead: as a router would reset them
+  await progressed(24, 'progress after the blackhole')
+  proxy.halfOpen()
+  await hold(LEASE_MS * 2)
+  proxy.pass()
+  proxy.dropAll()
+  const healedAt = new Date()
+  // New work after the last fault: the cut-off workers must take part by themselves.
+  await enqueue('netfault', database, 20)
+  const states = async () => JSON.stringify(await jobs.aggregate([{ $group: { _id: '$status', n: { $sum: 1 } } }]).toArray())
+  await eventually(async () => (await completed()) === 80, { within: 60000, what: `all 80 completed (${await states()})` })
+  assert.equal(await jobs.countDocuments(), 80, 'no job lost or duplicated')
+
+  const byJob = await executionsByJob(db)
+  assert.equal(byJob.size, 80)
+  // A run cut off past its lease was told to stop by then (abortedAt: when its handler
+  // learned it): no two runs of a job overlap.
+  for (const runs of byJob.values()) for (const e of runs) if (e.abortedAt) e.end = e.abortedAt
+  try {
+    assertNoOverlap(byJob, null)
+  } catch (err) {
+    const id = /job (\w+)/.exec(err.message)?.[1]
+    const pidRole = (pid) => (cutPidsAll.has(pid) ? 'cut' : 'direct')
+    console.log(JSON.stringify(byJob.get(id).map((e) => ({ role: pidRole(e.pid), start: e.start, end: e.end, reason: e.reason }))), JSON.stringify(await jobs.findOne({ _id: new ObjectId(id) }), null, 0).slice(0, 600))
+    throw err
+  }
+  const lost = [...byJob.values()].flat().filter((e) => e.reason === 'LEASE_LOST')
+  const cutPids = new Set(cut.map((w) => w.child.pid))
+  assert.ok(lost.length > 0, 'runs cut off past their lease saw LEASE_LOST')
+  assert.ok(lost.every((e) => cutPids.has(e.pid)), 'only the cut-off workers lost leases')
+  // The cut-off workers resumed by themselves: each ran jobs after the last fault.
+  for (const w of cut) {
+    const resumed = [...byJob.values()].flat().filter((e) => e.pid === w.child.pid && e.start > healedAt)
+    assert.ok(resumed.length > 0, `worker ${w.child.pid} ran nothing after the faults`)
+  }
+  t.diagnostic(`runs: ${[...byJob.values()].flat().length} for 80 jobs; LEASE_LOST aborts: ${lost.length}`)
 })
 
 test('3 processes race for 500 jobs: each runs exactly once, no overlapping executions', async (t) => {

@@ -19,7 +19,9 @@ const sleep = (ms, signal) =>
     })
   })
 
-const monque = new Monque(process.env.MONGODB_URI, {
+// `config.uri` (e.g. through a fault-injecting proxy) is the queue's; the execution log
+// always goes straight to the server.
+const monque = new Monque(config.uri ?? process.env.MONGODB_URI, {
   database: config.database,
   workerConcurrency: config.concurrency,
   pollInterval: 100,
@@ -30,6 +32,7 @@ const monque = new Monque(process.env.MONGODB_URI, {
   maxRetries: config.maxRetries,
   baseRetryInterval: config.baseRetryInterval,
   jitter: config.baseRetryInterval === undefined ? undefined : 0,
+  serverSelectionTimeout: config.serverSelectionTimeout,
   logger: false,
 })
 monque.register(
@@ -44,7 +47,11 @@ monque.register(
       await executions.updateOne({ _id: insertedId }, { $set: { abortedAt: new Date(), reason } })
     } else {
       const [min, max] = config.workMs
-      await sleep(min + Math.random() * (max - min))
+      await sleep(min + Math.random() * (max - min), job.signal)
+      if (job.signal.aborted) {
+        // Stopped early (a lost lease): say why; its result will not be written.
+        await executions.updateOne({ _id: insertedId }, { $set: { abortedAt: new Date(), reason: job.signal.reason?.code } })
+      }
     }
     await executions.updateOne({ _id: insertedId }, { $set: { end: new Date() } })
   },
@@ -60,3 +67,5 @@ process.on('SIGTERM', async () => {
   process.exit(0)
 })
 process.send({ type: 'ready' })
+// For the soak: RSS every second.
+if (config.reportRss) setInterval(() => process.send?.({ type: 'rss', rss: process.memoryUsage().rss }), 1000).unref()

@@ -119,7 +119,7 @@ impl Monque {
             let metrics = metrics.clone();
             events.subscribe(Arc::new(move |event| metrics.record(event)));
         }
-        let running = Arc::new(Running::new(opts.lease_duration));
+        let running = Arc::new(Running::new(opts.lease_duration, opts.heartbeat_interval));
         let doorbells = Arc::new(Doorbells::new(store.clock()));
         let pauses = Arc::new(Pauses::new(store.clone(), doorbells.clone()));
         let dependents = Arc::new(Dependents::new(

@@ -51,15 +51,17 @@ impl Executor {
         }
     }
 
+    /// Runs `job`, claimed by a write sent at `claim_sent` (its lease counts from then).
     pub(crate) fn execute(
         self: &Arc<Self>,
         worker: Arc<RegisteredHandler>,
         job: Job,
         slots: Slots,
         abort_root: &CancellationToken,
+        claim_sent: tokio::time::Instant,
     ) {
         let signal = AbortSignal::new(abort_root.child_token());
-        self.execute_with(worker, job, slots, signal);
+        self.execute_with(worker, job, slots, signal, claim_sent);
     }
 
     /// Runs `job` under `signal`, which a hand-off made before the job existed.
@@ -69,13 +71,14 @@ impl Executor {
         job: Job,
         slots: Slots,
         signal: AbortSignal,
+        claim_sent: tokio::time::Instant,
     ) {
         let Some(claim_id) = job.claim_id else {
             tracing::error!(job.id = %job.id, "claimed job has no claimId; skipped");
             return;
         };
         let execution = (job.id, claim_id);
-        self.running.insert(execution, signal.clone());
+        self.running.insert(execution, signal.clone(), claim_sent);
         let span = tracing::info_span!("monque.job", job.id = %job.id, job.name = %job.name, attempt = job.fail_count + 1);
         let exec = self.clone();
         tokio::spawn(

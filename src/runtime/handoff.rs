@@ -88,7 +88,8 @@ impl HandOffs {
         // Running before the insert lands, so a stop() beginning now waits for this job
         // (or hands it back) and a cancel reaches it, like any other claimed job.
         let signal = AbortSignal::new(to.abort.child_token());
-        self.running.insert(execution, signal.clone());
+        let sent = tokio::time::Instant::now();
+        self.running.insert(execution, signal.clone(), sent);
         if to.claiming.is_cancelled() {
             self.running.remove(&execution);
             return Ok(HandedOff::NotTaken);
@@ -112,7 +113,7 @@ impl HandOffs {
         match Job::from_document(doc) {
             Ok(job) => {
                 self.executor
-                    .execute_with(to.handler, job.clone(), to.slots, signal);
+                    .execute_with(to.handler, job.clone(), to.slots, signal, sent);
                 Ok(HandedOff::Started(Box::new(job)))
             }
             Err(err) => {

@@ -19,7 +19,7 @@ use super::outage::Outage;
 use super::pauses::Pauses;
 use super::presence::Presence;
 use super::recovery::Recovery;
-use super::running::Running;
+use super::running::{watchdog_period, Running};
 use crate::error::Result;
 use crate::store::Store;
 
@@ -43,7 +43,8 @@ impl Heartbeat {
     }
 
     async fn watch_lease_deadlines(self: Arc<Self>, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(self.interval.min(self.store.lease_duration() / 4));
+        let mut tick =
+            tokio::time::interval(watchdog_period(self.store.lease_duration(), self.interval));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {

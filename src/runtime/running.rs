@@ -21,7 +21,15 @@ use crate::handler::AbortSignal;
 pub(crate) struct Running {
     jobs: Mutex<HashMap<(ObjectId, ObjectId), Entry>>,
     count: watch::Sender<usize>,
-    lease_duration: Duration,
+    /// How long a run may go on without a renewal: the lease, less the watchdog's
+    /// period, so the abort lands before the lease runs out on the server.
+    lease_budget: Duration,
+}
+
+/// How often the heartbeat's watchdog looks at the deadlines, for a lease and a
+/// heartbeat interval (a quarter lease at most).
+pub(crate) fn watchdog_period(lease: Duration, heartbeat: Duration) -> Duration {
+    heartbeat.min(lease / 4)
 }
 
 struct Entry {
@@ -32,18 +40,24 @@ struct Entry {
 }
 
 impl Running {
-    pub(crate) fn new(lease_duration: Duration) -> Self {
+    pub(crate) fn new(lease: Duration, heartbeat: Duration) -> Self {
         Running {
             jobs: Mutex::default(),
             count: watch::Sender::new(0),
-            lease_duration,
+            lease_budget: lease - watchdog_period(lease, heartbeat),
         }
     }
 
-    /// Registers an execution claimed just now.
-    pub(crate) fn insert(&self, execution: (ObjectId, ObjectId), signal: AbortSignal) {
+    /// Registers an execution whose claim was sent at `claim_sent` (its lease started
+    /// on the server no earlier).
+    pub(crate) fn insert(
+        &self,
+        execution: (ObjectId, ObjectId),
+        signal: AbortSignal,
+        claim_sent: Instant,
+    ) {
         let mut jobs = self.jobs.lock().expect("running lock");
-        let lease_deadline = Instant::now() + self.lease_duration;
+        let lease_deadline = claim_sent + self.lease_budget;
         jobs.entry(execution).or_insert(Entry {
             signal,
             lease_deadline,
@@ -56,7 +70,7 @@ impl Running {
         let mut jobs = self.jobs.lock().expect("running lock");
         for execution in executions {
             if let Some(entry) = jobs.get_mut(execution) {
-                entry.lease_deadline = entry.lease_deadline.max(sent + self.lease_duration);
+                entry.lease_deadline = entry.lease_deadline.max(sent + self.lease_budget);
             }
         }
     }

@@ -144,9 +144,9 @@ impl Worker {
                 },
             };
             let offered = slots.len();
-            let claim_started = std::time::Instant::now();
+            let claim_sent = Instant::now();
             let claimed = svc.store.claim(&self.name, offered).await;
-            svc.metrics.claim_took(claim_started.elapsed());
+            svc.metrics.claim_took(claim_sent.elapsed());
             let taken = claimed
                 .as_ref()
                 .map_or(0, |c| c.jobs.len() + c.unreadable.len());
@@ -170,7 +170,7 @@ impl Worker {
                             .next()
                             .expect("a claim takes at most one job per slot");
                         svc.executor
-                            .execute(self.handler.clone(), job, slot, &abort);
+                            .execute(self.handler.clone(), job, slot, &abort, claim_sent);
                     }
                     drop(slots);
                     if taken == 0 && !contended && !self.idle(svc, &stop, looked, true).await {
