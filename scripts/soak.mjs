@@ -1,7 +1,7 @@
-// The soak (not part of `npm test`; about 5 minutes): 4 worker processes × 10,000 jobs,
-// fed in batches so the backlog stays under 1,000, one random worker killed with
-// SIGKILL every few seconds and restarted; a fifth worker is never killed, to watch
-// its RSS. Checks every job completed, none lost or duplicated, no two runs of a job
+// The soak (not part of `npm test`): 4 worker processes and `--jobs` jobs (default
+// 40,000), fed in batches so the backlog stays under 1,000; every few seconds one of
+// three of the workers, at random, is killed with SIGKILL and restarted; the fourth is
+// never killed, to watch its RSS. Checks every job completed, none lost or duplicated, no two runs of a job
 // overlapped; prints the figures the README's Reliability section quotes.
 //
 //   MONGODB_URI=… node scripts/soak.mjs [--jobs 40000]   (npm run soak starts the server)
