@@ -192,11 +192,16 @@ impl Completer {
         } else {
             tracing::error!(job.id = %job.id, job.name = %job.name, fail_count, reason = %failure.reason, stack, "failed for good");
         }
-        let failed = Arc::new(failed);
+        self.announce_failure(Arc::new(failed), failure.reason, delay);
+        Ok(true)
+    }
+
+    /// `job:fail`, and `job:retry` when it runs again after `delay`.
+    fn announce_failure(&self, failed: Arc<Job>, error: String, delay: Option<Duration>) {
         self.events.emit(Event::JobFailed {
             job: failed.clone(),
-            error: failure.reason,
-            will_retry,
+            error,
+            will_retry: delay.is_some(),
         });
         if let Some(delay) = delay {
             self.events.emit(Event::JobRetry {
@@ -205,7 +210,6 @@ impl Completer {
                 delay,
             });
         }
-        Ok(true)
     }
 
     /// A job whose lease expired more than `max_stalls` times: this stall counts as a
@@ -239,18 +243,7 @@ impl Completer {
             stall_count: stalls,
             counted_as_failure: true,
         });
-        self.events.emit(Event::JobFailed {
-            job: failed.clone(),
-            error: failure.reason,
-            will_retry,
-        });
-        if let Some(delay) = delay {
-            self.events.emit(Event::JobRetry {
-                next_run_at: failed.next_run_at,
-                job: failed,
-                delay,
-            });
-        }
+        self.announce_failure(failed, failure.reason, delay);
         Ok(true)
     }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `npm run example`: builds if needed, starts the embedded server unless MONGODB_URI
-# is set, and runs examples/quickstart.mjs.
+# Runs `node <script> [args…]` against a server: builds the addon and dist/ if needed,
+# starts the embedded server unless MONGODB_URI is set, stops it after.
+#   npm run example   -> examples/quickstart.mjs
+#   npm run soak      -> scripts/soak.mjs (arguments pass through: npm run soak -- --jobs 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/monque/target}
@@ -13,4 +15,4 @@ if [ -z "${MONGODB_URI:-}" ]; then
   if [ "$MONQUE_SERVER_STARTED" = 1 ]; then trap 'scripts/test-server.sh stop' EXIT; fi
 fi
 export MONGODB_URI
-node examples/quickstart.mjs
+node "$@"
