@@ -49,7 +49,8 @@ impl Management {
     /// Counts per status, and the due jobs no live instance handles.
     pub(crate) async fn queue_stats(&self, name: Option<&str>) -> Result<QueueStats> {
         let mut stats = self.store.queue_stats(name).await?;
-        let orphans = self.store.orphans(self.store.now(), name).await?;
+        let live = self.store.live_instances().await?;
+        let orphans = self.store.orphans(&live, self.store.now(), name).await?;
         stats.orphaned = orphans.iter().map(|o| o.count).sum();
         Ok(stats)
     }

@@ -146,10 +146,11 @@ impl Metrics {
                 return Ok(whole.clone());
             }
         }
+        let live = store.live_instances().await?;
         let whole = WholeQueue {
             depth: store.queue_depth().await?,
-            orphans: store.orphans(store.now(), None).await?,
-            live_instances: store.live_instances().await?.len(),
+            orphans: store.orphans(&live, store.now(), None).await?,
+            live_instances: live.len(),
         };
         *cache = Some((Instant::now(), whole.clone()));
         Ok(whole)

@@ -107,7 +107,8 @@ impl Presence {
         let overdue = DateTime::from_millis(
             self.store.now().timestamp_millis() - ORPHAN_GRACE.as_millis() as i64,
         );
-        for orphans in self.store.orphans(overdue, None).await? {
+        let live = self.store.live_instances().await?;
+        for orphans in self.store.orphans(&live, overdue, None).await? {
             tracing::warn!(
                 name = %orphans.name,
                 count = orphans.count,

@@ -5,6 +5,7 @@
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 
+use super::queries::count_of;
 use super::Store;
 use crate::error::Result;
 use crate::query::Instance;
@@ -87,21 +88,17 @@ impl Store {
             .collect())
     }
 
-    /// Pending jobs due before `due_before` whose name no live instance handles,
-    /// per name (of `name` only, when given).
+    /// Pending jobs due before `due_before` whose name none of the `live` instances
+    /// handles, per name (of `name` only, when given).
     pub(crate) async fn orphans(
         &self,
+        live: &[Instance],
         due_before: DateTime,
         name: Option<&str>,
     ) -> Result<Vec<Orphans>> {
-        let handled: Vec<String> = self
-            .live_instances()
-            .await?
-            .into_iter()
-            .flat_map(|i| i.names)
-            .collect();
+        let handled: Vec<&String> = live.iter().flat_map(|i| &i.names).collect();
         let names = match name {
-            Some(name) if handled.iter().any(|h| h == name) => return Ok(Vec::new()),
+            Some(name) if handled.iter().any(|h| *h == name) => return Ok(Vec::new()),
             Some(name) => doc! { "$eq": name },
             None => doc! { "$nin": handled },
         };
@@ -127,11 +124,7 @@ impl Store {
             .filter_map(|g| {
                 Some(Orphans {
                     name: g.get_str("_id").ok()?.to_owned(),
-                    count: match g.get("count")? {
-                        mongodb::bson::Bson::Int32(n) => *n as u64,
-                        mongodb::bson::Bson::Int64(n) => *n as u64,
-                        _ => 0,
-                    },
+                    count: g.get("count").and_then(count_of).unwrap_or(0),
                     oldest_due: *g.get_datetime("oldest").ok()?,
                 })
             })

@@ -12,6 +12,16 @@ use crate::query::{
 };
 use crate::status::JobStatus;
 
+/// A `$sum` count as the server returned it (its integer width varies).
+pub(super) fn count_of(value: &Bson) -> Option<u64> {
+    match value {
+        Bson::Int32(n) => Some(*n as u64),
+        Bson::Int64(n) => Some(*n as u64),
+        Bson::Double(n) => Some(*n as u64),
+        _ => None,
+    }
+}
+
 /// Queue depth rows: (name, status, count), every status of every name seen.
 pub(crate) type Depth = Vec<(String, String, u64)>;
 
@@ -300,12 +310,7 @@ impl Store {
             .map_err(|e| self.db_err(e))?;
         let mut stats = QueueStats::default();
         for group in groups {
-            let count = match group.get("count") {
-                Some(Bson::Int32(n)) => *n as u64,
-                Some(Bson::Int64(n)) => *n as u64,
-                Some(Bson::Double(n)) => *n as u64,
-                _ => 0,
-            };
+            let count = group.get("count").and_then(count_of).unwrap_or(0);
             stats.total += count;
             match group.get_str("_id").unwrap_or_default() {
                 "waiting" => stats.waiting = count,
@@ -366,12 +371,7 @@ impl Store {
             .iter()
             .filter_map(|g| {
                 let id = g.get_document("_id").ok()?;
-                let count = match g.get("count")? {
-                    Bson::Int32(n) => *n as u64,
-                    Bson::Int64(n) => *n as u64,
-                    Bson::Double(n) => *n as u64,
-                    _ => return None,
-                };
+                let count = count_of(g.get("count")?)?;
                 Some((
                     id.get_str("name").ok()?.to_owned(),
                     id.get_str("status").ok()?.to_owned(),
