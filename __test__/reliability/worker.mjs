@@ -68,4 +68,4 @@ process.on('SIGTERM', async () => {
 })
 process.send({ type: 'ready' })
 // For the soak: RSS every second.
-if (config.reportRss) setInterval(() => process.send?.({ type: 'rss', rss: process.memoryUsage().rss }), 1000).unref()
+if (config.reportRss) setInterval(() => process.connected && process.send({ type: 'rss', rss: process.memoryUsage().rss }), 1000).unref()
