@@ -14,6 +14,7 @@
 //! | `claim.rs` | claims: one `findOneAndUpdate`, or a batch; hand-off inserts |
 //! | `changes.rs` | the change stream idle workers wake on |
 //! | `outcome.rs` | the end of a run: completed, retry, failed, snoozed (fenced) |
+//! | `batched_updates.rs` | run ends that are ready together, sent as one `bulkWrite` |
 //! | `executions.rs` | running executions: lease renewal and recovery, hand-back, progress |
 //! | `unique.rs` | uniqueKey locks |
 //! | `flows.rs` | waiting jobs and their dependencies |
@@ -24,6 +25,7 @@
 //! | `queries.rs` | listings, pages, counts |
 //! | `transitions.rs` | operators' state changes: cancel, retry, reschedule, delete, retention |
 
+mod batched_updates;
 mod changes;
 mod claim;
 mod clock;
@@ -79,6 +81,8 @@ pub(crate) struct Store {
     db: Database,
     /// The jobs.
     coll: Collection<Document>,
+    /// Fenced run ends on the jobs, grouped into `bulkWrite`s (batched_updates.rs).
+    run_ends: Arc<batched_updates::BatchedUpdates>,
     /// uniqueKey locks, `<collection>_unique` (unique.rs).
     locks: Collection<Document>,
     /// Pauses, `<collection>_paused` (pauses.rs).
@@ -116,8 +120,13 @@ impl Store {
                 .build();
             db.collection_with_options(&name, options)
         };
+        let coll = open(collection.to_owned());
         Store {
-            coll: open(collection.to_owned()),
+            run_ends: Arc::new(batched_updates::BatchedUpdates::new(
+                coll.clone(),
+                durability.write_concern.clone(),
+            )),
+            coll,
             locks: open(format!("{collection}_unique")),
             pauses: open(format!("{collection}_paused")),
             rate_limits: open(format!("{collection}_rate_limits")),

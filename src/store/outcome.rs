@@ -335,12 +335,12 @@ impl Store {
             for (has_dependents, condition) in [(false, without), (true, Bson::Boolean(true))] {
                 let mut filter = filter.clone();
                 filter.insert("hasDependents", condition);
-                let res = self
-                    .coll
+                let matched = self
+                    .run_ends
                     .update_one(filter, update.clone())
                     .await
                     .map_err(|e| self.db_err(e))?;
-                if res.matched_count == 1 {
+                if matched {
                     let mut after = after;
                     after.has_dependents = has_dependents;
                     return Ok(Some(after));

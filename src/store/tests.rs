@@ -151,6 +151,118 @@ async fn outcome_writes_are_fenced_by_the_claim() {
     t.drop().await;
 }
 
+/// The commands a client sent, by name, with how many updates each `bulkWrite` carried.
+#[derive(Default)]
+struct Sent {
+    commands: Vec<String>,
+    bulk_sizes: Vec<usize>,
+}
+
+#[tokio::test]
+async fn run_ends_ready_together_share_one_bulk_write_and_stay_fenced_one_by_one() {
+    use mongodb::event::command::CommandEvent;
+    use mongodb::event::EventHandler;
+    use std::sync::{Arc, Mutex};
+
+    let t = TestStore::new("batched").await;
+    let sent = Arc::new(Mutex::new(Sent::default()));
+    // The same database through a client that records what it sends.
+    let mut options = mongodb::options::ClientOptions::parse(std::env::var("MONGODB_URI").unwrap())
+        .await
+        .unwrap();
+    let record = sent.clone();
+    options.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
+        if let CommandEvent::Started(started) = ev {
+            let mut sent = record.lock().unwrap();
+            if started.command_name == "bulkWrite" {
+                let ops = started.command.get_array("ops").map_or(0, |a| a.len());
+                sent.bulk_sizes.push(ops);
+            }
+            sent.commands.push(started.command_name);
+        }
+    }));
+    let client = mongodb::Client::with_options(options).unwrap();
+    let hello = client
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .unwrap();
+    let has_bulk_write = hello.get_i32("maxWireVersion").unwrap_or(0) >= 25; // 8.0
+    let s = Store::new(
+        client.database(t.db.name()),
+        "jobs",
+        "test-instance".into(),
+        LEASE,
+        Duration::from_secs(5),
+        super::Durability::default(),
+    );
+    for _ in 0..4 {
+        insert(&t.store, "mail", EnqueueOptions::default()).await;
+    }
+    let jobs = s.claim("mail", 4).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 4);
+    // The first lost its lease and was claimed again elsewhere.
+    let other_claim = ObjectId::new();
+    t.db.collection::<mongodb::bson::Document>("jobs")
+        .update_one(
+            doc! { "_id": jobs[0].id },
+            doc! { "$set": { "claimId": other_claim } },
+        )
+        .await
+        .unwrap();
+    *sent.lock().unwrap() = Sent::default();
+
+    let done = || Completion {
+        took: Duration::from_millis(3),
+        result: None,
+    };
+    let failure = Failure {
+        reason: "boom".into(),
+        stack: None,
+        took: Duration::from_millis(3),
+        retry_at: Some(DateTime::now()),
+    };
+    let (lost, a, b, retried) = tokio::join!(
+        s.complete(&jobs[0], done()),
+        s.complete(&jobs[1], done()),
+        s.complete(&jobs[2], done()),
+        s.fail(&jobs[3], &failure),
+    );
+    assert!(
+        lost.unwrap().is_none(),
+        "the run that lost its lease writes nothing"
+    );
+    assert_eq!(a.unwrap().unwrap().status, JobStatus::Completed);
+    assert_eq!(b.unwrap().unwrap().status, JobStatus::Completed);
+    assert_eq!(retried.unwrap().unwrap().status, JobStatus::Pending);
+
+    let first = t.store.get_job(jobs[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        first.status,
+        JobStatus::Processing,
+        "the other run keeps it"
+    );
+    assert_eq!(first.claim_id, Some(other_claim));
+    for job in &jobs[1..3] {
+        let stored = t.store.get_job(job.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, JobStatus::Completed);
+        assert_eq!(stored.claim_id, None);
+    }
+    let stored = t.store.get_job(jobs[3].id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.fail_count), (JobStatus::Pending, 1));
+
+    let sent = std::mem::take(&mut *sent.lock().unwrap());
+    if has_bulk_write {
+        // The four run ends in one round trip; the refused one then looks again alone
+        // (as a job with dependents, then reading its claim): two more.
+        assert_eq!(sent.bulk_sizes, vec![4], "sent: {:?}", sent.commands);
+        assert_eq!(sent.commands, vec!["bulkWrite", "update", "find"]);
+    } else {
+        assert_eq!(sent.commands.iter().filter(|c| *c == "update").count(), 5);
+    }
+    t.drop().await;
+}
+
 #[tokio::test]
 async fn a_hand_back_releases_only_the_executions_still_held() {
     let t = TestStore::new("release").await;
