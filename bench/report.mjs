@@ -8,15 +8,13 @@ import os from 'node:os'
 const here = (file) => new URL(`./${file}`, import.meta.url)
 const results = JSON.parse(readFileSync(here('results.json'), 'utf8'))
 const OURS = 'monque'
-/** Peers we compare with even when this run could not measure them, and why not. */
-const UNMEASURED = {
-  '@monque/core': 'not measured: the npm registry this machine reaches answers 404 for @monque/core',
-}
+/** Systems this run was asked for but could not measure, and why not. */
+const UNMEASURED = results.skipped ?? {}
 
 const fmt = (v, unit) => {
   if (v == null) return 'n/a'
   if (unit === 'ms') return v.toFixed(1)
-  if (unit === 'CPU s') return v.toFixed(2)
+  if (unit === 'CPU s' || unit === 'round trips') return v.toFixed(2)
   return v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1)
 }
 /** How many times better ours is (>1 means ours wins), whatever the metric's direction. */
@@ -50,7 +48,17 @@ for (const m of results.metrics) {
   lines.push(`| ${cells.join(' | ')} |`)
 }
 lines.push('')
-for (const [peer, why] of Object.entries(UNMEASURED)) lines.push(`${peer}: ${why}.`)
+for (const [peer, why] of Object.entries(UNMEASURED)) lines.push(`${peer}: not measured: ${why}.`)
+for (const [id, bySystem] of Object.entries(results.details ?? {})) {
+  const label = results.metrics.find((m) => m.id === id)?.label ?? id
+  lines.push('', `${label}, commands sent for ${results.jobs ?? 1000} jobs (last repetition):`, '')
+  for (const [system, byCommand] of Object.entries(bySystem)) {
+    const parts = Object.entries(byCommand)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, n]) => `${name} ${n}`)
+    lines.push(`- ${system}: ${parts.join(', ')}`)
+  }
+}
 lines.push('', '![Benchmark chart](results.png)')
 
 const file = here('RESULTS.md')

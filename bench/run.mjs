@@ -2,14 +2,21 @@
 // measurement in fresh processes and a fresh database, repeated and reduced to medians.
 // Systems take turns within each repetition so the machine's drift hits all of them.
 //
-//   node bench/run.mjs [--runs 3] [--systems monque,agenda,raw] [--only enqueue,processing,latency]
+//   node bench/run.mjs [--runs 3] [--systems monque,agenda,raw] [--only enqueue,processing,latency,roundtrips]
+//
+// @monque/core runs when MONQUE_CORE_PATH names its build (bench/build-monque-core.sh);
+// `monque (baseline)` runs another build of ours, the native addon MONQUE_BASELINE_NATIVE
+// names, for before/after figures in one run. Either is skipped, with the reason
+// written into the results, when its variable is unset.
 //
 // Writes bench/results.json; bench/report.mjs turns it into RESULTS.md and the chart.
 import { fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { MongoClient, ObjectId } from 'mongodb'
-import { dropDatabase, enqueueEach, systems } from './systems.mjs'
+import { childEnv, dropDatabase, enqueueEach, systems, unavailable } from './systems.mjs'
+import { serverCpuSeconds } from './server-cpu.mjs'
+import { startWireCounter } from './wire-counter.mjs'
 
 const uri = process.env.MONGODB_URI
 if (!uri) throw new Error('MONGODB_URI is not set (npm run bench starts the embedded server)')
@@ -19,14 +26,20 @@ const arg = (name, fallback) => {
   return i > 0 ? process.argv[i + 1] : fallback
 }
 const runs = Number(arg('runs', 3))
-const only = arg('only', 'enqueue,processing,latency').split(',')
-const chosen = arg('systems', Object.keys(systems).join(',')).split(',')
+const only = arg('only', 'enqueue,processing,latency,roundtrips').split(',')
+const asked = arg('systems', Object.keys(systems).join(',')).split(',')
+const skipped = Object.fromEntries(asked.filter((s) => unavailable(s)).map((s) => [s, unavailable(s)]))
+const chosen = asked.filter((s) => !skipped[s])
+for (const [s, why] of Object.entries(skipped)) console.log(`skipping ${s}: ${why}`)
 const ENQUEUE_JOBS = Number(arg('enqueue-jobs', 5000))
 const BATCH = 500
 const IN_FLIGHT = 20
 const PROCESS_JOBS = Number(arg('jobs', 1000))
 const LATENCY_JOBS = Number(arg('latency-jobs', 200))
 const LATENCY_EVERY_MS = 50
+// The low-rate stream: below every system's capacity, so it measures pickup alone.
+const SLOW_LATENCY_JOBS = Number(arg('slow-latency-jobs', 40))
+const SLOW_LATENCY_EVERY_MS = 500
 const POLL_MS = 1000
 const STALL_MS = 60_000
 
@@ -46,6 +59,7 @@ const freshDatabase = () => `bench_${new ObjectId().toHexString()}`
 function spawn(task, opts) {
   const child = fork(new URL('./child.mjs', import.meta.url), [task, JSON.stringify(opts)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...childEnv(opts.system) },
   })
   const progress = { handled: 0, at: Date.now() }
   const waiting = new Map()
@@ -107,16 +121,27 @@ async function prefill(system, database) {
   await producer.close()
 }
 
-async function processing(system, concurrency, processes) {
+/**
+ * `processes` workers at `concurrency` each process `PROCESS_JOBS` due jobs. With
+ * `countWire` they reach the server through a relay that counts their commands
+ * (bench/wire-counter.mjs): round trips per job, not timed (the relay adds latency).
+ */
+async function processing(system, concurrency, processes, countWire = false) {
   const database = freshDatabase()
   let children = []
+  const wire = countWire ? await startWireCounter(uri) : null
   try {
     await prefill(system, database)
-    children = Array.from({ length: processes }, () => spawn('worker', { system, uri, database, concurrency, pollMs: POLL_MS }))
+    const workerUri = wire?.uri ?? uri
+    children = Array.from({ length: processes }, () => spawn('worker', { system, uri: workerUri, database, concurrency, pollMs: POLL_MS }))
     await Promise.all(children.map((c) => c.until('ready')))
+    wire?.reset()
+    const serverCpuAtGo = serverCpuSeconds()
     const goAt = wallMs()
     for (const c of children) c.send({ type: 'go' })
     await waitHandled(children, PROCESS_JOBS)
+    const sent = wire?.counts()
+    const serverCpu = serverCpuAtGo == null ? null : serverCpuSeconds() - serverCpuAtGo
     const results = await Promise.all(
       children.map((c) => {
         c.send({ type: 'stop' })
@@ -127,32 +152,36 @@ async function processing(system, concurrency, processes) {
     const handled = results.reduce((n, r) => n + r.handled, 0)
     if (handled !== PROCESS_JOBS) throw new Error(`${system}: handled ${handled} of ${PROCESS_JOBS} jobs`)
     const seconds = (Math.max(...results.map((r) => r.lastAt)) - goAt) / 1000
+    if (sent) return { roundTripsPerJob: sent.total / PROCESS_JOBS, byCommand: sent.byCommand }
     return {
       jobsPerSecond: PROCESS_JOBS / seconds,
       cpuPer1000: (results.reduce((s, r) => s + r.cpuSeconds, 0) * 1000) / PROCESS_JOBS,
+      serverCpuPer1000: serverCpu == null ? null : (serverCpu * 1000) / PROCESS_JOBS,
       peakRssMb: Math.max(...results.map((r) => r.peakRssMb)),
     }
   } finally {
     for (const c of children) c.kill()
+    await wire?.close()
     await dropDatabase(uri, database)
   }
 }
 
-async function latency(system, self) {
+/** Idle workers; one job every `everyMs`, `count` jobs, enqueued here or in the worker's process. */
+async function latency(system, self, count, everyMs) {
   const database = freshDatabase()
   let child
   let producer
   try {
-    child = spawn('latency', { system, uri, database, concurrency: 10, pollMs: POLL_MS, self, count: LATENCY_JOBS, everyMs: LATENCY_EVERY_MS })
+    child = spawn('latency', { system, uri, database, concurrency: 10, pollMs: POLL_MS, self, count, everyMs })
     await child.until('ready')
     if (!self) {
       producer = await systems[system]({ uri, database, concurrency: 1, pollMs: POLL_MS })
-      for (let i = 0; i < LATENCY_JOBS; i++) {
-        await sleep(LATENCY_EVERY_MS)
+      for (let i = 0; i < count; i++) {
+        await sleep(everyMs)
         producer.enqueue({ i, t: wallMs() }).catch((e) => console.error(`  ${system}: ${e}`))
       }
     }
-    await waitHandled([child], LATENCY_JOBS)
+    await waitHandled([child], count)
     child.send({ type: 'stop' })
     const { latencies } = await child.until('result')
     await child.exited
@@ -188,27 +217,48 @@ if (only.includes('processing')) {
       derived: [
         { id: `${id}-cpu`, label: `Worker CPU per 1,000 jobs (concurrency ${c}, ${where})`, unit: 'CPU s', better: 'lower', pick: (r) => r.cpuPer1000 },
         { id: `${id}-rss`, label: `Peak worker RSS (concurrency ${c}, ${where})`, unit: 'MB', better: 'lower', pick: (r) => r.peakRssMb },
+        { id: `${id}-server-cpu`, label: `Server CPU per 1,000 jobs (concurrency ${c}, ${where})`, unit: 'CPU s', better: 'lower', pick: (r) => r.serverCpuPer1000 },
       ],
       pick: (r) => r.jobsPerSecond,
     })
   }
 }
 if (only.includes('latency')) {
-  for (const self of [true, false]) {
-    const where = self ? 'same process' : 'other process'
+  for (const [count, everyMs, rate] of [
+    [LATENCY_JOBS, LATENCY_EVERY_MS, `${1000 / LATENCY_EVERY_MS} jobs/s`],
+    [SLOW_LATENCY_JOBS, SLOW_LATENCY_EVERY_MS, `1 job per ${SLOW_LATENCY_EVERY_MS} ms`],
+  ]) {
+    for (const self of [true, false]) {
+      const where = self ? 'same process' : 'other process'
+      const id = `latency-${everyMs}ms-${self ? 'same' : 'other'}`
+      plan.push({
+        id,
+        label: `Pickup latency p50, ${rate}, ${where}`,
+        unit: 'ms',
+        better: 'lower',
+        run: (s) => latency(s, self, count, everyMs),
+        pick: (r) => r.p50,
+        derived: [{ id: `${id}-p99`, label: `Pickup latency p99, ${rate}, ${where}`, unit: 'ms', better: 'lower', pick: (r) => r.p99 }],
+      })
+    }
+  }
+}
+if (only.includes('roundtrips')) {
+  for (const c of [1, 50]) {
     plan.push({
-      id: `latency-${self ? 'same' : 'other'}`,
-      label: `Pickup latency p50, ${where}`,
-      unit: 'ms',
+      id: `roundtrips-c${c}`,
+      label: `Round trips per job (commands sent by the worker), concurrency ${c}`,
+      unit: 'round trips',
       better: 'lower',
-      run: (s) => latency(s, self),
-      pick: (r) => r.p50,
-      derived: [{ id: `latency-${self ? 'same' : 'other'}-p99`, label: `Pickup latency p99, ${where}`, unit: 'ms', better: 'lower', pick: (r) => r.p99 }],
+      run: (s) => processing(s, c, 1, true),
+      pick: (r) => r.roundTripsPerJob,
+      detail: (r) => r.byCommand,
     })
   }
 }
 
 const samples = {} // metric id -> system -> [values]
+const details = {} // metric id -> system -> what the last repetition broke it into
 const record = (id, system, value) => {
   samples[id] ??= {}
   ;(samples[id][system] ??= []).push(value ?? null)
@@ -224,6 +274,7 @@ for (let r = 1; r <= runs; r++) {
       }
       const value = result == null ? null : step.pick ? step.pick(result) : result
       record(step.id, system, value)
+      if (result && step.detail) (details[step.id] ??= {})[system] = step.detail(result)
       for (const d of step.derived ?? []) record(d.id, system, result == null ? null : d.pick(result))
       console.log(`run ${r}/${runs}  ${step.id.padEnd(22)} ${system.padEnd(22)} ${value == null ? 'n/a' : value.toFixed(1)}`)
     }
@@ -246,8 +297,11 @@ const results = {
   runs,
   server: `${build.version}${uri.includes('127.0.0.1') ? ' (local)' : ''}`,
   machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`,
+  jobs: PROCESS_JOBS,
   systems: chosen,
+  skipped,
   metrics,
+  details,
 }
 writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
 console.log('wrote bench/results.json')

@@ -4,6 +4,8 @@
 //     work(handler) (register the no-op handler), start(), close() }
 // Each one is configured the same way: one job name, `concurrency` handlers in flight,
 // a 1 s poll as the fallback, its own way of hearing about new jobs in real time.
+import { resolve as resolvePath } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { MongoClient, ObjectId } from 'mongodb'
 
 const NAME = 'noop'
@@ -55,6 +57,61 @@ async function agenda({ uri, database, concurrency, pollMs }) {
     },
   }
 }
+
+/**
+ * The peer @monque/core (ueberBrot/monque, the same design in TypeScript), built from
+ * its sources outside this repository by bench/build-monque-core.sh and loaded from
+ * MONQUE_CORE_PATH (its dist/index.mjs). Its change streams on (the default), its
+ * safety poll at the same 1 s fallback as the others, `concurrency` handlers in flight.
+ * It has no batch enqueue.
+ */
+async function monqueCore({ uri, database, concurrency, pollMs }) {
+  const { Monque } = await import(monqueCorePath())
+  const client = await MongoClient.connect(uri)
+  const queue = new Monque(client.db(database), {
+    workerConcurrency: concurrency,
+    instanceConcurrency: concurrency,
+    pollInterval: pollMs,
+    safetyPollInterval: pollMs,
+  })
+  await queue.initialize()
+  return {
+    enqueue: (data) => queue.enqueue(NAME, data),
+    enqueueMany: null,
+    work: (handler) => queue.register(NAME, async (job) => handler(job.data), { concurrency }),
+    start: () => queue.start(),
+    close: async () => {
+      await queue.stop()
+      await client.close()
+    },
+  }
+}
+
+/** Why a system cannot run here, or null when it can. */
+export function unavailable(system) {
+  if (system === '@monque/core' && !process.env.MONQUE_CORE_PATH) return monqueCoreMissing
+  if (system === 'monque (baseline)' && !process.env.MONQUE_BASELINE_NATIVE)
+    return 'MONQUE_BASELINE_NATIVE is not set: point it at another build of the addon (a .node file) to compare with'
+  if (!systems[system]) return `no such system (${Object.keys(systems).join(', ')})`
+  return null
+}
+
+/** What a measured process of `system` needs in its environment. */
+export function childEnv(system) {
+  // The napi-rs loader (index.js) takes its addon from this path when set.
+  return system === 'monque (baseline)' ? { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.MONQUE_BASELINE_NATIVE } : {}
+}
+
+/** Where @monque/core's build is, as a URL import() takes. */
+function monqueCorePath() {
+  const path = process.env.MONQUE_CORE_PATH
+  if (!path) throw new Error(monqueCoreMissing)
+  return pathToFileURL(resolvePath(path)).href
+}
+
+/** Why @monque/core is skipped when it is. */
+export const monqueCoreMissing =
+  'MONQUE_CORE_PATH is not set: build @monque/core with bench/build-monque-core.sh and point MONQUE_CORE_PATH at its dist/index.mjs'
 
 /**
  * The practical limit: the plain driver doing the round trips one job needs and
@@ -132,8 +189,10 @@ async function raw({ uri, database, concurrency }) {
 
 export const systems = {
   monque,
+  'monque (baseline)': monque,
   'monque (claimBatch 1)': (o) => monque({ ...o, claimBatch: 1 }),
   agenda,
+  '@monque/core': monqueCore,
   raw,
 }
 
