@@ -133,6 +133,9 @@ impl Executor {
                         Err(HandlerError::new(format!("timed out after {limit} ms")))
                     }
                 };
+                // The handler is done: its slots go to the next run while the outcome
+                // is written (slots.rs), and the run stays registered until written.
+                let writing = slots.trade_for_write();
                 match signal.reason() {
                     // Cancelled while it ran: the job is `cancelled` already and the
                     // status fence would refuse any write of this run.
@@ -151,7 +154,7 @@ impl Executor {
                     }
                 }
                 exec.running.remove(&execution);
-                drop(slots);
+                drop(writing);
             }
             .instrument(span),
         );
