@@ -34,6 +34,8 @@ export declare class NativeQueue {
   getJobs(queryJson: string): Promise<string>
   /** `{ jobs, nextCursor, prevCursor, hasNext, hasPrev }` as JSON. */
   getJobsWithCursor(queryJson: string): Promise<string>
+  /** Every job name with its counts per status and whether it is paused, as JSON. */
+  getJobNames(): Promise<string>
   /** Counts per status, total and `avgProcessingMs`, as JSON. */
   getQueueStats(name?: string | undefined | null): Promise<string>
   /** The live instances, as JSON: `[{ id, names, startedAt, heartbeatAt, notifyMode }]`. */

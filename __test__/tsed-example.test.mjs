@@ -41,6 +41,13 @@ test('the example app runs: POST /signups enqueues, the job runs, SIGTERM stops 
   await eventually(async () => (await jobs.findOne({ _id: oid(jobId) }))?.status === 'completed', { what: `the welcome job:\n${output}` })
   assert.match(output, /mail to ada@example\.com: Welcome!/)
   assert.equal((await jobs.find({ 'repeat.cron': '0 6 * * 1-5', name: 'reports.daily' }).toArray()).length, 1)
+  // The dashboard and its API, mounted by the Server class, read-only.
+  const names = await (await fetch(`http://127.0.0.1:${port}/monque/api/names`)).json()
+  assert.equal(names.find((n) => n.name === 'send-welcome').counts.completed, 1)
+  const dashboard = await fetch(`http://127.0.0.1:${port}/monque/`)
+  assert.match(await dashboard.text(), /<script type="module" src="assets\/app\.js">/)
+  const refused = await fetch(`http://127.0.0.1:${port}/monque/api/jobs/${jobId}`, { method: 'DELETE' })
+  assert.equal(refused.status, 403)
   child.kill('SIGTERM')
   const [, signal] = await exited
   assert.equal(signal, 'SIGTERM')

@@ -70,8 +70,8 @@ pub use mongodb::options::{Acknowledgment, ReadConcern, WriteConcern};
 pub use new_job::{BatchResult, EnqueueOptions, NewJob, MAX_DEPENDENCIES};
 pub use options::{JobRetention, MonqueOptions, RateLimit, WorkerOptions, MAX_PAYLOAD_CEILING};
 pub use query::{
-    CursorQuery, Direction, Instance, JobPage, JobQuery, JobSelector, QueueStats, SortField,
-    SortOrder,
+    CursorQuery, Direction, Instance, JobPage, JobQuery, JobSelector, NameSummary, QueueStats,
+    SortField, SortOrder,
 };
 pub use runtime::notify::NotifyMode;
 pub use runtime::progress::MAX_PROGRESS_SIZE;

@@ -159,6 +159,18 @@ pub struct QueueStats {
     pub orphaned: u64,
 }
 
+/// One job name as an operator's overview shows it: its jobs per status, and whether
+/// it is paused (by name or with the whole queue).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NameSummary {
+    /// The job name.
+    pub name: String,
+    /// Jobs per status (`avg_processing_ms` and `orphaned` are not computed here).
+    pub counts: QueueStats,
+    /// Claims of this name are paused.
+    pub paused: bool,
+}
+
 /// A started instance, as it last reported itself (every heartbeat).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {

@@ -5,6 +5,7 @@ export type {
   EnqueueOptions,
   GetJobsOptions,
   InstanceInfo,
+  JobNameSummary,
   Handler,
   JobId,
   JobPage,

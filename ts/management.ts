@@ -3,7 +3,7 @@
 import { callNative, MonqueError } from './errors'
 import { type Job, toJob } from './job'
 import type { QueueHandle } from './native'
-import type { CursorOptions, GetJobsOptions, InstanceInfo, JobId, JobPage, JobSelector, QueueStats } from './types'
+import type { CursorOptions, GetJobsOptions, InstanceInfo, JobId, JobNameSummary, JobPage, JobSelector, QueueStats } from './types'
 import { checkOptions, epochMs, idString, onlyKeys } from './validate'
 
 /** What `changeJob` does to one job. */
@@ -38,6 +38,11 @@ export async function getInstances(queue: QueueHandle): Promise<InstanceInfo[]> 
   const native = await queue()
   const list = JSON.parse(await callNative(() => native.getInstances())) as Record<string, unknown>[]
   return list.map((i) => ({ ...i, startedAt: new Date(i.startedAt as number), heartbeatAt: new Date(i.heartbeatAt as number) }) as InstanceInfo)
+}
+
+export async function getJobNames(queue: QueueHandle): Promise<JobNameSummary[]> {
+  const native = await queue()
+  return JSON.parse(await callNative(() => native.getJobNames()))
 }
 
 export async function getQueueStats(queue: QueueHandle, options: { name?: string }): Promise<QueueStats> {

@@ -15,6 +15,7 @@ import type {
   GetJobsOptions,
   Handler,
   InstanceInfo,
+  JobNameSummary,
   JobId,
   JobPage,
   JobSelector,
@@ -129,12 +130,20 @@ export class Monque extends EventEmitter<MonqueEvents> {
     return management.getJobsWithCursor<T>(this.connectOnce, options)
   }
 
-  /** Jobs per status, total and mean processing time; of every name or of `options.name`. */
   /** The started instances that heartbeated within a lease, with the job names each handles. */
   getInstances(): Promise<InstanceInfo[]> {
     return management.getInstances(this.connectOnce)
   }
 
+  /**
+   * Every job name in the queue with its jobs per status and whether it is paused: the
+   * overview a dashboard shows (one aggregation over the whole collection).
+   */
+  getJobNames(): Promise<JobNameSummary[]> {
+    return management.getJobNames(this.connectOnce)
+  }
+
+  /** Jobs per status, total and mean processing time; of every name or of `options.name`. */
   getQueueStats(options: { name?: string } = {}): Promise<QueueStats> {
     return management.getQueueStats(this.connectOnce, options)
   }

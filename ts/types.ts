@@ -148,6 +148,14 @@ export interface QueueStats {
   orphaned: number
 }
 
+/** One job name in the operator's overview: its jobs per status, and whether it is paused. */
+export interface JobNameSummary {
+  name: string
+  counts: { waiting: number; pending: number; processing: number; completed: number; failed: number; cancelled: number; total: number }
+  /** Claims of this name are paused (by name, or the whole queue). */
+  paused: boolean
+}
+
 /** A started instance, as it last reported itself (every heartbeat). */
 export interface InstanceInfo {
   /** Its `claimedBy` value (`instanceId`). */

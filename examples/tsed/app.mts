@@ -4,9 +4,11 @@ import '@tsed/mongoose' // registers MongooseModule: the `mongoose` block below
 import '@tsed/platform-express'
 import { Configuration, Controller, Injectable, inject } from '@tsed/di'
 import { PlatformExpress } from '@tsed/platform-express'
+import { PlatformApplication } from '@tsed/platform-http'
 import { BodyParams } from '@tsed/platform-params'
 import { Post } from '@tsed/schema'
 import type { RunningJob } from 'monque'
+import { createMonqueHandler } from 'monque/http'
 import { Cron, currentJob, Every, Job, JobController, MonqueModule, MonqueService } from 'monque/tsed'
 
 const url = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/app'
@@ -63,7 +65,16 @@ export class SignupController {
     shutdownTimeout: 10_000,
   },
 })
-export class Server {}
+export class Server {
+  private readonly app = inject(PlatformApplication)
+  private readonly monque = inject(MonqueService)
+
+  // The operators' dashboard and HTTP API at /monque/ (read-only: pass `authorize` to allow actions).
+  async $afterRoutesInit(): Promise<void> {
+    const queue = await this.monque.ready()
+    if (queue) this.app.use('/monque', createMonqueHandler(queue))
+  }
+}
 
 // SIGTERM / SIGINT: MonqueModule shuts the app down gracefully (`monque.stopOnSignals`).
 const platform = await PlatformExpress.bootstrap(Server)

@@ -13,7 +13,7 @@ use mongodb::bson::{oid::ObjectId, DateTime};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus};
 use crate::job::Job;
-use crate::query::{CursorQuery, JobPage, JobQuery, JobSelector, QueueStats};
+use crate::query::{CursorQuery, JobPage, JobQuery, JobSelector, NameSummary, QueueStats};
 use crate::runtime::dependents::Dependents;
 use crate::runtime::doorbell::Doorbells;
 use crate::runtime::pauses::Pauses;
@@ -44,6 +44,32 @@ impl Management {
 
     pub(crate) async fn get_jobs_page(&self, query: CursorQuery) -> Result<JobPage> {
         self.store.get_jobs_page(query).await
+    }
+
+    /// Every job name in the queue with its jobs per status and whether it is paused:
+    /// one aggregation over the collection and one read of the pauses.
+    pub(crate) async fn job_names(&self) -> Result<Vec<NameSummary>> {
+        let paused = self.store.read_pauses().await?;
+        let mut names: BTreeMap<String, NameSummary> = BTreeMap::new();
+        for (name, status, count) in self.store.queue_depth().await? {
+            let summary = names.entry(name.clone()).or_insert_with(|| NameSummary {
+                paused: paused.covers(&name),
+                name,
+                ..Default::default()
+            });
+            let c = &mut summary.counts;
+            match status.as_str() {
+                "waiting" => c.waiting += count,
+                "pending" => c.pending += count,
+                "processing" => c.processing += count,
+                "completed" => c.completed += count,
+                "failed" => c.failed += count,
+                "cancelled" => c.cancelled += count,
+                _ => {}
+            }
+            c.total += count;
+        }
+        Ok(names.into_values().collect())
     }
 
     /// Counts per status, and the due jobs no live instance handles.

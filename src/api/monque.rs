@@ -393,6 +393,12 @@ impl Monque {
         self.inner.management.queue_stats(name).await
     }
 
+    /// Every job name in the queue, with its jobs per status and whether it is paused
+    /// (an operator's overview; one aggregation over the whole collection).
+    pub async fn job_names(&self) -> Result<Vec<crate::NameSummary>> {
+        self.inner.management.job_names().await
+    }
+
     /// Cancels a `pending` or `processing` job (`INVALID_TRANSITION` otherwise) and frees
     /// its uniqueKey. A running job becomes `cancelled` at once and the signal of its run
     /// aborts with [`AbortReason::Cancelled`](crate::AbortReason::Cancelled): here at

@@ -218,6 +218,26 @@ impl NativeQueue {
         .to_string())
     }
 
+    /// Every job name with its counts per status and whether it is paused, as JSON.
+    #[napi]
+    pub async fn get_job_names(&self) -> napi::Result<String> {
+        let names = self.queue.job_names().await.map_err(to_napi)?;
+        Ok(serde_json::Value::Array(
+            names
+                .iter()
+                .map(|n| {
+                    let c = &n.counts;
+                    serde_json::json!({
+                        "name": n.name, "paused": n.paused,
+                        "counts": { "waiting": c.waiting, "pending": c.pending, "processing": c.processing,
+                            "completed": c.completed, "failed": c.failed, "cancelled": c.cancelled, "total": c.total },
+                    })
+                })
+                .collect(),
+        )
+        .to_string())
+    }
+
     /// Counts per status, total and `avgProcessingMs`, as JSON.
     #[napi]
     pub async fn get_queue_stats(&self, name: Option<String>) -> napi::Result<String> {

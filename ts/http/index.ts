@@ -1,0 +1,3 @@
+// `monque/http`: the operators' HTTP API and dashboard (handler.ts).
+export { createMonqueHandler } from './handler'
+export type { HttpAction, MonqueHttpHandler, MonqueHttpOptions } from './handler'
