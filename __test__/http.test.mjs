@@ -6,9 +6,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import express from 'express'
+import Fastify from 'fastify'
 
 import { Monque } from '../dist/index.mjs'
-import { createMonqueHandler } from '../dist/http/index.mjs'
+import { createMonqueHandler, toFastify } from '../dist/http/index.mjs'
 import { eventually, fast, testDb, uri } from './helpers.mjs'
 
 const later = () => ({ runAt: Date.now() + 3_600_000 })
@@ -316,4 +317,29 @@ test('Express: mounted with app.use under a path, after express.json(); the dash
   const retried = await fetch(`${base}/admin/queue/api/jobs/${failed}/retry`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
   assert.equal(retried.status, 200)
   assert.equal(await (await fetch(`${base}/other`)).text(), 'the app')
+})
+
+test('Fastify: two routes with toFastify(); its parsed JSON body reaches the action', async (t) => {
+  const { monque, pending } = await queueWithJobs(t)
+  const app = Fastify()
+  const handler = createMonqueHandler(monque, { prefix: '/monque', authorize: () => true })
+  app.all('/monque', toFastify(handler))
+  app.all('/monque/*', toFastify(handler))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.after(() => {
+    handler.close()
+    return app.close()
+  })
+  const base = `http://127.0.0.1:${app.server.address().port}`
+  const redirect = await fetch(`${base}/monque`, { redirect: 'manual' })
+  assert.deepEqual([redirect.status, redirect.headers.get('location')], [308, '/monque/'])
+  assert.match(await (await fetch(`${base}/monque/`)).text(), /assets\/app\.js/)
+  const names = await (await fetch(`${base}/monque/api/names`)).json()
+  assert.equal(names.find((n) => n.name === 'report').counts.pending, 5)
+  const res = await fetch(`${base}/monque/api/jobs/${pending[0]}/priority`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ priority: 4 }) })
+  assert.equal(res.status, 200)
+  assert.equal((await monque.getJob(pending[0])).priority, 4)
+  const form = await fetch(`${base}/monque/api/jobs/${pending[0]}/cancel`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' })
+  assert.equal(form.status, 415)
+  assert.equal((await monque.getJob(pending[0])).status, 'pending')
 })

@@ -231,3 +231,26 @@ export function createMonqueHandler(monque: Monque, options: MonqueHttpOptions =
   handler.close = () => live.closeAll()
   return handler
 }
+
+/** The parts of a Fastify request and reply the adapter uses (no Fastify types needed). */
+interface FastifyRequestLike {
+  raw: IncomingMessage
+  body?: unknown
+}
+interface FastifyReplyLike {
+  raw: ServerResponse
+  hijack(): void
+}
+
+/**
+ * The handler as a Fastify route handler: `fastify.all('/monque', h)` and
+ * `fastify.all('/monque/*', h)` with `createMonqueHandler(monque, { prefix: '/monque' })`.
+ * Fastify has parsed a JSON body already: it is handed over with the raw request.
+ */
+export function toFastify(handler: MonqueHttpHandler): (req: FastifyRequestLike, reply: FastifyReplyLike) => void {
+  return (req, reply) => {
+    reply.hijack()
+    if (req.body !== undefined) (req.raw as { body?: unknown }).body = req.body
+    handler(req.raw, reply.raw)
+  }
+}

@@ -1,3 +1,3 @@
 // `monque/http`: the operators' HTTP API and dashboard (handler.ts).
-export { createMonqueHandler } from './handler'
+export { createMonqueHandler, toFastify } from './handler'
 export type { HttpAction, MonqueHttpHandler, MonqueHttpOptions } from './handler'
