@@ -22,6 +22,25 @@ function chromiumPath() {
   throw new Error('no chromium found: apt-get install -y chromium (or set MONQUE_CHROMIUM)')
 }
 
+/** Serves the dashboard of `monque` at /monque/ on a node:http server; returns its URL. */
+async function serveDashboard(t, monque, options) {
+  const handler = createMonqueHandler(monque, { prefix: '/monque', ...options })
+  const server = http.createServer(handler)
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  t.after(() => {
+    handler.close()
+    server.closeAllConnections()
+    return new Promise((r) => server.close(r))
+  })
+  return `http://127.0.0.1:${server.address().port}/monque/`
+}
+
+async function openBrowser(t) {
+  const browser = await puppeteer.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
+  t.after(() => browser.close())
+  return browser.newPage()
+}
+
 test('the dashboard: counts, a failed job and its stack, retry until it completes live, pause and resume', async (t) => {
   const { name: database } = await testDb(t)
   const monque = new Monque(uri, { ...fast, database, logger: false, maxRetries: 0 })
@@ -40,19 +59,8 @@ test('the dashboard: counts, a failed job and its stack, retry until it complete
   await eventually(async () => (await monque.getJob(failing.id)).status === 'failed', { what: 'the failing job' })
   await eventually(async () => (await monque.getQueueStats({ name: 'send-mail' })).completed === 3, { what: '3 completed' })
 
-  const handler = createMonqueHandler(monque, { prefix: '/monque', authorize: () => true, liveIntervalMs: 200 })
-  const server = http.createServer(handler)
-  await new Promise((r) => server.listen(0, '127.0.0.1', r))
-  t.after(() => {
-    handler.close()
-    server.closeAllConnections()
-    return new Promise((r) => server.close(r))
-  })
-  const base = `http://127.0.0.1:${server.address().port}/monque/`
-
-  const browser = await puppeteer.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
-  t.after(() => browser.close())
-  const page = await browser.newPage()
+  const base = await serveDashboard(t, monque, { authorize: () => true, liveIntervalMs: 200 })
+  const page = await openBrowser(t)
   const problems = []
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`))
   page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`))
@@ -111,18 +119,9 @@ test('read-only: the dashboard shows no actions and the API refuses them', async
   const monque = new Monque(uri, { ...fast, database, logger: false })
   await monque.initialize()
   await monque.enqueue('send-mail', { to: 'ada' }, { runAt: Date.now() + 3_600_000 })
-  const handler = createMonqueHandler(monque, { prefix: '/monque' })
-  const server = http.createServer(handler)
-  await new Promise((r) => server.listen(0, '127.0.0.1', r))
-  t.after(() => {
-    handler.close()
-    server.closeAllConnections()
-    return new Promise((r) => server.close(r))
-  })
-  const browser = await puppeteer.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
-  t.after(() => browser.close())
-  const page = await browser.newPage()
-  await page.goto(`http://127.0.0.1:${server.address().port}/monque/`, { waitUntil: 'load' })
+  const base = await serveDashboard(t, monque, {})
+  const page = await openBrowser(t)
+  await page.goto(base, { waitUntil: 'load' })
   await page.waitForSelector('#names [data-name="send-mail"]')
   const visibleActions = await page.$$eval('button[data-action]', (buttons) => buttons.filter((b) => b.offsetParent !== null && !b.disabled).length)
   assert.equal(visibleActions, 0)

@@ -10,12 +10,12 @@
 //                                       [--processes 1,2,4] [--window 2000]
 //
 // Writes bench/growth.json; its table goes into RESULTS.md by hand (with what it means).
-import { fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { MongoClient, ObjectId } from 'mongodb'
 import { Monque } from '../dist/index.mjs'
 import { serverCpuSeconds } from './server-cpu.mjs'
+import { spawn, wallMs } from './spawn.mjs'
 
 const uri = process.env.MONGODB_URI
 if (!uri) throw new Error('MONGODB_URI is not set')
@@ -32,39 +32,9 @@ const LATENCY_JOBS = 50
 const LATENCY_EVERY_MS = 200
 const STALL_MS = 120_000
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const wallMs = () => performance.timeOrigin + performance.now()
 const median = (xs) => {
   const s = xs.filter((x) => x != null).sort((a, b) => a - b)
   return s.length ? s[Math.floor(s.length / 2)] : null
-}
-
-function spawn(task, opts) {
-  const child = fork(new URL('./child.mjs', import.meta.url), [task, JSON.stringify(opts)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  const progress = { handled: 0, at: Date.now() }
-  const waiting = new Map()
-  child.on('message', (msg) => {
-    if (msg.type === 'progress') {
-      if (msg.handled !== progress.handled) progress.at = Date.now()
-      progress.handled = msg.handled
-    }
-    waiting.get(msg.type)?.(msg)
-  })
-  const exited = new Promise((resolve) => child.on('exit', resolve))
-  return {
-    progress,
-    send: (msg) => child.send(msg),
-    until: (type) =>
-      Promise.race([
-        new Promise((resolve) => waiting.set(type, resolve)),
-        exited.then((code) => {
-          throw new Error(`${task} child exited (${code}) before '${type}'`)
-        }),
-      ]),
-    kill: () => child.kill('SIGKILL'),
-    exited,
-  }
 }
 
 /** `count` jobs of `name` in one fresh database, through the public batch API. */

@@ -10,11 +10,11 @@
 // written into the results, when its variable is unset.
 //
 // Writes bench/results.json; bench/report.mjs turns it into RESULTS.md and the chart.
-import { fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { MongoClient, ObjectId } from 'mongodb'
-import { childEnv, dropDatabase, enqueueEach, systems, unavailable } from './systems.mjs'
+import { spawn, wallMs } from './spawn.mjs'
+import { dropDatabase, enqueueEach, systems, unavailable } from './systems.mjs'
 import { serverCpuSeconds } from './server-cpu.mjs'
 import { startWireCounter } from './wire-counter.mjs'
 
@@ -43,7 +43,6 @@ const SLOW_LATENCY_EVERY_MS = 500
 const POLL_MS = 1000
 const STALL_MS = 60_000
 
-const wallMs = () => performance.timeOrigin + performance.now()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const median = (xs) => {
   const s = xs.filter((x) => x != null).sort((a, b) => a - b)
@@ -54,38 +53,6 @@ const percentile = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
 }
 const freshDatabase = () => `bench_${new ObjectId().toHexString()}`
-
-/** Forks a measured child; `until(type)` resolves with its next message of that type. */
-function spawn(task, opts) {
-  const child = fork(new URL('./child.mjs', import.meta.url), [task, JSON.stringify(opts)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, ...childEnv(opts.system) },
-  })
-  const progress = { handled: 0, at: Date.now() }
-  const waiting = new Map()
-  child.on('message', (msg) => {
-    if (msg.type === 'progress') {
-      if (msg.handled !== progress.handled) progress.at = Date.now()
-      progress.handled = msg.handled
-    }
-    if (msg.type === 'error') console.error(`  ${opts.system}: ${msg.error}`)
-    waiting.get(msg.type)?.(msg)
-  })
-  const exited = new Promise((resolve) => child.on('exit', resolve))
-  return {
-    progress,
-    send: (msg) => child.send(msg),
-    until: (type) =>
-      Promise.race([
-        new Promise((resolve) => waiting.set(type, resolve)),
-        exited.then((code) => {
-          throw new Error(`${opts.system} ${task} child exited (${code}) before '${type}'`)
-        }),
-      ]),
-    kill: () => child.kill('SIGKILL'),
-    exited,
-  }
-}
 
 /** Waits until the children together handled `total` jobs; throws when they stall. */
 async function waitHandled(children, total) {

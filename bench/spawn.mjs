@@ -1,0 +1,39 @@
+// Forks the measured processes of the benchmarks (bench/child.mjs) and follows them.
+import { fork } from 'node:child_process'
+import { childEnv } from './systems.mjs'
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+export const wallMs = () => performance.timeOrigin + performance.now()
+
+/** Forks a measured child; `until(type)` resolves with its next message of that type. */
+export function spawn(task, opts) {
+  const child = fork(new URL('./child.mjs', import.meta.url), [task, JSON.stringify(opts)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...childEnv(opts.system) },
+  })
+  const progress = { handled: 0, at: Date.now() }
+  const waiting = new Map()
+  child.on('message', (msg) => {
+    if (msg.type === 'progress') {
+      if (msg.handled !== progress.handled) progress.at = Date.now()
+      progress.handled = msg.handled
+    }
+    if (msg.type === 'error') console.error(`  ${opts.system}: ${msg.error}`)
+    waiting.get(msg.type)?.(msg)
+  })
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  return {
+    progress,
+    send: (msg) => child.send(msg),
+    until: (type) =>
+      Promise.race([
+        new Promise((resolve) => waiting.set(type, resolve)),
+        exited.then((code) => {
+          throw new Error(`${opts.system} ${task} child exited (${code}) before '${type}'`)
+        }),
+      ]),
+    kill: () => child.kill('SIGKILL'),
+    exited,
+  }
+}
+
