@@ -110,6 +110,10 @@ test('read-only by default: every read answers, every write is refused and write
   assert.equal(openapi.body.openapi, '3.1.0')
   assert.ok(openapi.body.paths['/api/jobs/{id}/retry'].post)
   assert.ok(openapi.body.paths['/api/jobs'].get.parameters.some((p) => p.name === 'cursor'))
+  // Every answer schema it names exists, and the Job schema knows the fields a job has.
+  const refs = JSON.stringify(openapi.body.paths).match(/#\/components\/schemas\/\w+/g)
+  for (const ref of new Set(refs)) assert.ok(openapi.body.components.schemas[ref.split('/').pop()], ref)
+  for (const field of Object.keys(one.body)) assert.ok(field in openapi.body.components.schemas.Job.properties, `Job schema lacks ${field}`)
 
   // Every write: 403 READ_ONLY, nothing changed.
   const before = await jobs.find({}, { sort: { _id: 1 } }).toArray()

@@ -1,6 +1,78 @@
 // The OpenAPI 3.1 document of the operators' API, generated from the route table.
 import { routes } from './routes'
 
+const date = { type: 'string', format: 'date-time' }
+const counts = {
+  type: 'object',
+  properties: Object.fromEntries(['waiting', 'pending', 'processing', 'completed', 'failed', 'cancelled', 'total'].map((k) => [k, { type: 'integer' }])),
+}
+const job = {
+  type: 'object',
+  required: ['id', 'name', 'status', 'priority', 'nextRunAt', 'failCount', 'createdAt', 'updatedAt'],
+  properties: {
+    id: { type: 'string', pattern: '^[0-9a-f]{24}$' },
+    name: { type: 'string' },
+    data: { description: 'the job data (null in listings)' },
+    status: { type: 'string', enum: ['waiting', 'pending', 'processing', 'completed', 'failed', 'cancelled'] },
+    priority: { type: 'integer' },
+    nextRunAt: date,
+    failCount: { type: 'integer' },
+    stallCount: { type: 'integer' },
+    createdAt: date,
+    updatedAt: date,
+    lockedAt: date,
+    leaseExpiresAt: date,
+    claimedBy: { type: 'string' },
+    failReason: { type: 'string' },
+    failStack: { type: 'string' },
+    attempts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { startedAt: date, durationMs: { type: 'integer' }, outcome: { type: 'string', enum: ['completed', 'failed', 'stalled', 'snoozed'] }, error: { type: 'string' }, instance: { type: 'string' } },
+      },
+    },
+    uniqueKey: { type: 'string' },
+    repeat: { type: 'object', properties: { cron: { type: 'string' }, every: { type: ['integer', 'string'] }, timezone: { type: 'string' } } },
+    completedAt: date,
+    durationMs: { type: 'integer' },
+    timeoutMs: { type: 'integer' },
+    progress: {},
+    result: {},
+    dependsOn: { type: 'array', items: { type: 'string' } },
+  },
+}
+const schemas: Record<string, unknown> = {
+  Job: job,
+  Jobs: { type: 'array', items: { $ref: '#/components/schemas/Job' } },
+  JobPage: {
+    type: 'object',
+    properties: {
+      jobs: { type: 'array', items: { $ref: '#/components/schemas/Job' } },
+      nextCursor: { type: ['string', 'null'] },
+      prevCursor: { type: ['string', 'null'] },
+      hasNext: { type: 'boolean' },
+      hasPrev: { type: 'boolean' },
+    },
+  },
+  NameSummaries: {
+    type: 'array',
+    items: { type: 'object', properties: { name: { type: 'string' }, paused: { type: 'boolean' }, counts } },
+  },
+  QueueStats: {
+    type: 'object',
+    properties: { ...counts.properties, avgProcessingMs: { type: ['number', 'null'] }, orphaned: { type: 'integer' } },
+  },
+  Instances: {
+    type: 'array',
+    items: { type: 'object', properties: { id: { type: 'string' }, names: { type: 'array', items: { type: 'string' } }, startedAt: date, heartbeatAt: date, notifyMode: { type: 'string' } } },
+  },
+  Health: { type: 'object', properties: { healthy: { type: 'boolean' }, instances: { type: 'integer' } } },
+  Count: { type: 'object', properties: { count: { type: 'integer' } } },
+  Deleted: { type: 'object', properties: { deleted: { type: 'boolean' } } },
+  Paused: { type: 'object', properties: { paused: { type: 'boolean' } } },
+}
+
 const errorSchema = {
   type: 'object',
   required: ['code', 'message'],
@@ -20,7 +92,13 @@ export function openApiDocument(version: string, readOnly: boolean): unknown {
       summary: route.summary,
       ...(parameters.length ? { parameters } : {}),
       responses: {
-        200: { description: 'OK', content: route.path === '/api/metrics' ? { 'text/plain': { schema: { type: 'string' } } } : { 'application/json': { schema: {} } } },
+        200: {
+          description: 'OK',
+          content:
+            route.path === '/api/metrics'
+              ? { 'text/plain': { schema: { type: 'string' } } }
+              : { 'application/json': { schema: route.returns ? { $ref: `#/components/schemas/${route.returns}` } : {} } },
+        },
         default: { description: 'An error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
       },
     }
@@ -48,6 +126,6 @@ export function openApiDocument(version: string, readOnly: boolean): unknown {
       description: `Reads are open to whoever may reach this handler (guard them with \`authorize\`). Writes ${readOnly ? 'are disabled on this instance (read-only)' : 'are allowed as `authorize` decides'}.`,
     },
     paths,
-    components: { schemas: { Error: errorSchema } },
+    components: { schemas: { ...schemas, Error: errorSchema } },
   }
 }

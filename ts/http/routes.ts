@@ -36,6 +36,8 @@ export interface Route {
   body?: Record<string, { type: string; description: string }>
   /** For the OpenAPI document: the query parameters a read takes. */
   query?: Record<string, string>
+  /** For the OpenAPI document: the schema of the answer (a name under components). */
+  returns?: string
   /** The answer: JSON, or `{ text }` for text/plain. */
   run(monque: Monque, call: Call): Promise<unknown>
 }
@@ -46,6 +48,7 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/health',
+    returns: 'Health',
     action: 'read',
     summary: 'Whether the server answers, and how many instances are alive (503 when unhealthy)',
     run: async (m) => {
@@ -58,6 +61,7 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/names',
+    returns: 'NameSummaries',
     action: 'read',
     summary: 'Every job name with its jobs per status and whether it is paused',
     run: (m) => m.getJobNames(),
@@ -65,6 +69,7 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/stats',
+    returns: 'QueueStats',
     action: 'read',
     summary: 'Jobs per status, mean processing time and orphaned jobs, of all names or one',
     query: { name: 'a job name' },
@@ -76,6 +81,7 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/jobs',
+    returns: 'JobPage',
     action: 'read',
     summary: 'A page of jobs (data left out), filtered, sorted, with cursors for the pages around it',
     query: {
@@ -96,6 +102,7 @@ export const routes: Route[] = [
     (verb): Route => ({
       method: 'POST',
       path: `/api/jobs/bulk/${verb}`,
+      returns: 'Count',
       action: `bulk-${verb}`,
       summary: `${verb[0]!.toUpperCase()}${verb.slice(1)}s every job the selector matches (a name or a status is required)`,
       body: {
@@ -114,6 +121,7 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/jobs/:id',
+    returns: 'Job',
     action: 'read',
     summary: 'One job with its data, result, progress, error, stack and attempts',
     run: async (m, { params }) => {
@@ -124,6 +132,7 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/schedules',
+    returns: 'Jobs',
     action: 'read',
     summary: 'Recurring jobs with their schedule and next run',
     query: { name: 'a job name' },
@@ -135,6 +144,7 @@ export const routes: Route[] = [
   {
     method: 'GET',
     path: '/api/instances',
+    returns: 'Instances',
     action: 'read',
     summary: 'Live instances: the job names each handles, when it started, its last heartbeat',
     run: (m) => m.getInstances(),
@@ -149,6 +159,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/jobs/:id/retry',
+    returns: 'Job',
     action: 'retry',
     summary: 'Puts a failed or cancelled job back to pending, due now',
     run: (m, { params }) => m.retryJob(jobId(params.id!)),
@@ -156,6 +167,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/jobs/:id/cancel',
+    returns: 'Job',
     action: 'cancel',
     summary: 'Cancels a pending, waiting or running job (a running one is aborted)',
     run: (m, { params }) => m.cancelJob(jobId(params.id!)),
@@ -163,6 +175,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/jobs/:id/run-now',
+    returns: 'Job',
     action: 'run-now',
     summary: 'Makes a pending job due now',
     run: (m, { params }) => m.rescheduleJob(jobId(params.id!), Date.now()),
@@ -170,6 +183,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/jobs/:id/reschedule',
+    returns: 'Job',
     action: 'reschedule',
     summary: 'Moves a pending job to another time',
     body: { runAt: { type: 'string', description: 'ISO date or epoch ms' } },
@@ -178,6 +192,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/jobs/:id/priority',
+    returns: 'Job',
     action: 'priority',
     summary: "Changes a pending job's priority",
     body: { priority: { type: 'integer', description: 'higher runs first' } },
@@ -186,6 +201,7 @@ export const routes: Route[] = [
   {
     method: 'DELETE',
     path: '/api/jobs/:id',
+    returns: 'Deleted',
     action: 'delete',
     summary: 'Deletes a job (a running one is cancelled first)',
     run: async (m, { params }) => {
@@ -197,6 +213,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/names/:name/pause',
+    returns: 'Paused',
     action: 'pause',
     summary: 'Pauses claims of a job name on every instance (running jobs finish)',
     run: async (m, { params }) => {
@@ -207,6 +224,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/names/:name/resume',
+    returns: 'Paused',
     action: 'resume',
     summary: 'Resumes claims of a job name',
     run: async (m, { params }) => {
@@ -217,6 +235,7 @@ export const routes: Route[] = [
   {
     method: 'POST',
     path: '/api/redrive',
+    returns: 'Count',
     action: 'redrive',
     summary: 'Retries every failed job (of one name), spread over a few seconds',
     body: { name: { type: 'string', description: 'a job name; all names when left out' } },
