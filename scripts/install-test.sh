@@ -40,9 +40,10 @@ pack() { # dir → prints the tarball path; records name, size, unpacked size an
 MAIN_TGZ=$(pack "$REPO")
 PLATFORM_TGZ=$(pack "$WORK/platform")
 
-# Nothing but the build output, the loader and the docs may ship in the main tarball.
+# Nothing but the build output (with the dashboard's page and styles), the loader and
+# the docs may ship in the main tarball.
 tar -tzf "$MAIN_TGZ" | sed 's|^package/||' | sort > "$WORK/main-files.txt"
-if grep -vE '^(dist/.*\.(js|mjs|d\.ts|d\.mts)|index\.js|index\.d\.ts|package\.json|README\.md|LICENSE)$' "$WORK/main-files.txt"; then
+if grep -vE '^(dist/.*\.(js|mjs|d\.ts|d\.mts)|dist/http/assets/(index\.html|app\.css)|index\.js|index\.d\.ts|package\.json|README\.md|LICENSE)$' "$WORK/main-files.txt"; then
   echo "install-test: unexpected files in the main tarball (above)" >&2
   exit 1
 fi
