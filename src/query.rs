@@ -159,6 +159,22 @@ pub struct QueueStats {
     pub orphaned: u64,
 }
 
+impl QueueStats {
+    /// Counts `count` more jobs of the stored status `status`, in its field and the total.
+    pub(crate) fn add(&mut self, status: &str, count: u64) {
+        match status {
+            "waiting" => self.waiting += count,
+            "pending" => self.pending += count,
+            "processing" => self.processing += count,
+            "completed" => self.completed += count,
+            "failed" => self.failed += count,
+            "cancelled" => self.cancelled += count,
+            _ => {}
+        }
+        self.total += count;
+    }
+}
+
 /// One job name as an operator's overview shows it: its jobs per status, and whether
 /// it is paused (by name or with the whole queue).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -57,17 +57,7 @@ impl Management {
                 name,
                 ..Default::default()
             });
-            let c = &mut summary.counts;
-            match status.as_str() {
-                "waiting" => c.waiting += count,
-                "pending" => c.pending += count,
-                "processing" => c.processing += count,
-                "completed" => c.completed += count,
-                "failed" => c.failed += count,
-                "cancelled" => c.cancelled += count,
-                _ => {}
-            }
-            c.total += count;
+            summary.counts.add(&status, count);
         }
         Ok(names.into_values().collect())
     }

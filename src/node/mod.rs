@@ -225,14 +225,7 @@ impl NativeQueue {
         Ok(serde_json::Value::Array(
             names
                 .iter()
-                .map(|n| {
-                    let c = &n.counts;
-                    serde_json::json!({
-                        "name": n.name, "paused": n.paused,
-                        "counts": { "waiting": c.waiting, "pending": c.pending, "processing": c.processing,
-                            "completed": c.completed, "failed": c.failed, "cancelled": c.cancelled, "total": c.total },
-                    })
-                })
+                .map(|n| serde_json::json!({ "name": n.name, "paused": n.paused, "counts": counts_json(&n.counts) }))
                 .collect(),
         )
         .to_string())
@@ -246,12 +239,10 @@ impl NativeQueue {
             .queue_stats(name.as_deref())
             .await
             .map_err(to_napi)?;
-        Ok(serde_json::json!({
-            "waiting": s.waiting, "pending": s.pending, "processing": s.processing, "completed": s.completed,
-            "failed": s.failed, "cancelled": s.cancelled, "total": s.total,
-            "avgProcessingMs": s.avg_processing_ms, "orphaned": s.orphaned,
-        })
-        .to_string())
+        let mut stats = counts_json(&s);
+        stats["avgProcessingMs"] = serde_json::json!(s.avg_processing_ms);
+        stats["orphaned"] = serde_json::json!(s.orphaned);
+        Ok(stats.to_string())
     }
 
     /// The live instances, as JSON: `[{ id, names, startedAt, heartbeatAt, notifyMode }]`.
@@ -472,4 +463,12 @@ fn jobs_json(jobs: &[crate::Job]) -> String {
 fn parse_data(json: &str) -> napi::Result<serde_json::Value> {
     serde_json::from_str(json)
         .map_err(|e| bad_input("INVALID_DATA", format!("job data is not valid JSON: {e}")))
+}
+
+/// Jobs per status and their total, as the JS `counts` / `QueueStats` fields.
+fn counts_json(c: &crate::QueueStats) -> serde_json::Value {
+    serde_json::json!({
+        "waiting": c.waiting, "pending": c.pending, "processing": c.processing, "completed": c.completed,
+        "failed": c.failed, "cancelled": c.cancelled, "total": c.total,
+    })
 }

@@ -311,23 +311,15 @@ impl Store {
         let mut stats = QueueStats::default();
         for group in groups {
             let count = group.get("count").and_then(count_of).unwrap_or(0);
-            stats.total += count;
-            match group.get_str("_id").unwrap_or_default() {
-                "waiting" => stats.waiting = count,
-                "pending" => stats.pending = count,
-                "processing" => stats.processing = count,
-                "completed" => {
-                    stats.completed = count;
-                    stats.avg_processing_ms = match group.get("avg") {
-                        Some(Bson::Double(v)) => Some(*v),
-                        Some(Bson::Int32(v)) => Some(f64::from(*v)),
-                        Some(Bson::Int64(v)) => Some(*v as f64),
-                        _ => None,
-                    };
-                }
-                "failed" => stats.failed = count,
-                "cancelled" => stats.cancelled = count,
-                _ => {}
+            let status = group.get_str("_id").unwrap_or_default();
+            stats.add(status, count);
+            if status == JobStatus::Completed.as_str() {
+                stats.avg_processing_ms = match group.get("avg") {
+                    Some(Bson::Double(v)) => Some(*v),
+                    Some(Bson::Int32(v)) => Some(f64::from(*v)),
+                    Some(Bson::Int64(v)) => Some(*v as f64),
+                    _ => None,
+                };
             }
         }
         Ok(stats)
