@@ -129,14 +129,17 @@ function crossSiteProblem(req: IncomingMessage): string | null {
   }
   if (req.headers['sec-fetch-site'] === 'cross-site') return 'CROSS_ORIGIN'
   const origin = req.headers.origin
-  if (origin && origin !== 'null') {
-    try {
-      if (new URL(origin).host !== req.headers.host) return 'CROSS_ORIGIN'
-    } catch {
-      return 'CROSS_ORIGIN'
-    }
-  } else if (origin === 'null') return 'CROSS_ORIGIN'
+  // An opaque origin (`null`) or an unparsable one is as foreign as another host.
+  if (origin && originHost(origin) !== req.headers.host) return 'CROSS_ORIGIN'
   return null
+}
+
+function originHost(origin: string): string | null {
+  try {
+    return new URL(origin).host
+  } catch {
+    return null
+  }
 }
 
 /**
@@ -223,7 +226,7 @@ export function createMonqueHandler(monque: Monque, options: MonqueHttpOptions =
   const handler = ((req, res, next) => {
     handle(req, res, next).catch((err: unknown) => {
       if (res.headersSent) return void res.end()
-      if (err instanceof HttpError) return fail(res, err.status, err.code, err.message, (err as { body?: Record<string, unknown> }).body ?? {})
+      if (err instanceof HttpError) return fail(res, err.status, err.code, err.message, err.extra)
       if (err instanceof MonqueError) return fail(res, statusOf(err.code), err.code, err.message)
       fail(res, 500, 'INTERNAL_ERROR', err instanceof Error ? err.message : String(err))
     })

@@ -1,10 +1,11 @@
 // The OpenAPI 3.1 document of the operators' API, generated from the route table.
+import { STATUSES } from './params'
 import { routes } from './routes'
 
 const date = { type: 'string', format: 'date-time' }
 const counts = {
   type: 'object',
-  properties: Object.fromEntries(['waiting', 'pending', 'processing', 'completed', 'failed', 'cancelled', 'total'].map((k) => [k, { type: 'integer' }])),
+  properties: Object.fromEntries([...STATUSES, 'total'].map((k) => [k, { type: 'integer' }])),
 }
 const job = {
   type: 'object',
@@ -13,7 +14,7 @@ const job = {
     id: { type: 'string', pattern: '^[0-9a-f]{24}$' },
     name: { type: 'string' },
     data: { description: 'the job data (null in listings)' },
-    status: { type: 'string', enum: ['waiting', 'pending', 'processing', 'completed', 'failed', 'cancelled'] },
+    status: { type: 'string', enum: STATUSES },
     priority: { type: 'integer' },
     nextRunAt: date,
     failCount: { type: 'integer' },

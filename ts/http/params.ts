@@ -9,6 +9,8 @@ export class HttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** More fields for the JSON answer, beside `code` and `message`. */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message)
   }

@@ -54,7 +54,7 @@ export const routes: Route[] = [
     run: async (m) => {
       const healthy = await m.isHealthy()
       const instances = healthy ? (await m.getInstances()).length : 0
-      if (!healthy) throw Object.assign(new HttpError(503, 'CONNECTION_ERROR', 'the server does not answer'), { body: { healthy, instances } })
+      if (!healthy) throw new HttpError(503, 'CONNECTION_ERROR', 'the server does not answer', { healthy, instances })
       return { healthy, instances }
     },
   },
