@@ -15,7 +15,8 @@ import os from 'node:os'
 import { MongoClient, ObjectId } from 'mongodb'
 import { Monque } from '../dist/index.mjs'
 import { serverCpuSeconds } from './server-cpu.mjs'
-import { spawn, wallMs } from './spawn.mjs'
+import { spawn, waitHandled, wallMs } from './spawn.mjs'
+import { median, percentile } from './stats.mjs'
 
 const uri = process.env.MONGODB_URI
 if (!uri) throw new Error('MONGODB_URI is not set')
@@ -32,10 +33,6 @@ const LATENCY_JOBS = 50
 const LATENCY_EVERY_MS = 200
 const STALL_MS = 120_000
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const median = (xs) => {
-  const s = xs.filter((x) => x != null).sort((a, b) => a - b)
-  return s.length ? s[Math.floor(s.length / 2)] : null
-}
 
 /** `count` jobs of `name` in one fresh database, through the public batch API. */
 async function fill(database, name, count) {
@@ -67,12 +64,7 @@ async function throughput(backlog, processes) {
     const serverBefore = serverCpuSeconds()
     const goAt = wallMs()
     for (const c of children) c.send({ type: 'go' })
-    for (;;) {
-      const handled = children.reduce((n, c) => n + c.progress.handled, 0)
-      if (handled >= window) break
-      if (Date.now() - Math.max(...children.map((c) => c.progress.at)) > STALL_MS) throw new Error(`stalled at ${handled}/${window}`)
-      await sleep(20)
-    }
+    await waitHandled(children, window, STALL_MS)
     const serverAfter = serverCpuSeconds()
     const results = await Promise.all(
       children.map((c) => {
@@ -112,8 +104,7 @@ async function latency(backlog) {
     while (child.progress.handled < LATENCY_JOBS && Date.now() < deadline) await sleep(20)
     child.send({ type: 'stop' })
     const { latencies } = await child.until('result')
-    const s = [...latencies].sort((a, b) => a - b)
-    return { p50: s[Math.floor(s.length / 2)], p99: s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] }
+    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
   } finally {
     child?.kill()
     await producer?.stop()

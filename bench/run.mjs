@@ -13,7 +13,8 @@
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { MongoClient, ObjectId } from 'mongodb'
-import { spawn, wallMs } from './spawn.mjs'
+import { spawn, waitHandled, wallMs } from './spawn.mjs'
+import { median, percentile } from './stats.mjs'
 import { dropDatabase, enqueueEach, systems, unavailable } from './systems.mjs'
 import { serverCpuSeconds } from './server-cpu.mjs'
 import { startWireCounter } from './wire-counter.mjs'
@@ -44,26 +45,7 @@ const POLL_MS = 1000
 const STALL_MS = 60_000
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const median = (xs) => {
-  const s = xs.filter((x) => x != null).sort((a, b) => a - b)
-  return s.length ? s[Math.floor(s.length / 2)] : null
-}
-const percentile = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
-}
 const freshDatabase = () => `bench_${new ObjectId().toHexString()}`
-
-/** Waits until the children together handled `total` jobs; throws when they stall. */
-async function waitHandled(children, total) {
-  for (;;) {
-    const handled = children.reduce((n, c) => n + c.progress.handled, 0)
-    if (handled >= total) return
-    const lastMove = Math.max(...children.map((c) => c.progress.at))
-    if (Date.now() - lastMove > STALL_MS) throw new Error(`stalled at ${handled}/${total} jobs`)
-    await sleep(20)
-  }
-}
 
 async function enqueue(system, batch) {
   const database = freshDatabase()
@@ -106,7 +88,7 @@ async function processing(system, concurrency, processes, countWire = false) {
     const serverCpuAtGo = serverCpuSeconds()
     const goAt = wallMs()
     for (const c of children) c.send({ type: 'go' })
-    await waitHandled(children, PROCESS_JOBS)
+    await waitHandled(children, PROCESS_JOBS, STALL_MS)
     const sent = wire?.counts()
     const serverCpu = serverCpuAtGo == null ? null : serverCpuSeconds() - serverCpuAtGo
     const results = await Promise.all(
@@ -148,7 +130,7 @@ async function latency(system, self, count, everyMs) {
         producer.enqueue({ i, t: wallMs() }).catch((e) => console.error(`  ${system}: ${e}`))
       }
     }
-    await waitHandled([child], count)
+    await waitHandled([child], count, STALL_MS)
     child.send({ type: 'stop' })
     const { latencies } = await child.until('result')
     await child.exited

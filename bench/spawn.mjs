@@ -37,3 +37,13 @@ export function spawn(task, opts) {
   }
 }
 
+/** Waits until the children together handled `total` jobs; throws when none moved for `stallMs`. */
+export async function waitHandled(children, total, stallMs) {
+  for (;;) {
+    const handled = children.reduce((n, c) => n + c.progress.handled, 0)
+    if (handled >= total) return
+    const lastMove = Math.max(...children.map((c) => c.progress.at))
+    if (Date.now() - lastMove > stallMs) throw new Error(`stalled at ${handled}/${total} jobs`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
