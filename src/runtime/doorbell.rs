@@ -18,7 +18,8 @@ use crate::store::Clock;
 /// Due times remembered per worker; beyond that the latest are left to polling.
 const MAX_DUE_TIMES: usize = 256;
 
-/// Wake this long after a job's due time, so clock rounding never makes the claim early.
+/// Wake this long after a job's due time, so clock rounding rarely makes the claim early
+/// (an early claim is not lost: its due time stays until a claim covers it).
 const DUE_SLACK: Duration = Duration::from_millis(2);
 
 /// One worker's wake-up state.
@@ -27,8 +28,11 @@ pub(crate) struct Doorbell {
     /// A ring while the loop is busy is kept (one permit) for its next wait.
     wake: Notify,
     /// Times jobs this instance knows of fall due, soonest first, so the idle loop
-    /// wakes on time, not at a poll.
-    due: Mutex<BTreeSet<Instant>>,
+    /// wakes on time, not at a poll. Server time, like `nextRunAt` and the claim's
+    /// `now`: how far away each is gets measured when the loop goes to sleep, with the
+    /// clock offset of that moment, so a heartbeat that re-measures the offset cannot
+    /// make a wake-up early for good.
+    due: Mutex<BTreeSet<DateTime>>,
     /// True while the loop sleeps after finding nothing due: a hand-off may take it
     /// (Worker::take_hand_off_slot).
     idle: AtomicBool,
@@ -41,8 +45,8 @@ impl Doorbell {
         self.wake.notify_one();
     }
 
-    /// Makes the idle loop wake at `at` as well as at its polls.
-    pub(crate) fn ring_at(&self, at: Instant) {
+    /// Makes the idle loop wake at `at` (server time) as well as at its polls.
+    pub(crate) fn ring_at(&self, at: DateTime) {
         let mut due = self.due.lock().expect("due lock");
         due.insert(at);
         if due.len() > MAX_DUE_TIMES {
@@ -62,13 +66,16 @@ impl Doorbell {
     }
 
     /// Sleeps until a ring, a known due time or `poll` from now; false when `stop` or
-    /// `retired` was cancelled. `looked` is when the claim that found nothing started:
-    /// due times before it were covered by it and are dropped. `nothing_due` says that
-    /// claim found nothing, which makes this worker a target for hand-offs meanwhile.
+    /// `retired` was cancelled. `looked` is the server time the claim that found
+    /// nothing started at: due times up to it were covered by it and are dropped (a
+    /// later one stays, however close: the next wait sleeps the rest). `now` is the
+    /// server time now. `nothing_due` says that claim found nothing, which makes this
+    /// worker a target for hand-offs meanwhile.
     pub(crate) async fn wait(
         &self,
         poll: Duration,
-        looked: Instant,
+        looked: DateTime,
+        now: DateTime,
         nothing_due: bool,
         stop: &CancellationToken,
         retired: &CancellationToken,
@@ -76,12 +83,13 @@ impl Doorbell {
         let mut until = Instant::now() + poll;
         {
             let mut due = self.due.lock().expect("due lock");
-            while due.first().is_some_and(|&at| at + DUE_SLACK <= looked) {
+            while due.first().is_some_and(|&at| at <= looked) {
                 due.pop_first();
             }
             if let Some(&at) = due.first() {
+                let ahead = (at.timestamp_millis() - now.timestamp_millis()).max(0) as u64;
                 // A few ms late rather than early: the claim compares with `nextRunAt`.
-                until = until.min(at + DUE_SLACK);
+                until = until.min(Instant::now() + Duration::from_millis(ahead) + DUE_SLACK);
             }
         }
         self.idle.store(nothing_due, Ordering::SeqCst);
@@ -157,11 +165,33 @@ fn ring_bell_at(bell: &Doorbell, at: DateTime, now: DateTime) {
     let wait = at.timestamp_millis() - now.timestamp_millis();
     if wait <= 0 {
         bell.ring();
-    } else if let Some(when) = Duration::from_millis(wait as u64)
-        .le(&MAX_AHEAD)
-        .then(|| Instant::now().checked_add(Duration::from_millis(wait as u64)))
-        .flatten()
-    {
-        bell.ring_at(when);
+    } else if Duration::from_millis(wait as u64) <= MAX_AHEAD {
+        bell.ring_at(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_made_just_before_a_due_time_keeps_it_and_the_loop_wakes_for_it() {
+        let bell = Doorbell::default();
+        let never = CancellationToken::new();
+        let poll = Duration::from_secs(30);
+        let t = |ms: i64| DateTime::from_millis(1_700_000_000_000 + ms);
+        bell.ring_at(t(50));
+        // The first wait was woken by that ring.
+        assert!(bell.wait(poll, t(0), t(0), true, &never, &never).await);
+        // Woken at the due time by this machine's measure, the claim started 5 ms
+        // before it by the server's (the clock offset moved meanwhile) and found
+        // nothing: the due time stays, and the loop sleeps the 5 ms left, not a poll.
+        let slept = Instant::now();
+        assert!(bell.wait(poll, t(45), t(45), true, &never, &never).await);
+        assert_eq!(slept.elapsed(), Duration::from_millis(5) + DUE_SLACK);
+        // A claim that started at or after it covered it: the next wait is a poll.
+        let slept = Instant::now();
+        assert!(bell.wait(poll, t(52), t(52), true, &never, &never).await);
+        assert_eq!(slept.elapsed(), poll);
     }
 }

@@ -123,7 +123,8 @@ impl Worker {
             let Some(first) = self.slots.wait(&stop, &self.retired).await else {
                 break;
             };
-            let looked = Instant::now();
+            // Server time, as the claim's `now` and the due times the doorbell keeps.
+            let looked = svc.store.now();
             if svc.pauses.covers(&self.name) {
                 drop(first);
                 if !self.idle(svc, &stop, looked, false).await {
@@ -232,11 +233,18 @@ impl Worker {
         &self,
         svc: &WorkerServices,
         stop: &CancellationToken,
-        looked: Instant,
+        looked: DateTime,
         nothing_due: bool,
     ) -> bool {
         self.doorbell
-            .wait(svc.poll_interval, looked, nothing_due, stop, &self.retired)
+            .wait(
+                svc.poll_interval,
+                looked,
+                svc.store.now(),
+                nothing_due,
+                stop,
+                &self.retired,
+            )
             .await
     }
 }
