@@ -34,6 +34,22 @@ const pill = (s) => `<span class="pill ${stClass(s)}">${esc(s || '?')}</span>`;
 const isField = (el) => el && (el.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName));
 const stw = (st) => (st.length ? st.join('/') + ' ' : '');
 const parse = (s) => { try { return JSON.parse(s); } catch { return null; } };
+// Live updates patch a table in place: an unchanged row or cell keeps its node, so a button
+// under the pointer (or with focus) is not swapped out between mousedown and click.
+function patchRows(tb, html) {
+  const next = document.createElement('tbody');
+  next.innerHTML = html;
+  const fresh = [...next.children], old = [...tb.children];
+  if (fresh.length !== old.length) { tb.replaceChildren(...fresh); return; }
+  fresh.forEach((row, i) => {
+    const cur = old[i];
+    if (cur.isEqualNode(row)) return;
+    if (cur.cells.length !== row.cells.length || (cur.dataset.name ?? cur.dataset.id) !== (row.dataset.name ?? row.dataset.id)) { cur.replaceWith(row); return; }
+    for (const a of [...cur.attributes]) if (!row.hasAttribute(a.name)) cur.removeAttribute(a.name);
+    for (const a of [...row.attributes]) if (cur.getAttribute(a.name) !== a.value) cur.setAttribute(a.name, a.value);
+    [...row.cells].forEach((cell, j) => { if (!cur.cells[j].isEqualNode(cell)) cur.cells[j].replaceWith(cell); });
+  });
+}
 
 const S = {
   readOnly: true, // until api/capabilities says otherwise
@@ -174,7 +190,7 @@ function renderNames() {
   const tb = $('#names'), f = document.activeElement;
   const refocus = tb.contains(f) && f !== tb ? ['name', 'status', 'action', 'filterName'].filter((k) => f.dataset[k] != null)
     .map((k) => `[data-${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}="${CSS.escape(f.dataset[k])}"]`).join('') : '';
-  tb.innerHTML = !S.names.length ? '<tr class="empty"><td colspan="10">No jobs yet.</td></tr>' : S.names.map((n) => {
+  patchRows(tb, !S.names.length ? '<tr class="empty"><td colspan="10">No jobs yet.</td></tr>' : S.names.map((n) => {
     const c = n.counts || {}, nm = esc(n.name), p = !!n.paused;
     const counts = STATUSES.map((s) => `<td class="num"><button type="button" class="count ${stClass(s)}${num(c[s]) ? '' : ' zero'}" data-name="${nm}" data-status="${s}">${num(c[s])}</button></td>`).join('');
     const acts = S.readOnly ? '' : `<button type="button" data-action="${p ? 'resume' : 'pause'}" data-name="${nm}">${p ? 'Resume' : 'Pause'}</button>`
@@ -182,7 +198,7 @@ function renderNames() {
     return `<tr data-name="${nm}" data-paused="${p}"${p ? ' class="paused"' : ''}><th><button type="button" class="link" data-filter-name="${nm}">${nm}</button>`
       + `${p ? '<span class="badge paused-badge">paused</span>' : ''}</th>${counts}<td class="num total">${num(c.total)}</td>`
       + `<td class="spark" data-spark="${nm}">${spark(n.name)}</td><td class="acts">${acts}</td></tr>`;
-  }).join('');
+  }).join(''));
   if (refocus) $(`#names ${refocus}`)?.focus();
   const paused = S.names.filter((n) => n.paused).map((n) => n.name);
   $('#paused-summary').textContent = paused.length ? 'Paused: ' + paused.join(', ') : '';
@@ -288,7 +304,7 @@ const rowHtml = (j) => `<tr data-id="${esc(j.id)}" tabindex="-1"${j.id === S.sel
   + `<td data-field="failReason" class="reason" title="${esc(j.failReason)}"><span>${esc(trunc(j.failReason, 160))}</span></td></tr>`;
 function renderJobs() {
   const tb = $('#jobs'), a = document.activeElement, hadFocus = tb.contains(a) && a.tagName === 'TR';
-  tb.innerHTML = S.jobs.length ? S.jobs.map(rowHtml).join('') : '<tr class="empty"><td colspan="8">No jobs match these filters.</td></tr>';
+  patchRows(tb, S.jobs.length ? S.jobs.map(rowHtml).join('') : '<tr class="empty"><td colspan="8">No jobs match these filters.</td></tr>');
   if (hadFocus && S.sel) rowEl(S.sel)?.focus({ preventScroll: true });
   $('#next-page').disabled = !(S.paging.hasNext && S.paging.nextCursor);
   $('#prev-page').disabled = !(S.paging.hasPrev && S.paging.prevCursor);
