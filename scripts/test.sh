@@ -21,6 +21,8 @@ MONQUE_SERVER_BIN=$(scripts/test-server.sh bin)
 export MONQUE_SERVER_BIN
 
 cargo test --quiet
+# The Rust side of the cross-language tracing test (__test__/tracing.test.mjs).
+cargo build --quiet --example traced --features opentelemetry
 node --test __test__/
 
 # The Rust examples, as the README runs them: a worker, and a producer enqueueing

@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::Job;
+use crate::trace_context::TraceContext;
 
 /// Longest [`HandlerError::snooze`] delay: one year.
 pub const MAX_SNOOZE: Duration = Duration::from_secs(365 * 86_400);
@@ -214,6 +215,8 @@ pub struct JobContext {
     pub signal: AbortSignal,
     /// Weak: a context kept after its queue is gone writes nothing.
     pub(crate) progress: std::sync::Weak<dyn ProgressSink>,
+    /// The traceparent of the span this run is traced as, once known (record_span).
+    pub(crate) span: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -234,6 +237,29 @@ impl JobContext {
             return Ok(false);
         };
         progress.update_progress(self.job.id, claim, value).await
+    }
+
+    /// Names the span this run is traced as (a W3C `traceparent`; anything else is
+    /// ignored). It is kept in the job's attempts history when the run ends, and the
+    /// next attempt of the job links to it. The `opentelemetry` feature and the Node
+    /// binding record it for you.
+    pub fn record_span(&self, traceparent: &str) {
+        if crate::trace_context::is_traceparent(traceparent) {
+            *self.span.lock().expect("span lock") = Some(traceparent.to_owned());
+        }
+    }
+
+    /// The context this run's span continues: the job's, from whoever enqueued it.
+    pub fn trace_context(&self) -> Option<&TraceContext> {
+        self.job.trace_context.as_ref()
+    }
+
+    /// The traceparent of the job's previous attempt, if that run was traced.
+    pub fn previous_attempt_span(&self) -> Option<&str> {
+        self.job
+            .attempts
+            .last()
+            .and_then(|a| a.traceparent.as_deref())
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::schedule::Repeat;
 use crate::status::JobStatus;
+use crate::trace_context::TraceContext;
 
 /// A job document. Field names in MongoDB are the camelCase forms.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -90,6 +91,10 @@ pub struct Job {
     /// Set once a job was enqueued depending on this one: how it ends then settles
     /// those jobs (store/flows.rs).
     pub has_dependents: bool,
+    /// The trace context of the code that enqueued or scheduled it: its runs continue
+    /// that trace (trace_context.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_context: Option<TraceContext>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -115,6 +120,10 @@ pub struct Attempt {
     /// The instance that ran it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// The W3C traceparent of the run's span, when the run was traced: the next
+    /// attempt links to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Attempt {
@@ -129,6 +138,9 @@ impl Attempt {
         }
         if let Some(instance) = &self.instance {
             v["instance"] = instance.clone().into();
+        }
+        if let Some(traceparent) = &self.traceparent {
+            v["traceparent"] = traceparent.clone().into();
         }
         v
     }
@@ -197,6 +209,12 @@ impl Job {
         put("result", self.result.clone());
         put("progress", self.progress.clone());
         put("timeoutMs", self.timeout_ms.map(Into::into));
+        put(
+            "traceContext",
+            self.trace_context
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok()),
+        );
         if !self.depends_on.is_empty() {
             let ids = self.depends_on.iter().map(|id| id.to_hex().into());
             put("dependsOn", Some(serde_json::Value::Array(ids.collect())));

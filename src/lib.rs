@@ -27,7 +27,8 @@
 //!
 //! - shared types: `job.rs` (the job document), `status.rs`, `new_job.rs` (what an enqueue
 //!   asks for), `query.rs` (selectors, pages), `options.rs`, `error.rs`, `events.rs`,
-//!   `handler.rs`, `backoff.rs` (retry delays), `schedule.rs` (cron and intervals);
+//!   `handler.rs`, `backoff.rs` (retry delays), `schedule.rs` (cron and intervals),
+//!   `trace_context.rs` (the W3C context a job carries to its runs);
 //! - `store/`: every MongoDB read and write — `claim.rs` claims a job, `outcome.rs`
 //!   writes how a run ended, `executions.rs` renews and recovers leases;
 //! - `runtime/`: the background services — `worker.rs` claims, `executor.rs` runs,
@@ -47,6 +48,7 @@ mod options;
 mod query;
 mod schedule;
 mod status;
+mod trace_context;
 
 mod store;
 
@@ -79,3 +81,4 @@ pub use schedule::{
     default_schedule_key, parse_interval, CronSchedule, Repeat, ScheduleOptions, MIN_INTERVAL,
 };
 pub use status::JobStatus;
+pub use trace_context::{is_traceparent, TraceContext, MAX_TRACESTATE_LEN};

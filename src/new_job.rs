@@ -5,6 +5,7 @@ use mongodb::bson::{self, oid::ObjectId, DateTime};
 
 use crate::error::{Error, Result};
 use crate::job::validate_data;
+use crate::trace_context::TraceContext;
 
 /// Most dependencies one job may have.
 pub const MAX_DEPENDENCIES: usize = 100;
@@ -25,6 +26,9 @@ pub struct EnqueueOptions {
     /// fails, is cancelled or deleted, this one fails (store/flows.rs). At most 100;
     /// not with `unique_key`, not in batches.
     pub depends_on: Vec<ObjectId>,
+    /// The trace its runs continue (W3C context). With the `opentelemetry` feature,
+    /// `None` takes the current span's.
+    pub trace_context: Option<TraceContext>,
 }
 
 /// One job in a batch for [`Monque::enqueue_many`](crate::Monque::enqueue_many).

@@ -26,6 +26,7 @@ use mongodb::bson::DateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::trace_context::TraceContext;
 
 /// How a recurring job repeats, as stored in its `repeat` field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +120,9 @@ pub struct ScheduleOptions {
     pub unique_key: Option<String>,
     /// Priority of each run. Default 0.
     pub priority: i32,
+    /// The trace of the code that scheduled it. Each run starts a trace of its own that
+    /// links to this one (a schedule runs for months: one trace per run stays readable).
+    pub trace_context: Option<TraceContext>,
 }
 
 /// The uniqueKey a schedule gets when none is given.

@@ -12,6 +12,8 @@ export interface Attempt {
   error?: string
   /** The instance that ran it. */
   instance?: string
+  /** The W3C traceparent of the run's span, when it was traced. */
+  traceparent?: string
 }
 
 /** A job as stored (see the README's "Job document"). Times are `Date`s. */
@@ -53,6 +55,8 @@ export interface Job<T = unknown> {
   result?: unknown
   /** The jobs this one waits for (`enqueue(..., { dependsOn })`). */
   dependsOn?: string[]
+  /** The trace context of the code that enqueued or scheduled it (see Tracing in the README). */
+  traceContext?: { traceparent: string; tracestate?: string }
 }
 
 /** What a handler receives: the job plus a signal that aborts when it must stop. */

@@ -8,6 +8,7 @@ import { type Job, type RunningJob, toJob } from './job'
 import * as management from './management'
 import { connect, type NativeQueue, validateJobName } from './native'
 import * as schedules from './schedules'
+import { checkTraceContext, Tracing, withTrace } from './tracing'
 import type {
   CursorOptions,
   EnqueueManyItem,
@@ -24,6 +25,7 @@ import type {
   NotifyMode,
   QueueStats,
   ScheduleOptions,
+  TraceContext,
   WorkerOptions,
 } from './types'
 import { checkKeyAndPriority, checkOptions, epochMs, idString } from './validate'
@@ -42,12 +44,18 @@ export class Monque extends EventEmitter<MonqueEvents> {
   private readonly controllers = new Map<string, AbortController>()
   private keepAlive?: NodeJS.Timeout
   private readonly logger?: Logger
+  /** OpenTelemetry spans, when `@opentelemetry/api` is installed and telemetry is on. */
+  private readonly tracing?: Tracing
 
   constructor(connection: Connection, options: MonqueOptions = {}) {
     super()
     this.target = resolveConnection(connection)
-    const { logger, ...coreOptions } = options
+    const { logger, telemetry, ...coreOptions } = options
+    if (telemetry !== undefined && telemetry !== false && (telemetry === null || typeof telemetry !== 'object')) {
+      throw new MonqueError('INVALID_OPTION', 'telemetry must be { tracerProvider?, meterProvider? } or false')
+    }
     this.logger = resolveLogger(logger)
+    this.tracing = Tracing.create(telemetry)
     this.options = coreOptions
     if (this.target.database && !options.database) this.options.database = this.target.database
     checkOptions(this.options as Record<string, unknown>)
@@ -62,10 +70,11 @@ export class Monque extends EventEmitter<MonqueEvents> {
   /** Adds a job. Returns it; with a `uniqueKey` already active, returns that job instead. */
   async enqueue<T>(name: string, data: T, options: EnqueueOptions = {}): Promise<Job<T>> {
     const json = encodeData(data)
-    const opts = encodeEnqueueOptions(options)
+    const opts = enqueueOptions(options)
     const native = await this.connectOnce()
-    const job = await callNative(() => native.enqueue(name, json, opts))
-    return toJob<T>(JSON.parse(job))
+    const send = async (trace?: TraceContext) =>
+      toJob<T>(JSON.parse(await callNative(() => native.enqueue(name, json, JSON.stringify(withTrace(opts, trace))))))
+    return this.tracing ? this.tracing.produce('enqueue', name, 1, send, (job) => job.id) : send()
   }
 
   /** Adds a job to run as soon as a worker is free. */
@@ -78,10 +87,16 @@ export class Monque extends EventEmitter<MonqueEvents> {
     if (!Array.isArray(jobs)) throw new MonqueError('INVALID_DATA', 'enqueueMany takes an array of { name, data, options }')
     const items = jobs.map((j, i) => {
       if (!j || typeof j.name !== 'string') throw new MonqueError('INVALID_JOB_NAME', `jobs[${i}].name must be a string`)
-      return `{"name":${JSON.stringify(j.name)},"data":${encodeData(j.data, `jobs[${i}].data`)},"options":${encodeEnqueueOptions(j.options ?? {})}}`
+      return { head: `{"name":${JSON.stringify(j.name)},"data":${encodeData(j.data, `jobs[${i}].data`)},"options":`, opts: enqueueOptions(j.options ?? {}) }
     })
     const native = await this.connectOnce()
-    return JSON.parse(await callNative(() => native.enqueueMany(`[${items.join(',')}]`)))
+    const send = async (trace?: TraceContext) => {
+      const batch = items.map((item) => `${item.head}${JSON.stringify(withTrace(item.opts, trace))}}`)
+      return JSON.parse(await callNative(() => native.enqueueMany(`[${batch.join(',')}]`))) as { inserted: number; deduplicated: number }
+    }
+    if (!this.tracing) return send()
+    const names = new Set(jobs.map((j) => j.name))
+    return this.tracing.produce('enqueue', names.size === 1 ? jobs[0]!.name : undefined, jobs.length, send)
   }
 
   /**
@@ -91,7 +106,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
    * priority updates it. Returns the recurring job.
    */
   schedule<T>(cron: string, name: string, data?: T, options: ScheduleOptions = {}): Promise<Job<T>> {
-    return schedules.schedule(this.connectOnce, cron, name, data, options)
+    return schedules.schedule(this.connectOnce, this.tracing, cron, name, data, options)
   }
 
   /**
@@ -99,7 +114,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
    * (at least one second). The first run is one interval from now. Idempotent like `schedule`.
    */
   every<T>(interval: number | string, name: string, data?: T, options: ScheduleOptions = {}): Promise<Job<T>> {
-    return schedules.every(this.connectOnce, interval, name, data, options)
+    return schedules.every(this.connectOnce, this.tracing, interval, name, data, options)
   }
 
   /**
@@ -310,31 +325,35 @@ export class Monque extends EventEmitter<MonqueEvents> {
         snoozeMs = Math.ceil(delay)
       }
       let result: unknown
+      // The run's span (tracing.ts), kept in the attempts history so a retry links to it.
+      const traced: { span?: string } = {}
+      const span = () => (traced.span ? `,"span":"${traced.span}"` : '')
       try {
-        result = await handler(job)
+        const tracing = this.tracing
+        result = tracing ? await tracing.consume(raw, traced, () => snoozeMs !== undefined, async () => handler(job)) : await handler(job)
       } catch (err) {
-        if (snoozeMs !== undefined) return JSON.stringify({ ok: false, snooze: snoozeMs })
+        if (snoozeMs !== undefined) return `{"ok":false,"snooze":${snoozeMs}${span()}}`
         const message = describeThrown(err)
         const stack = err instanceof Error && typeof err.stack === 'string' ? err.stack : undefined
-        return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError), stack } })
+        return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError), stack }, span: traced.span })
       } finally {
         this.controllers.delete(execution)
       }
       // Snoozed: not a success, not a failure; the job runs again after the delay.
-      if (snoozeMs !== undefined) return JSON.stringify({ ok: false, snooze: snoozeMs })
+      if (snoozeMs !== undefined) return `{"ok":false,"snooze":${snoozeMs}${span()}}`
       // The job succeeded; a result JSON cannot hold must not turn that into a retry.
       try {
-        return `{"ok":true,"result":${encodeData(result, 'handler result')}}`
+        return `{"ok":true,"result":${encodeData(result, 'handler result')}${span()}}`
       } catch (err) {
         process.emitWarning(`monque: result of job ${job.id} dropped: ${(err as Error).message}`)
-        return '{"ok":true}'
+        return `{"ok":true${span()}}`
       }
     }
     callNativeSync(() => native.register(name, run, JSON.stringify({ ...options, replace: true })))
   }
 }
 
-function encodeEnqueueOptions(options: EnqueueOptions): string {
+function enqueueOptions(options: EnqueueOptions): EnqueueOptions {
   if (options === null || typeof options !== 'object') {
     throw new MonqueError('INVALID_OPTION', 'enqueue options must be an object')
   }
@@ -348,7 +367,7 @@ function encodeEnqueueOptions(options: EnqueueOptions): string {
     if (!Array.isArray(options.dependsOn)) throw new MonqueError('INVALID_OPTION', 'dependsOn must be an array of job ids')
     dependsOn = options.dependsOn.map(idString)
   }
-  return JSON.stringify({ uniqueKey: options.uniqueKey, runAt, priority: options.priority, timeout: options.timeout, dependsOn })
+  return { uniqueKey: options.uniqueKey, runAt, priority: options.priority, timeout: options.timeout, dependsOn, traceContext: checkTraceContext(options.traceContext) }
 }
 
 /** What a handler threw, as a failReason: an Error's message, or a readable rendering of anything else. */

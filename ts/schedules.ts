@@ -3,11 +3,13 @@ import { encodeData } from './data'
 import { callNative, MonqueError } from './errors'
 import { type Job, toJob } from './job'
 import type { QueueHandle } from './native'
-import type { ScheduleOptions } from './types'
+import { checkTraceContext, type Tracing, withTrace } from './tracing'
+import type { ScheduleOptions, TraceContext } from './types'
 import { checkKeyAndPriority } from './validate'
 
 export async function schedule<T>(
   queue: QueueHandle,
+  tracing: Tracing | undefined,
   cron: string,
   name: string,
   data: T | undefined,
@@ -15,13 +17,16 @@ export async function schedule<T>(
 ): Promise<Job<T>> {
   if (typeof cron !== 'string') throw new MonqueError('INVALID_CRON', 'cron expression must be a string')
   const json = encodeData(data ?? {})
-  const opts = encodeScheduleOptions(options)
+  const opts = scheduleOptions(options)
   const native = await queue()
-  return toJob<T>(JSON.parse(await callNative(() => native.schedule(cron, name, json, opts))))
+  const send = async (trace?: TraceContext) =>
+    toJob<T>(JSON.parse(await callNative(() => native.schedule(cron, name, json, JSON.stringify(withTrace(opts, trace))))))
+  return tracing ? tracing.produce('schedule', name, 1, send, (job) => job.id) : send()
 }
 
 export async function every<T>(
   queue: QueueHandle,
+  tracing: Tracing | undefined,
   interval: number | string,
   name: string,
   data: T | undefined,
@@ -29,9 +34,11 @@ export async function every<T>(
 ): Promise<Job<T>> {
   const text = intervalText(interval)
   const json = encodeData(data ?? {})
-  const opts = encodeScheduleOptions(options)
+  const opts = scheduleOptions(options)
   const native = await queue()
-  return toJob<T>(JSON.parse(await callNative(() => native.every(text, name, json, opts))))
+  const send = async (trace?: TraceContext) =>
+    toJob<T>(JSON.parse(await callNative(() => native.every(text, name, json, JSON.stringify(withTrace(opts, trace))))))
+  return tracing ? tracing.produce('schedule', name, 1, send, (job) => job.id) : send()
 }
 
 export async function unschedule(queue: QueueHandle, name: string, uniqueKey: string | undefined): Promise<boolean> {
@@ -60,7 +67,7 @@ function intervalText(interval: number | string): string {
   throw new MonqueError('INVALID_INTERVAL', 'interval must be milliseconds or a string such as "5 minutes"')
 }
 
-function encodeScheduleOptions(options: ScheduleOptions): string {
+function scheduleOptions(options: ScheduleOptions): ScheduleOptions {
   if (options === null || typeof options !== 'object') {
     throw new MonqueError('INVALID_OPTION', 'schedule options must be an object')
   }
@@ -68,5 +75,5 @@ function encodeScheduleOptions(options: ScheduleOptions): string {
     throw new MonqueError('INVALID_TIMEZONE', 'timezone must be an IANA name such as "Europe/Berlin"')
   }
   checkKeyAndPriority(options)
-  return JSON.stringify({ timezone: options.timezone, uniqueKey: options.uniqueKey, priority: options.priority })
+  return { timezone: options.timezone, uniqueKey: options.uniqueKey, priority: options.priority, traceContext: checkTraceContext(options.traceContext) }
 }

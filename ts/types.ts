@@ -71,6 +71,29 @@ export interface MonqueOptions {
    * `false` silences it.
    */
   logger?: Logger | false
+  /**
+   * OpenTelemetry (with the optional peer `@opentelemetry/api` installed): a producer span
+   * per enqueue / schedule, a consumer span per run continuing its trace, and the metrics
+   * as OTel instruments. Default: the globally registered tracer and meter providers
+   * (no-ops until an SDK registers them). `false` turns it all off.
+   */
+  telemetry?: TelemetryOptions | false
+}
+
+/** Where spans and metrics go; each defaults to the globally registered provider. */
+export interface TelemetryOptions {
+  /** An OpenTelemetry `TracerProvider`. */
+  tracerProvider?: unknown
+  /** An OpenTelemetry `MeterProvider`. */
+  meterProvider?: unknown
+}
+
+/** A W3C trace context, as a job carries it from its enqueue to its runs. */
+export interface TraceContext {
+  /** `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`. */
+  traceparent: string
+  /** Vendor entries, at most 512 characters. */
+  tracestate?: string
 }
 
 /** Any object with these methods taking `(fields, message)`: console, pino, the Ts.ED logger. */
@@ -186,6 +209,11 @@ export interface EnqueueOptions {
    * with `uniqueKey`, not in `enqueueMany`.
    */
   dependsOn?: JobId[]
+  /**
+   * The trace the job's runs continue. Default: the producer span's, when tracing is on.
+   * Set it to continue a trace from elsewhere (say, an incoming `traceparent` header).
+   */
+  traceContext?: TraceContext
 }
 
 export interface ScheduleOptions {
@@ -195,6 +223,8 @@ export interface ScheduleOptions {
   uniqueKey?: string
   /** Priority of each run. Default 0. */
   priority?: number
+  /** The trace each run links to. Default: the producer span's, when tracing is on. */
+  traceContext?: TraceContext
 }
 
 export interface WorkerOptions {

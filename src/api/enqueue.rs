@@ -6,6 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::new_job::{BatchResult, NewJob};
@@ -13,6 +15,7 @@ use crate::runtime::dependents::Dependents;
 use crate::runtime::doorbell::Doorbells;
 use crate::runtime::handoff::HandedOff;
 use crate::runtime::metrics::Metrics;
+use crate::runtime::run_span::{producer_span, trace_context_of};
 use crate::runtime::supervisor::Supervisor;
 use crate::store::{new_job_document, Settled, Store};
 
@@ -26,7 +29,19 @@ pub(crate) struct Enqueuer {
 }
 
 impl Enqueuer {
-    pub(crate) async fn enqueue(&self, job: NewJob) -> Result<Job> {
+    /// Adds one job, traced as a producer span whose context the job carries
+    /// (run_span.rs) unless it brings its own.
+    pub(crate) async fn enqueue(&self, mut job: NewJob) -> Result<Job> {
+        let span = producer_span("enqueue", Some(&job.name), 1);
+        if job.options.trace_context.is_none() {
+            job.options.trace_context = trace_context_of(&span);
+        }
+        let created = self.enqueue_one(job).instrument(span.clone()).await?;
+        span.record("messaging.message.id", created.id.to_hex());
+        Ok(created)
+    }
+
+    async fn enqueue_one(&self, job: NewJob) -> Result<Job> {
         let now = self.store.now();
         let doc = new_job_document(&job, self.max_payload_size, now)?;
         if !job.options.depends_on.is_empty() {
@@ -76,7 +91,24 @@ impl Enqueuer {
         Ok(created)
     }
 
-    pub(crate) async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<BatchResult> {
+    /// Adds a batch, traced as one producer span whose context every job carries
+    /// unless it brings its own.
+    pub(crate) async fn enqueue_many(&self, mut jobs: Vec<NewJob>) -> Result<BatchResult> {
+        let first = jobs.first().map(|j| j.name.clone());
+        let one_name = first.filter(|n| jobs.iter().all(|j| &j.name == n));
+        let span = producer_span("enqueue", one_name.as_deref(), jobs.len());
+        if let Some(context) = trace_context_of(&span) {
+            for job in jobs
+                .iter_mut()
+                .filter(|j| j.options.trace_context.is_none())
+            {
+                job.options.trace_context = Some(context.clone());
+            }
+        }
+        self.enqueue_batch(jobs).instrument(span).await
+    }
+
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<BatchResult> {
         let now = self.store.now();
         let mut plain = Vec::new();
         let mut unique = Vec::new();

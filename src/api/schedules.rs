@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::error::Result;
 use crate::job::Job;
 use crate::runtime::doorbell::Doorbells;
 use crate::runtime::metrics::Metrics;
+use crate::runtime::run_span::{producer_span, trace_context_of};
 use crate::schedule::{Repeat, ScheduleOptions};
 use crate::store::{Store, Upserted};
 
@@ -25,12 +28,17 @@ impl Schedules {
         name: &str,
         data: serde_json::Value,
         repeat: Repeat,
-        options: ScheduleOptions,
+        mut options: ScheduleOptions,
     ) -> Result<Job> {
-        let (job, upserted) = self
+        let span = producer_span("schedule", Some(name), 1);
+        if options.trace_context.is_none() {
+            options.trace_context = trace_context_of(&span);
+        }
+        let upsert = self
             .store
-            .upsert_schedule(name, data, repeat, options, self.max_payload_size)
-            .await?;
+            .upsert_schedule(name, data, repeat, options, self.max_payload_size);
+        let (job, upserted) = upsert.instrument(span.clone()).await?;
+        span.record("messaging.message.id", job.id.to_hex());
         if upserted == Upserted::Created {
             self.metrics.enqueued(name, 1);
         }

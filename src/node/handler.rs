@@ -1,6 +1,7 @@
 //! Calls a JS handler from the core and awaits its Promise. The TS wrapper never
-//! rejects: it resolves with an envelope `{ ok, result?, snooze?, error?: { message, retryable, stack? } }`, so
-//! error details survive the crossing. When the job's signal aborts (shutdown, job timeout
+//! rejects: it resolves with an envelope `{ ok, result?, snooze?, error?: { message, retryable, stack? }, span? }`, so
+//! error details survive the crossing (`span`: the traceparent of the run's
+//! OpenTelemetry span, kept in the attempts history). When the job's signal aborts (shutdown, job timeout
 //! or cancellation),
 //! JS is told through the event sink so `job.signal` aborts there too.
 
@@ -67,14 +68,17 @@ impl Handler for JsHandler {
             };
             let reply =
                 reply.map_err(|e| HandlerError::new(format!("handler failed: {}", e.reason)))?;
-            parse_envelope(&reply)
+            parse_envelope(&reply, &ctx)
         })
     }
 }
 
-fn parse_envelope(reply: &str) -> Outcome {
+fn parse_envelope(reply: &str, ctx: &JobContext) -> Outcome {
     let v: serde_json::Value = serde_json::from_str(reply)
         .map_err(|e| HandlerError::new(format!("bad handler envelope: {e}")))?;
+    if let Some(span) = v["span"].as_str() {
+        ctx.record_span(span);
+    }
     if v["ok"].as_bool() == Some(true) {
         return Ok(v.get("result").cloned().filter(|r| !r.is_null()));
     }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::{
     Acknowledgment, CursorQuery, DateTime, Direction, EnqueueOptions, JobQuery, JobRetention,
     JobSelector, JobStatus, MonqueOptions, RateLimit, ReadConcern, ScheduleOptions, SortField,
-    SortOrder, WorkerOptions, WriteConcern,
+    SortOrder, TraceContext, WorkerOptions, WriteConcern,
 };
 
 type R<T> = napi::Result<T>;
@@ -381,7 +381,36 @@ fn enqueue_options(m: &Map<String, Value>) -> R<EnqueueOptions> {
         priority,
         timeout: ms(m, "timeout")?,
         depends_on,
+        trace_context: trace_context(m)?,
     })
+}
+
+/// `traceContext: { traceparent, tracestate? }`, as the TS wrapper's producer span or
+/// the caller sets it.
+fn trace_context(m: &Map<String, Value>) -> R<Option<TraceContext>> {
+    let Some(tc) = m.get("traceContext").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let (Some(parent), state) = (tc["traceparent"].as_str(), &tc["tracestate"]) else {
+        return Err(invalid(
+            "traceContext",
+            "must be { traceparent: string, tracestate?: string }",
+        ));
+    };
+    let state = match state {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        _ => return Err(invalid("traceContext.tracestate", "must be a string")),
+    };
+    TraceContext::new(parent, state)
+        .map(Some)
+        .map_err(|e| match e {
+            crate::Error::InvalidOption { reason, .. } => invalid("traceContext", &reason),
+            other => napi::Error::new(
+                napi::Status::InvalidArg,
+                format!("[{}] {other}", other.code()),
+            ),
+        })
 }
 
 pub(super) fn schedule(json: &str) -> R<ScheduleOptions> {
@@ -391,5 +420,6 @@ pub(super) fn schedule(json: &str) -> R<ScheduleOptions> {
         timezone: string(&m, "timezone")?,
         unique_key: string(&m, "uniqueKey")?,
         priority,
+        trace_context: trace_context(&m)?,
     })
 }

@@ -53,6 +53,13 @@ fn bounded_stack(stack: &str) -> String {
     out
 }
 
+/// One run as it ended: how long its handler took and, if it was traced, its span's
+/// traceparent (kept in the attempts history).
+pub(crate) struct RunRecord {
+    pub(crate) took: Duration,
+    pub(crate) span: Option<String>,
+}
+
 pub(crate) struct Completer {
     pub(crate) store: Arc<Store>,
     pub(crate) events: Arc<EventBus>,
@@ -77,15 +84,15 @@ impl Completer {
         &self,
         job: &Arc<Job>,
         outcome: Outcome,
-        took: Duration,
+        run: RunRecord,
         max_retries: u32,
         signal: &AbortSignal,
     ) {
         let written = match outcome {
-            Ok(value) => self.complete(job, took, value).await,
+            Ok(value) => self.complete(job, run, value).await,
             Err(err) => match err.snoozed_for() {
-                Some(delay) => self.snooze(job, delay, took).await,
-                None => self.fail(job, err, took, max_retries).await,
+                Some(delay) => self.snooze(job, delay, run).await,
+                None => self.fail(job, err, run, max_retries).await,
             },
         };
         match written {
@@ -135,15 +142,17 @@ impl Completer {
     async fn complete(
         &self,
         job: &Arc<Job>,
-        took: Duration,
+        run: RunRecord,
         value: Option<serde_json::Value>,
     ) -> Result<bool> {
         let result = value.and_then(|v| self.storable_result(job, v));
-        let Some(done) = self
-            .store
-            .complete(job, Completion { took, result })
-            .await?
-        else {
+        let took = run.took;
+        let completion = Completion {
+            took,
+            span: run.span,
+            result,
+        };
+        let Some(done) = self.store.complete(job, completion).await? else {
             return Ok(false);
         };
         self.after_write(&done).await;
@@ -169,7 +178,7 @@ impl Completer {
         &self,
         job: &Arc<Job>,
         err: HandlerError,
-        took: Duration,
+        run: RunRecord,
         max_retries: u32,
     ) -> Result<bool> {
         let fail_count = job.fail_count + 1;
@@ -179,7 +188,8 @@ impl Completer {
         let failure = Failure {
             reason,
             stack: err.stack().map(bounded_stack),
-            took,
+            took: run.took,
+            span: run.span,
             retry_at: delay.map(|d| after(self.store.now(), d)),
         };
         let Some(failed) = self.store.fail(job, &failure).await? else {
@@ -230,6 +240,7 @@ impl Completer {
             ),
             stack: None,
             took: Duration::from_millis(ran.max(0) as u64),
+            span: None,
             retry_at: delay.map(|d| after(now, d)),
         };
         let Some(failed) = self.store.fail_stalled(job, &failure).await? else {
@@ -248,9 +259,10 @@ impl Completer {
     }
 
     /// Puts the job back to `pending`, due `delay` from now, as the handler asked.
-    async fn snooze(&self, job: &Arc<Job>, delay: Duration, took: Duration) -> Result<bool> {
+    async fn snooze(&self, job: &Arc<Job>, delay: Duration, run: RunRecord) -> Result<bool> {
         let until = after(self.store.now(), delay);
-        let Some(snoozed) = self.store.snooze(job, until, took).await? else {
+        let snoozed = self.store.snooze(job, until, run.took, run.span.as_deref());
+        let Some(snoozed) = snoozed.await? else {
             return Ok(false);
         };
         self.after_write(&snoozed).await;

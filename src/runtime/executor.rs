@@ -2,14 +2,15 @@
 //! a crash), enforces its timeout, then hands the outcome to the completer. Every run
 //! is in the running set (running.rs) from start to end.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::completer::Completer;
+use super::completer::{Completer, RunRecord};
 use super::progress::Progress;
+use super::run_span::{record_outcome, run_span, traceparent_of};
 use super::running::Running;
 use super::slots::Slots;
 use crate::events::{Event, EventBus};
@@ -79,22 +80,25 @@ impl Executor {
         };
         let execution = (job.id, claim_id);
         self.running.insert(execution, signal.clone(), claim_sent);
-        let span = tracing::info_span!("monque.job", job.id = %job.id, job.name = %job.name, attempt = job.fail_count + 1);
+        let span = run_span(&job);
         let exec = self.clone();
         tokio::spawn(
             async move {
                 let job = Arc::new(job);
                 exec.events.emit(Event::JobStarted { job: job.clone() });
                 let started = Instant::now();
+                let recorded = Arc::new(Mutex::new(traceparent_of(&tracing::Span::current())));
                 let ctx = JobContext {
                     job: job.clone(),
                     signal: signal.clone(),
                     progress: Arc::downgrade(&exec.progress) as Weak<dyn ProgressSink>,
+                    span: recorded.clone(),
                 };
                 // `call` itself runs inside the task too: a panic before its future
                 // exists is caught like one inside it.
                 let handler = worker.handler.clone();
-                let mut run = tokio::spawn(async move { handler.call(ctx).await });
+                // In the run's span, so spans the handler starts nest under it.
+                let mut run = tokio::spawn(async move { handler.call(ctx).await }.in_current_span());
                 // The job's own timeout, else its worker's.
                 let limit = job
                     .timeout_ms
@@ -136,6 +140,8 @@ impl Executor {
                 // The handler is done: its slots go to the next run while the outcome
                 // is written (slots.rs), and the run stays registered until written.
                 let writing = slots.trade_for_write();
+                record_outcome(&outcome);
+                let traced_as = recorded.lock().expect("span lock").take();
                 match signal.reason() {
                     // Cancelled while it ran: the job is `cancelled` already and the
                     // status fence would refuse any write of this run.
@@ -149,7 +155,7 @@ impl Executor {
                     }
                     _ => {
                         exec.completer
-                            .finish(&job, outcome, started.elapsed(), worker.max_retries, &signal)
+                            .finish(&job, outcome, RunRecord { took: started.elapsed(), span: traced_as }, worker.max_retries, &signal)
                             .await
                     }
                 }

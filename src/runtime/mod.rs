@@ -35,6 +35,7 @@ pub(crate) mod presence;
 pub(crate) mod progress;
 pub(crate) mod recovery;
 pub(crate) mod retention;
+pub(crate) mod run_span;
 pub(crate) mod running;
 mod shutdown;
 pub(crate) mod slots;

@@ -1,7 +1,7 @@
 //! The shapes every write shares: a new job's document, the fencing filters that tie a
 //! write to one execution, and the lock fields a job drops when it leaves `processing`.
 
-use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::bson::{self, doc, oid::ObjectId, DateTime, Document};
 
 use crate::error::{Error, Result};
 use crate::job::validate_job_name;
@@ -37,6 +37,10 @@ pub(crate) fn new_job_document(
     };
     if let Some(key) = &job.options.unique_key {
         doc.insert("uniqueKey", key);
+    }
+    if let Some(trace) = &job.options.trace_context {
+        let trace = bson::to_bson(trace).map_err(|e| Error::InvalidData(e.to_string()))?;
+        doc.insert("traceContext", trace);
     }
     if let Some(timeout) = job.options.timeout {
         let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);

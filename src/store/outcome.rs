@@ -22,6 +22,8 @@ const MAX_SCHEDULE_CHANGES: usize = 4;
 pub(crate) struct Completion {
     /// How long the handler ran.
     pub(crate) took: Duration,
+    /// The traceparent of the run's span, if it was traced.
+    pub(crate) span: Option<String>,
     /// The result to store, as stored and as JSON, if there is one to keep.
     pub(crate) result: Option<(Bson, serde_json::Value)>,
 }
@@ -34,6 +36,8 @@ pub(crate) struct Failure {
     pub(crate) stack: Option<String>,
     /// How long the handler ran.
     pub(crate) took: Duration,
+    /// The traceparent of the run's span, if it was traced.
+    pub(crate) span: Option<String>,
     /// Due again then (a retry); `None`: out of retries.
     pub(crate) retry_at: Option<DateTime>,
 }
@@ -47,6 +51,7 @@ fn record_attempt(
     job: &mut Job,
     now: DateTime,
     took: Duration,
+    span: Option<&str>,
     outcome: &str,
     error: Option<&str>,
 ) -> Document {
@@ -59,6 +64,7 @@ fn record_attempt(
         outcome: outcome.to_owned(),
         error: error.map(|e| e.chars().take(MAX_ATTEMPT_ERROR).collect()),
         instance: job.claimed_by.clone(),
+        traceparent: span.map(str::to_owned),
     };
     let stored = bson::to_bson(&attempt).unwrap_or(Bson::Null);
     job.attempts.push(attempt);
@@ -194,7 +200,14 @@ impl Store {
             // and a recurring job keeps its runs.
             if !current.attempts.is_empty() || current.repeat.is_some() {
                 let mut ran = current.clone();
-                let push = record_attempt(&mut ran, now, run.took, "completed", None);
+                let push = record_attempt(
+                    &mut ran,
+                    now,
+                    run.took,
+                    run.span.as_deref(),
+                    "completed",
+                    None,
+                );
                 done.attempts = ran.attempts;
                 update.insert("$push", push);
             }
@@ -234,7 +247,14 @@ impl Store {
         };
         self.write_fenced(job, stalled, |current| {
             let mut failed = current.clone();
-            let push = record_attempt(&mut failed, now, failure.took, outcome, Some(reason));
+            let push = record_attempt(
+                &mut failed,
+                now,
+                failure.took,
+                failure.span.as_deref(),
+                outcome,
+                Some(reason),
+            );
             failed.fail_count = fail_count;
             failed.fail_reason = Some(reason.clone());
             failed.fail_stack = failure.stack.clone();
@@ -294,11 +314,12 @@ impl Store {
         job: &Job,
         until: DateTime,
         took: Duration,
+        span: Option<&str>,
     ) -> Result<Option<Job>> {
         let now = self.now();
         self.write_fenced(job, None, |current| {
             let mut snoozed = current.clone();
-            let push = record_attempt(&mut snoozed, now, took, "snoozed", None);
+            let push = record_attempt(&mut snoozed, now, took, span, "snoozed", None);
             snoozed.status = JobStatus::Pending;
             snoozed.next_run_at = until;
             snoozed.updated_at = now;

@@ -55,6 +55,7 @@ impl Store {
                 priority: options.priority,
                 timeout: None,
                 depends_on: Vec::new(),
+                trace_context: options.trace_context.clone(),
             },
         };
         let mut job_doc = new_job_document(&new_job, max_payload_size, now)?;
@@ -89,6 +90,9 @@ impl Store {
                 "priority": options.priority,
                 "updatedAt": now,
             };
+            if let Some(trace) = job_doc.get("traceContext") {
+                set.insert("traceContext", trace.clone());
+            }
             if timing_changed && holder.status == JobStatus::Pending {
                 set.insert("nextRunAt", first);
                 set.insert("occurrenceAt", first);

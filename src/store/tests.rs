@@ -115,6 +115,7 @@ async fn outcome_writes_are_fenced_by_the_claim() {
     stale.claim_id = Some(ObjectId::new());
     let done = Completion {
         took: Duration::from_millis(5),
+        span: None,
         result: None,
     };
     assert!(s.complete(&stale, done).await.unwrap().is_none());
@@ -122,6 +123,7 @@ async fn outcome_writes_are_fenced_by_the_claim() {
         reason: "boom".into(),
         stack: Some("Error: boom\n    at handler".into()),
         took: Duration::from_millis(7),
+        span: None,
         retry_at: Some(DateTime::now()),
     };
     let retried = s
@@ -145,6 +147,7 @@ async fn outcome_writes_are_fenced_by_the_claim() {
     // The old run's late completion lands nowhere.
     let late = Completion {
         took: Duration::from_millis(5),
+        span: None,
         result: None,
     };
     assert!(s.complete(&run, late).await.unwrap().is_none());
@@ -214,12 +217,14 @@ async fn run_ends_ready_together_share_one_bulk_write_and_stay_fenced_one_by_one
 
     let done = || Completion {
         took: Duration::from_millis(3),
+        span: None,
         result: None,
     };
     let failure = Failure {
         reason: "boom".into(),
         stack: None,
         took: Duration::from_millis(3),
+        span: None,
         retry_at: Some(DateTime::now()),
     };
     let (lost, a, b, retried) = tokio::join!(
@@ -356,6 +361,7 @@ async fn waiting_jobs_settle_against_their_dependencies() {
     let run = s.claim("a", 1).await.unwrap().jobs.remove(0);
     let done = Completion {
         took: Duration::from_millis(1),
+        span: None,
         result: None,
     };
     let completed = s.complete(&run, done).await.unwrap().unwrap();
