@@ -51,6 +51,10 @@ export declare class NativeQueue {
   purgeExpired(): Promise<number>
   /** Prometheus text format. */
   metrics(): Promise<string>
+  /** From now on, keeps run and claim durations for `telemetry()`. */
+  keepTelemetrySamples(): void
+  /** The metrics as JSON for the OpenTelemetry instruments (ts/otel-metrics.ts). */
+  telemetry(): Promise<string>
   register(name: string, handler: (jobJson: string) => Promise<string>, optionsJson: string): void
   /** Every event, as JSON, goes to `listener`. */
   onEvent(listener: (eventJson: string) => void): void

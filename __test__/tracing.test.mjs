@@ -185,3 +185,53 @@ test('telemetry: false starts no spans and stores no trace context', async (t) =
   assert.equal(done.attempts?.some((a) => a.traceparent), undefined)
   assert.throws(() => new Monque(uri, { telemetry: 'on' }), { code: 'INVALID_OPTION' })
 })
+
+test("the metrics as OpenTelemetry instruments: the same numbers as metrics()' Prometheus text", async (t) => {
+  const { MeterProvider, MetricReader } = await import('@opentelemetry/sdk-metrics')
+  class Reader extends MetricReader {
+    async onForceFlush() {}
+    async onShutdown() {}
+  }
+  const reader = new Reader()
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  const { name: database } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database, logger: false, baseRetryInterval: 10, telemetry: { meterProvider } })
+  monque.register('resize', async (job) => {
+    if (job.data.fail && job.failCount === 0) throw new Error('once')
+  }, { maxRetries: 2 })
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  for (const data of [{}, {}, { fail: true }]) await monque.enqueue('resize', data)
+  await monque.enqueue('nobody-handles', {})
+  await eventually(async () => (await monque.getQueueStats({ name: 'resize' })).completed === 3, { what: '3 completed' })
+
+  const { resourceMetrics } = await reader.collect()
+  const metrics = new Map(resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).map((m) => [m.descriptor.name, m]))
+  const point = (metric, attrs = {}) =>
+    metrics.get(metric)?.dataPoints.find((p) => Object.entries(attrs).every(([k, v]) => p.attributes[k] === v))
+  const prometheus = await monque.metrics()
+  const scraped = (line) => Number(prometheus.split('\n').find((l) => l.startsWith(line + ' '))?.split(' ').pop())
+
+  for (const key of ['enqueued', 'started', 'completed', 'failed', 'retried']) {
+    assert.equal(point(`monque.jobs.${key}`, { name: 'resize' }).value, scraped(`monque_jobs_${key}_total{name="resize"}`), key)
+  }
+  assert.deepEqual([3, 4, 3, 1, 1], ['enqueued', 'started', 'completed', 'failed', 'retried'].map((k) => point(`monque.jobs.${k}`, { name: 'resize' }).value))
+  const duration = point('monque.job.duration', { name: 'resize' })
+  assert.equal(metrics.get('monque.job.duration').descriptor.unit, 's')
+  assert.equal(duration.value.count, 3)
+  assert.equal(duration.value.count, scraped('monque_job_duration_seconds_count{name="resize"}'))
+  assert.ok(point('monque.claim.duration').value.count >= 1)
+  assert.equal(point('monque.queue_depth', { name: 'resize', status: 'completed' }).value, 3)
+  assert.equal(point('monque.orphaned_jobs', { name: 'nobody-handles' }).value, 1)
+  assert.equal(point('monque.live_instances').value, 1)
+  assert.equal(point('monque.active_jobs').value, 0)
+  assert.equal(typeof point('monque.clock_offset').value, 'number')
+
+  // Durations are handed over once: the next collection adds only new runs.
+  await monque.enqueue('resize', {})
+  await eventually(async () => (await monque.getQueueStats({ name: 'resize' })).completed === 4, { what: '4 completed' })
+  const again = await reader.collect()
+  const next = again.resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === 'monque.job.duration')
+  assert.equal(next.dataPoints.find((p) => p.attributes.name === 'resize').value.count, 4)
+})

@@ -7,6 +7,7 @@ import { dispatchEvent, type MonqueEvents, resolveLogger } from './events'
 import { type Job, type RunningJob, toJob } from './job'
 import * as management from './management'
 import { connect, type NativeQueue, validateJobName } from './native'
+import { observeMetrics } from './otel-metrics'
 import * as schedules from './schedules'
 import { checkTraceContext, Tracing, withTrace } from './tracing'
 import type {
@@ -25,6 +26,7 @@ import type {
   NotifyMode,
   QueueStats,
   ScheduleOptions,
+  TelemetryOptions,
   TraceContext,
   WorkerOptions,
 } from './types'
@@ -46,6 +48,9 @@ export class Monque extends EventEmitter<MonqueEvents> {
   private readonly logger?: Logger
   /** OpenTelemetry spans, when `@opentelemetry/api` is installed and telemetry is on. */
   private readonly tracing?: Tracing
+  private readonly telemetry?: TelemetryOptions | false
+  /** Unregisters the OpenTelemetry instruments (otel-metrics.ts), while registered. */
+  private unobserve?: () => void
 
   constructor(connection: Connection, options: MonqueOptions = {}) {
     super()
@@ -56,6 +61,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
     }
     this.logger = resolveLogger(logger)
     this.tracing = Tracing.create(telemetry)
+    this.telemetry = telemetry
     this.options = coreOptions
     if (this.target.database && !options.database) this.options.database = this.target.database
     checkOptions(this.options as Record<string, unknown>)
@@ -262,6 +268,12 @@ export class Monque extends EventEmitter<MonqueEvents> {
     if (!native) throw new MonqueError('NOT_INITIALIZED', 'call and await initialize() before start()')
     callNativeSync(() => native.start())
     this.keepAlive ??= setInterval(() => {}, 1 << 30)
+    this.observe(native)
+  }
+
+  /** Registers the OpenTelemetry instruments, unless they are. */
+  private observe(native: NativeQueue): void {
+    this.unobserve ??= observeMetrics(this.telemetry, native)
   }
 
   /**
@@ -274,6 +286,8 @@ export class Monque extends EventEmitter<MonqueEvents> {
     const native = this.native
     clearInterval(this.keepAlive)
     this.keepAlive = undefined
+    this.unobserve?.()
+    this.unobserve = undefined
     if (!native) return 0
     return callNative(() => native.stop(options.timeout))
   }
@@ -295,6 +309,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
       native.onEvent((json) => dispatchEvent(this, this.controllers, this.logger, json))
       for (const [name, { handler, options }] of this.pending) this.attach(native, name, handler, options)
       this.native = native
+      this.observe(native)
       return native
     })().catch((err) => {
       this.connecting = undefined

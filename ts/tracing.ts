@@ -19,7 +19,7 @@ const SYSTEM = 'monque'
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
 /** The W3C limit; a longer tracestate is not stored (the trace still continues). */
 const MAX_TRACESTATE = 512
-const VERSION: string = (() => {
+export const VERSION: string = (() => {
   try {
     return (require('../package.json') as { version: string }).version
   } catch {
@@ -29,7 +29,7 @@ const VERSION: string = (() => {
 
 let loaded: Api | null | undefined
 /** `@opentelemetry/api`, loaded once; null when it is not installed. */
-function otelApi(): Api | null {
+export function otelApi(): Api | null {
   if (loaded === undefined) {
     try {
       loaded = require('@opentelemetry/api') as Api

@@ -480,6 +480,21 @@ impl Monque {
             .await
     }
 
+    /// From now on, keeps the run and claim durations `telemetry` hands over.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))]
+    pub(crate) fn keep_telemetry_samples(&self) {
+        self.inner.metrics.keep_samples();
+    }
+
+    /// The metrics for OpenTelemetry instruments (the Node binding's), as JSON.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))]
+    pub(crate) async fn telemetry(&self) -> Result<serde_json::Value> {
+        self.inner
+            .metrics
+            .telemetry(&self.inner.store, self.inner.running.snapshot().len())
+            .await
+    }
+
     /// Registers the handler for jobs named `name`. If the queue is started, the worker
     /// starts claiming at once.
     pub fn register(

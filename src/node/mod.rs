@@ -379,6 +379,19 @@ impl NativeQueue {
         self.queue.metrics().await.map_err(to_napi)
     }
 
+    /// From now on, keeps run and claim durations for `telemetry()`.
+    #[napi]
+    pub fn keep_telemetry_samples(&self) {
+        self.queue.keep_telemetry_samples();
+    }
+
+    /// The metrics as JSON for the OpenTelemetry instruments (ts/otel-metrics.ts).
+    #[napi]
+    pub async fn telemetry(&self) -> napi::Result<String> {
+        let value = self.queue.telemetry().await.map_err(to_napi)?;
+        Ok(value.to_string())
+    }
+
     #[napi]
     pub fn register(
         &self,

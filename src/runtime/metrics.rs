@@ -83,12 +83,26 @@ struct WholeQueue {
     live_instances: usize,
 }
 
+/// Most observations kept for the next `telemetry` read; more are not kept (a reader
+/// collects every few seconds, far below this at any rate the queue reaches).
+const MAX_SAMPLES: usize = 100_000;
+
+/// Run and claim durations not read yet by `telemetry` (the OpenTelemetry histograms of
+/// the Node binding, which takes single observations, not buckets).
+#[derive(Default)]
+struct Samples {
+    jobs: Vec<(String, f64)>,
+    claims: Vec<f64>,
+}
+
 /// This instance's counters, plus the cached whole-queue numbers.
 #[derive(Default)]
 pub(crate) struct Metrics {
     per_name: Mutex<BTreeMap<String, PerName>>,
     claim: Mutex<Histogram>,
     whole_queue: tokio::sync::Mutex<Option<(Instant, WholeQueue)>>,
+    /// `None` until `keep_samples`: nobody pays for samples nobody reads.
+    samples: Mutex<Option<Samples>>,
 }
 
 impl Metrics {
@@ -98,21 +112,40 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn claim_took(&self, took: Duration) {
-        self.claim
+    /// From now on, keeps run and claim durations for `telemetry` to hand over.
+    pub(crate) fn keep_samples(&self) {
+        self.samples
             .lock()
             .expect("metrics lock")
-            .observe(took.as_secs_f64());
+            .get_or_insert_with(Samples::default);
+    }
+
+    pub(crate) fn claim_took(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        self.claim.lock().expect("metrics lock").observe(seconds);
+        if let Some(samples) = self.samples.lock().expect("metrics lock").as_mut() {
+            if samples.claims.len() < MAX_SAMPLES {
+                samples.claims.push(seconds);
+            }
+        }
     }
 
     /// Counts what an event tells (subscribed to the event bus).
     pub(crate) fn record(&self, event: &Event) {
         match event {
             Event::JobStarted { job } => self.with(&job.name, |m| m.started += 1),
-            Event::JobCompleted { job, duration } => self.with(&job.name, |m| {
-                m.completed += 1;
-                m.duration.observe(duration.as_secs_f64());
-            }),
+            Event::JobCompleted { job, duration } => {
+                let seconds = duration.as_secs_f64();
+                self.with(&job.name, |m| {
+                    m.completed += 1;
+                    m.duration.observe(seconds);
+                });
+                if let Some(samples) = self.samples.lock().expect("metrics lock").as_mut() {
+                    if samples.jobs.len() < MAX_SAMPLES {
+                        samples.jobs.push((job.name.clone(), seconds));
+                    }
+                }
+            }
             Event::JobFailed { job, .. } => self.with(&job.name, |m| m.failed += 1),
             Event::JobRetry { job, .. } => self.with(&job.name, |m| m.retried += 1),
             _ => {}
@@ -154,6 +187,46 @@ impl Metrics {
         };
         *cache = Some((Instant::now(), whole.clone()));
         Ok(whole)
+    }
+
+    /// The same numbers for OpenTelemetry instruments, as JSON: the counters per name,
+    /// the gauges, and the run and claim durations observed since the previous read
+    /// (so one reader should read them).
+    pub(crate) async fn telemetry(
+        &self,
+        store: &Store,
+        active: usize,
+    ) -> Result<serde_json::Value> {
+        use serde_json::json;
+        let WholeQueue {
+            depth,
+            orphans,
+            live_instances,
+        } = self.whole_queue(store).await?;
+        let per_name = self.per_name.lock().expect("metrics lock").clone();
+        let samples = self
+            .samples
+            .lock()
+            .expect("metrics lock")
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let counters: Vec<_> = per_name
+            .iter()
+            .map(|(name, m)| {
+                json!({ "name": name, "enqueued": m.enqueued, "started": m.started, "completed": m.completed, "failed": m.failed, "retried": m.retried })
+            })
+            .collect();
+        Ok(json!({
+            "counters": counters,
+            "jobDurations": samples.jobs,
+            "claimDurations": samples.claims,
+            "activeJobs": active,
+            "queueDepth": depth,
+            "orphanedJobs": orphans.iter().map(|o| (&o.name, o.count)).collect::<Vec<_>>(),
+            "liveInstances": live_instances,
+            "clockOffsetSeconds": store.clock().offset_ms() as f64 / 1000.0,
+        }))
     }
 
     /// The metrics in Prometheus text exposition format (version 0.0.4).
