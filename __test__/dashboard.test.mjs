@@ -53,7 +53,9 @@ test('the dashboard: counts, a failed job and its stack, retry until it complete
   monque.start()
   t.after(() => monque.stop())
   for (const to of ['ada', 'alan', 'barbara']) await monque.enqueue('send-mail', { to })
-  const failing = await monque.enqueue('send-mail', { to: 'grace' })
+  // Enqueued by a traced request: the detail shows its trace id, to look it up.
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const failing = await monque.enqueue('send-mail', { to: 'grace' }, { traceContext: { traceparent } })
   for (let i = 0; i < 30; i++) await monque.enqueue('nightly-report', { day: i }, { runAt: Date.now() + 3_600_000 + i * 60_000 })
   await monque.schedule('0 3 * * *', 'nightly-report', {}, { timezone: 'Europe/Berlin', uniqueKey: 'nightly' })
   await eventually(async () => (await monque.getJob(failing.id)).status === 'failed', { what: 'the failing job' })
@@ -88,6 +90,7 @@ test('the dashboard: counts, a failed job and its stack, retry until it complete
   const stack = await page.$eval('#job-detail [data-field="failStack"]', (el) => el.textContent)
   assert.match(stack, /SMTP 421: service not available/)
   assert.match(stack, /\n\s+at /)
+  assert.equal(await page.$eval('#job-detail [data-field="traceContext"]', (el) => el.textContent), '4bf92f3577b34da6a3ce929d0e0e4736')
   await page.screenshot({ path: screenshotPath() })
 
   // Retry it (the mail server is back) and watch it complete without reloading.

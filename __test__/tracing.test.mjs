@@ -235,3 +235,18 @@ test("the metrics as OpenTelemetry instruments: the same numbers as metrics()' P
   const next = again.resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === 'monque.job.duration')
   assert.equal(next.dataPoints.find((p) => p.attributes.name === 'resize').value.count, 4)
 })
+
+test("the README's tracing example runs as printed: one trace from the request to the handler's span", async () => {
+  const file = join(root, 'examples/tracing.mjs')
+  const { readFileSync } = await import('node:fs')
+  assert.ok(readFileSync(join(root, 'README.md'), 'utf8').includes(readFileSync(file, 'utf8')), 'the README shows examples/tracing.mjs as it is')
+  const out = await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file], { env: { ...process.env, MONGODB_URI: uri }, stdio: ['ignore', 'pipe', 'inherit'] })
+    let text = ''
+    child.stdout.on('data', (d) => (text += d))
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`exited ${code}`))))
+  })
+  const lines = out.trim().split('\n').map((l) => l.match(/^( *)(\S.*?)  trace=([0-9a-f]{32}) /))
+  assert.deepEqual(lines.map((m) => [m[1].length / 2, m[2]]), [[0, 'POST /signup'], [1, 'enqueue send-mail'], [2, 'process send-mail'], [3, 'smtp.send']])
+  assert.equal(new Set(lines.map((m) => m[3])).size, 1)
+})

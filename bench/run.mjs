@@ -3,6 +3,7 @@
 // Systems take turns within each repetition so the machine's drift hits all of them.
 //
 //   node bench/run.mjs [--runs 3] [--systems monque,agenda,raw] [--only enqueue,processing,latency,roundtrips]
+//                      [--out results.json]
 //
 // @monque/core runs when MONQUE_CORE_PATH names its build (bench/build-monque-core.sh);
 // `monque (baseline)` runs another build of ours, the native addon MONQUE_BASELINE_NATIVE
@@ -28,7 +29,8 @@ const arg = (name, fallback) => {
 }
 const runs = Number(arg('runs', 3))
 const only = arg('only', 'enqueue,processing,latency,roundtrips').split(',')
-const asked = arg('systems', Object.keys(systems).join(',')).split(',')
+// The variants of ours (claimBatch 1, telemetry off, OTel on) run when asked by name.
+const asked = arg('systems', 'monque,monque (baseline),agenda,@monque/core,raw').split(',')
 const skipped = Object.fromEntries(asked.filter((s) => unavailable(s)).map((s) => [s, unavailable(s)]))
 const chosen = asked.filter((s) => !skipped[s])
 for (const [s, why] of Object.entries(skipped)) console.log(`skipping ${s}: ${why}`)
@@ -252,5 +254,6 @@ const results = {
   metrics,
   details,
 }
-writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
-console.log('wrote bench/results.json')
+const out = arg('out', 'results.json')
+writeFileSync(new URL(`./${out}`, import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
+console.log(`wrote bench/${out}`)

@@ -11,7 +11,7 @@ import { MongoClient, ObjectId } from 'mongodb'
 const NAME = 'noop'
 
 /** Ours, through the published TypeScript API. `claimBatch` 1 turns batch claims off. */
-async function monque({ uri, database, concurrency, pollMs, claimBatch }) {
+async function monque({ uri, database, concurrency, pollMs, claimBatch, telemetry }) {
   const { Monque } = await import('../dist/index.mjs')
   const queue = new Monque(uri, {
     database,
@@ -19,6 +19,7 @@ async function monque({ uri, database, concurrency, pollMs, claimBatch }) {
     pollInterval: pollMs,
     logger: false,
     ...(claimBatch === undefined ? {} : { claimBatch }),
+    ...(telemetry === undefined ? {} : { telemetry }),
   })
   await queue.initialize()
   return {
@@ -28,6 +29,26 @@ async function monque({ uri, database, concurrency, pollMs, claimBatch }) {
     start: () => queue.start(),
     close: () => queue.stop(),
   }
+}
+
+/**
+ * Ours with OpenTelemetry on: an SDK that samples every span (a producer span per
+ * enqueue, a consumer span per run) and batches them to an exporter that drops them,
+ * and the metrics read every 5 s. What tracing costs the queue, without the cost of
+ * shipping spans anywhere. The providers are this queue's (not global), so the
+ * parent's own producer for other systems stays untraced.
+ */
+async function monqueTraced(options) {
+  const { context } = await import('@opentelemetry/api')
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks')
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base')
+  const { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } = await import('@opentelemetry/sdk-metrics')
+  const drop = { export: (_items, done) => done({ code: 0 }), shutdown: async () => {}, forceFlush: async () => {} }
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(drop)] })
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+  const metricDrop = { ...drop, selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE }
+  const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: metricDrop, exportIntervalMillis: 5000 })] })
+  return monque({ ...options, telemetry: { tracerProvider, meterProvider } })
 }
 
 /** Agenda 6 with its MongoDB backend and its change-stream notifications. */
@@ -191,6 +212,8 @@ export const systems = {
   monque,
   'monque (baseline)': monque,
   'monque (claimBatch 1)': (o) => monque({ ...o, claimBatch: 1 }),
+  'monque (telemetry off)': (o) => monque({ ...o, telemetry: false }),
+  'monque (OTel on)': monqueTraced,
   agenda,
   '@monque/core': monqueCore,
   raw,

@@ -30,7 +30,7 @@ const job = {
       type: 'array',
       items: {
         type: 'object',
-        properties: { startedAt: date, durationMs: { type: 'integer' }, outcome: { type: 'string', enum: ['completed', 'failed', 'stalled', 'snoozed'] }, error: { type: 'string' }, instance: { type: 'string' } },
+        properties: { startedAt: date, durationMs: { type: 'integer' }, outcome: { type: 'string', enum: ['completed', 'failed', 'stalled', 'snoozed'] }, error: { type: 'string' }, instance: { type: 'string' }, traceparent: { type: 'string', description: "The W3C traceparent of the run's span" } },
       },
     },
     uniqueKey: { type: 'string' },
@@ -41,6 +41,11 @@ const job = {
     progress: {},
     result: {},
     dependsOn: { type: 'array', items: { type: 'string' } },
+    traceContext: {
+      type: 'object',
+      description: 'The W3C trace context of the span that enqueued it',
+      properties: { traceparent: { type: 'string' }, tracestate: { type: 'string' } },
+    },
   },
 }
 const schemas: Record<string, unknown> = {

@@ -11,7 +11,7 @@
   #jobs (tbody): tr[data-id] (.sel + aria-selected when selected), cells [data-field=status|name|id|priority|
     createdAt|next|failCount|failReason] · #prev-page #next-page #page-info
   #job-detail[data-id] (hidden when closed): [data-field=status|name] in its header, [data-field=<job field>] for
-    each present field (failReason, failStack, data, result, progress, attempts table, dependsOn, dates…);
+    each present field (failReason, failStack, data, result, progress, attempts table, dependsOn, traceContext, dates…);
     #dep-graph g[data-dep=<id>][data-status]; button[data-action=retry|cancel|run-now|reschedule|priority|delete]
     (disabled by status); #reschedule-at #priority-value #detail-close
   #schedules, #instances (tbody): tr[data-id] · #confirm: #confirm-text, button[data-confirm=yes|no]
@@ -456,6 +456,8 @@ function renderDetail(j, first) {
     ['lockedAt', 'Locked', t(j.lockedAt)], ['leaseExpiresAt', 'Lease expires', t(j.leaseExpiresAt)], ['claimedBy', 'Claimed by', code(j.claimedBy)],
     ['completedAt', 'Completed', t(j.completedAt)], ['durationMs', 'Duration', ms(j.durationMs)], ['timeoutMs', 'Timeout', ms(j.timeoutMs)],
     ['uniqueKey', 'Unique key', code(j.uniqueKey)],
+    // The trace id, to look the enqueue and the runs up in a tracing backend.
+    ['traceContext', 'Trace', j.traceContext?.traceparent && `<code class="selall" title="${esc(j.traceContext.traceparent)}">${esc(j.traceContext.traceparent.slice(3, 35))}</code>`],
     ['repeat', 'Repeat', j.repeat && fmtRepeat(j.repeat) + (j.repeat.timezone ? ` <span class="muted">(${esc(j.repeat.timezone)})</span>` : '')],
     ['dependsOn', 'Depends on', j.dependsOn?.length && j.dependsOn.map((d) => `<button type="button" class="link mono" data-open-job="${esc(d)}">${esc(shortId(d))}</button>`).join(' ')],
   ];
