@@ -93,6 +93,12 @@ export class Tracing {
     if (name !== undefined) attributes['messaging.destination.name'] = name
     if (count > 1) attributes['messaging.batch.message_count'] = count
     const span = this.tracer.startSpan(name === undefined ? operation : `${operation} ${name}`, { kind: api.SpanKind.PRODUCER, attributes })
+    if (!span.isRecording()) {
+      // No SDK, or not sampled: nothing to record. A valid context (a sampled-out trace)
+      // is still carried, so the runs keep the sampling decision.
+      span.end()
+      return send(contextOf(api, span))
+    }
     try {
       const result = await api.context.with(api.trace.setSpan(api.context.active(), span), () => send(contextOf(api, span)))
       const id = idOf?.(result)
@@ -140,6 +146,11 @@ export class Tracing {
       parent,
     )
     traced.span = contextOf(api, span)?.traceparent
+    // No SDK and no trace to continue: run the handler as it is.
+    if (!traced.span && !span.isRecording()) {
+      span.end()
+      return handle()
+    }
     try {
       return await api.context.with(api.trace.setSpan(parent, span), handle)
     } catch (err) {
