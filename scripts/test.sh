@@ -21,8 +21,10 @@ MONQUE_SERVER_BIN=$(scripts/test-server.sh bin)
 export MONQUE_SERVER_BIN
 
 cargo test --quiet
-# The Rust side of the cross-language tracing test (__test__/tracing.test.mjs).
+# The Rust side of the cross-language tracing test (__test__/tracing.test.mjs), and
+# the metrics as OpenTelemetry instruments in Rust.
 cargo build --quiet --example traced --features opentelemetry
+cargo test --quiet --features opentelemetry --test otel_metrics
 node --test __test__/
 
 # The Rust examples, as the README runs them: a worker, and a producer enqueueing

@@ -480,6 +480,23 @@ impl Monque {
             .await
     }
 
+    /// Registers the metrics of [`metrics`](Monque::metrics) as OpenTelemetry instruments
+    /// on `meter` (feature `opentelemetry`), under the names OpenTelemetry's Prometheus
+    /// exporter turns into the same ones (`monque.jobs.completed` ->
+    /// `monque_jobs_completed_total`, `monque.job.duration` in `s` ->
+    /// `monque_job_duration_seconds`). Call it within the Tokio runtime (the whole-queue
+    /// gauges recount on it). False, registering nothing, when they already were.
+    #[cfg(feature = "opentelemetry")]
+    pub fn observe_metrics(&self, meter: &opentelemetry::metrics::Meter) -> bool {
+        crate::runtime::otel_metrics::observe(
+            meter,
+            self.inner.metrics.clone(),
+            self.inner.store.clone(),
+            self.inner.running.clone(),
+            tokio::runtime::Handle::current(),
+        )
+    }
+
     /// From now on, keeps the run and claim durations `telemetry` hands over.
     #[cfg_attr(not(feature = "node"), allow(dead_code))]
     pub(crate) fn keep_telemetry_samples(&self) {

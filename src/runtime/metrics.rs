@@ -13,12 +13,12 @@ use crate::events::Event;
 use crate::store::{Depth, Orphans, Store};
 
 /// Upper bounds of the histogram buckets, in seconds.
-const BUCKETS: [f64; 14] = [
+pub(crate) const BUCKETS: [f64; 14] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// Queue depth older than this is counted again on the next scrape.
-const DEPTH_MAX_AGE: Duration = Duration::from_secs(5);
+pub(crate) const DEPTH_MAX_AGE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -77,10 +77,20 @@ type Counter = (&'static str, &'static str, fn(&PerName) -> u64);
 
 /// What every instance reports alike, read from the server and cached.
 #[derive(Clone)]
-struct WholeQueue {
-    depth: Depth,
-    orphans: Vec<Orphans>,
-    live_instances: usize,
+pub(crate) struct WholeQueue {
+    pub(crate) depth: Depth,
+    pub(crate) orphans: Vec<Orphans>,
+    pub(crate) live_instances: usize,
+}
+
+/// One job name's counters: enqueued, started, completed, failed, retried.
+pub(crate) type NameCounters = (String, [u64; 5]);
+
+/// Where observations also go when the queue's metrics are OpenTelemetry instruments
+/// (otel_metrics.rs, feature `opentelemetry`).
+pub(crate) trait DurationSink: Send + Sync {
+    fn job_took(&self, name: &str, seconds: f64);
+    fn claim_took(&self, seconds: f64);
 }
 
 /// Most observations kept for the next `telemetry` read; more are not kept (a reader
@@ -103,6 +113,8 @@ pub(crate) struct Metrics {
     whole_queue: tokio::sync::Mutex<Option<(Instant, WholeQueue)>>,
     /// `None` until `keep_samples`: nobody pays for samples nobody reads.
     samples: Mutex<Option<Samples>>,
+    /// Set once the metrics are OpenTelemetry instruments.
+    sink: std::sync::OnceLock<Box<dyn DurationSink>>,
 }
 
 impl Metrics {
@@ -120,9 +132,47 @@ impl Metrics {
             .get_or_insert_with(Samples::default);
     }
 
+    /// Sends run and claim durations to `sink` too; false if one was set before.
+    pub(crate) fn set_sink(&self, sink: Box<dyn DurationSink>) -> bool {
+        self.sink.set(sink).is_ok()
+    }
+
+    /// Every name's counters.
+    pub(crate) fn counters(&self) -> Vec<NameCounters> {
+        let map = self.per_name.lock().expect("metrics lock");
+        map.iter()
+            .map(|(name, m)| {
+                (
+                    name.clone(),
+                    [m.enqueued, m.started, m.completed, m.failed, m.retried],
+                )
+            })
+            .collect()
+    }
+
+    /// The whole-queue numbers as last counted, and whether they are older than
+    /// `DEPTH_MAX_AGE` (or in the middle of a recount).
+    pub(crate) fn cached_whole_queue(&self) -> (Option<WholeQueue>, bool) {
+        match self.whole_queue.try_lock() {
+            Ok(cache) => match cache.as_ref() {
+                Some((at, whole)) => (Some(whole.clone()), at.elapsed() >= DEPTH_MAX_AGE),
+                None => (None, true),
+            },
+            Err(_) => (None, false),
+        }
+    }
+
+    /// Counts the whole-queue numbers again if they are stale.
+    pub(crate) async fn refresh_whole_queue(&self, store: &Store) -> Result<()> {
+        self.whole_queue(store).await.map(|_| ())
+    }
+
     pub(crate) fn claim_took(&self, took: Duration) {
         let seconds = took.as_secs_f64();
         self.claim.lock().expect("metrics lock").observe(seconds);
+        if let Some(sink) = self.sink.get() {
+            sink.claim_took(seconds);
+        }
         if let Some(samples) = self.samples.lock().expect("metrics lock").as_mut() {
             if samples.claims.len() < MAX_SAMPLES {
                 samples.claims.push(seconds);
@@ -140,6 +190,9 @@ impl Metrics {
                     m.completed += 1;
                     m.duration.observe(seconds);
                 });
+                if let Some(sink) = self.sink.get() {
+                    sink.job_took(&job.name, seconds);
+                }
                 if let Some(samples) = self.samples.lock().expect("metrics lock").as_mut() {
                     if samples.jobs.len() < MAX_SAMPLES {
                         samples.jobs.push((job.name.clone(), seconds));

@@ -29,6 +29,8 @@ pub(crate) mod handoff;
 pub(crate) mod heartbeat;
 pub(crate) mod metrics;
 pub(crate) mod notify;
+#[cfg(feature = "opentelemetry")]
+pub(crate) mod otel_metrics;
 pub(crate) mod outage;
 pub(crate) mod pauses;
 pub(crate) mod presence;
