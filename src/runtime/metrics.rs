@@ -84,6 +84,7 @@ pub(crate) struct WholeQueue {
 }
 
 /// One job name's counters: enqueued, started, completed, failed, retried.
+#[cfg(feature = "opentelemetry")]
 pub(crate) type NameCounters = (String, [u64; 5]);
 
 /// Where observations also go when the queue's metrics are OpenTelemetry instruments
@@ -133,11 +134,13 @@ impl Metrics {
     }
 
     /// Sends run and claim durations to `sink` too; false if one was set before.
+    #[cfg(feature = "opentelemetry")]
     pub(crate) fn set_sink(&self, sink: Box<dyn DurationSink>) -> bool {
         self.sink.set(sink).is_ok()
     }
 
     /// Every name's counters.
+    #[cfg(feature = "opentelemetry")]
     pub(crate) fn counters(&self) -> Vec<NameCounters> {
         let map = self.per_name.lock().expect("metrics lock");
         map.iter()
@@ -152,6 +155,7 @@ impl Metrics {
 
     /// The whole-queue numbers as last counted, and whether they are older than
     /// `DEPTH_MAX_AGE` (or in the middle of a recount).
+    #[cfg(feature = "opentelemetry")]
     pub(crate) fn cached_whole_queue(&self) -> (Option<WholeQueue>, bool) {
         match self.whole_queue.try_lock() {
             Ok(cache) => match cache.as_ref() {
@@ -163,6 +167,7 @@ impl Metrics {
     }
 
     /// Counts the whole-queue numbers again if they are stale.
+    #[cfg(feature = "opentelemetry")]
     pub(crate) async fn refresh_whole_queue(&self, store: &Store) -> Result<()> {
         self.whole_queue(store).await.map(|_| ())
     }
