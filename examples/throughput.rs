@@ -3,7 +3,10 @@
 //!
 //!     MONGODB_URI=mongodb://... cargo run --release --example throughput -- 1000 10
 //!
-//! Compare with `npm run bench` to see what the Node.js binding costs.
+//! Compare with `npm run bench` to see what the Node.js binding costs. Built with
+//! `--features opentelemetry` and run with `OTEL=1`, every run is traced through a
+//! `tracing-opentelemetry` layer into a batch exporter that keeps the spans in memory:
+//! what tracing costs the Rust core.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,6 +20,8 @@ async fn main() -> monque::Result<()> {
     let mut args = std::env::args()
         .skip(1)
         .map(|a| a.parse::<usize>().expect("numbers"));
+    #[cfg(feature = "opentelemetry")]
+    let _tracing = std::env::var_os("OTEL").map(|_| otel::install());
     let total = args.next().unwrap_or(1000);
     let concurrency = args.next().unwrap_or(10);
     let claim_batch = args.next().unwrap_or(MonqueOptions::default().claim_batch);
@@ -71,4 +76,28 @@ async fn main() -> monque::Result<()> {
     queue.stop(None).await?;
     let dropped = queue.collection().client().database(&database).drop().await;
     dropped.map_err(|e| monque::Error::Database(Box::new(e)))
+}
+
+#[cfg(feature = "opentelemetry")]
+mod otel {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    /// Installs the layer; the provider must live as long as the run.
+    pub fn install() -> SdkTracerProvider {
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(InMemorySpanExporter::default())
+            .build();
+        tracing_subscriber::registry()
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(provider.tracer("throughput"))
+                    .with_filter(LevelFilter::INFO),
+            )
+            .init();
+        provider
+    }
 }
