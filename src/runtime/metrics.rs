@@ -256,11 +256,7 @@ impl Metrics {
         active: usize,
     ) -> Result<serde_json::Value> {
         use serde_json::json;
-        let WholeQueue {
-            depth,
-            orphans,
-            live_instances,
-        } = self.whole_queue(store).await?;
+        let whole = self.whole_queue(store).await?;
         let per_name = self.per_name.lock().expect("metrics lock").clone();
         let samples = self
             .samples
@@ -280,9 +276,9 @@ impl Metrics {
             "jobDurations": samples.jobs,
             "claimDurations": samples.claims,
             "activeJobs": active,
-            "queueDepth": depth,
-            "orphanedJobs": orphans.iter().map(|o| (&o.name, o.count)).collect::<Vec<_>>(),
-            "liveInstances": live_instances,
+            "queueDepth": whole.depth,
+            "orphanedJobs": whole.orphans.iter().map(|o| (&o.name, o.count)).collect::<Vec<_>>(),
+            "liveInstances": whole.live_instances,
             "clockOffsetSeconds": store.clock().offset_ms() as f64 / 1000.0,
         }))
     }
