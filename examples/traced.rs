@@ -114,6 +114,20 @@ async fn main() -> monque::Result<()> {
         queue.start()?;
         all_ended.notified().await;
         queue.stop(None).await?;
+        // A run's span closes when its task ends, just after the event: wait for them.
+        let runs_exported = || {
+            let spans = exporter.get_finished_spans().unwrap_or_default();
+            spans
+                .iter()
+                .filter(|s| s.span_kind == SpanKind::Consumer)
+                .count()
+        };
+        for _ in 0..200 {
+            if runs_exported() >= runs {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
     let _ = provider.force_flush();
     let spans: Vec<_> = exporter
