@@ -183,7 +183,9 @@ test('telemetry: false starts no spans and stores no trace context', async (t) =
   const done = await monque.getJob(job.id)
   assert.equal(done.traceContext, undefined)
   assert.equal(done.attempts?.some((a) => a.traceparent), undefined)
-  assert.throws(() => new Monque(uri, { telemetry: 'on' }), { code: 'INVALID_OPTION' })
+  for (const telemetry of ['on', null, { tracerProvider: {} }, { meterProvider: 42 }]) {
+    assert.throws(() => new Monque(uri, { telemetry }), { code: 'INVALID_OPTION' }, JSON.stringify(telemetry))
+  }
 })
 
 test("the metrics as OpenTelemetry instruments: the same numbers as metrics()' Prometheus text", async (t) => {

@@ -56,9 +56,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
     super()
     this.target = resolveConnection(connection)
     const { logger, telemetry, ...coreOptions } = options
-    if (telemetry !== undefined && telemetry !== false && (telemetry === null || typeof telemetry !== 'object')) {
-      throw new MonqueError('INVALID_OPTION', 'telemetry must be { tracerProvider?, meterProvider? } or false')
-    }
+    checkTelemetry(telemetry)
     this.logger = resolveLogger(logger)
     this.tracing = Tracing.create(telemetry)
     this.telemetry = telemetry
@@ -383,6 +381,17 @@ function enqueueOptions(options: EnqueueOptions): EnqueueOptions {
     dependsOn = options.dependsOn.map(idString)
   }
   return { uniqueKey: options.uniqueKey, runAt, priority: options.priority, timeout: options.timeout, dependsOn, traceContext: checkTraceContext(options.traceContext) }
+}
+
+/** `telemetry`: false, or providers that look like OpenTelemetry's. */
+function checkTelemetry(telemetry: unknown): void {
+  if (telemetry === undefined || telemetry === false) return
+  const t = telemetry as TelemetryOptions | null
+  const has = (provider: unknown, method: string) =>
+    provider === undefined || (provider !== null && typeof (provider as Record<string, unknown>)[method] === 'function')
+  if (t === null || typeof t !== 'object' || !has(t.tracerProvider, 'getTracer') || !has(t.meterProvider, 'getMeter')) {
+    throw new MonqueError('INVALID_OPTION', 'telemetry must be false or { tracerProvider?: TracerProvider, meterProvider?: MeterProvider }')
+  }
 }
 
 /** What a handler threw, as a failReason: an Error's message, or a readable rendering of anything else. */
