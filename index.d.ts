@@ -51,6 +51,11 @@ export declare class NativeQueue {
   purgeExpired(): Promise<number>
   /** Prometheus text format. */
   metrics(): Promise<string>
+  /**
+   * Names the OpenTelemetry span of the run in flight `execution` (`<jobId>:<claimId>`),
+   * kept in its job's attempts history when the run ends, however it ends.
+   */
+  recordRunSpan(execution: string, traceparent: string): void
   /** From now on, keeps run and claim durations for `telemetry()`. */
   keepTelemetrySamples(): void
   /** The metrics as JSON for the OpenTelemetry instruments (ts/otel-metrics.ts). */

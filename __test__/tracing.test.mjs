@@ -140,10 +140,59 @@ test("a schedule's run starts a trace of its own, linked to the schedule call", 
   const schedule = exporter.getFinishedSpans().find((s) => s.name === 'schedule digest')
   assert.equal(schedule.attributes['messaging.operation.name'], 'schedule')
   assert.equal(schedule.parentSpanContext?.spanId, exporter.getFinishedSpans().find((s) => s.name === 'deploy').spanContext().spanId)
-  await eventually(() => exporter.getFinishedSpans().some((s) => s.name === 'process digest'), { what: 'the run span' })
-  const run = exporter.getFinishedSpans().find((s) => s.name === 'process digest')
-  assert.notEqual(run.spanContext().traceId, schedule.spanContext().traceId)
-  assert.deepEqual(run.links.map((l) => [l.context.spanId, l.attributes['monque.link']]), [[schedule.spanContext().spanId, 'schedule']])
+  // Two runs: each its own trace, each linked to the schedule call only (the first run is
+  // an earlier occurrence, not an earlier attempt of the second).
+  const runs = () => exporter.getFinishedSpans().filter((s) => s.name === 'process digest')
+  await eventually(() => runs().length >= 2, { within: 10_000, what: 'two run spans' })
+  const [first, second] = runs()
+  assert.notEqual(first.spanContext().traceId, schedule.spanContext().traceId)
+  assert.notEqual(second.spanContext().traceId, first.spanContext().traceId)
+  for (const run of [first, second]) {
+    assert.deepEqual(run.links.map((l) => [l.context.spanId, l.attributes['monque.link']]), [[schedule.spanContext().spanId, 'schedule']])
+  }
+})
+
+test('a run that times out keeps its span: ERROR status, ended at the timeout, and the retry links to it', async (t) => {
+  const { name: database } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database, logger: false, baseRetryInterval: 10 })
+  monque.register('slow', async (job) => {
+    if (job.failCount === 0) await new Promise(() => {}) // hangs, ignoring its signal
+  }, { timeout: 300, maxRetries: 1 })
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  const job = await monque.enqueue('slow', {})
+  await eventually(async () => (await monque.getJob(job.id)).status === 'completed', { within: 10_000, what: 'the retry' })
+  const runs = () => exporter.getFinishedSpans().filter((s) => s.name === 'process slow')
+  await eventually(() => runs().length === 2, { what: 'both run spans' })
+  const [first, second] = runs()
+  assert.equal(first.status.code, ERROR)
+  assert.match(first.status.message, /timeout/)
+  assert.deepEqual(second.links.map((l) => [l.context.spanId, l.attributes['monque.link']]), [[first.spanContext().spanId, 'previous-attempt']])
+  const done = await monque.getJob(job.id)
+  assert.deepEqual(done.attempts.map((a) => a.traceparent?.slice(36, 52)), [first.spanContext().spanId, second.spanContext().spanId])
+})
+
+test('without an SDK (a no-op tracer) a run records no span of its own in the attempts', async (t) => {
+  const { ProxyTracerProvider } = await import('@opentelemetry/api')
+  const { name: database } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database, logger: false, baseRetryInterval: 10, telemetry: { tracerProvider: new ProxyTracerProvider() } })
+  monque.register('flaky', async (job) => {
+    if (job.failCount === 0) throw new Error('once')
+  })
+  await monque.initialize()
+  monque.start()
+  t.after(() => monque.stop())
+  // Inside a recorded span of the app: the no-op spans carry its context.
+  const job = await tracer.startActiveSpan('request', async (span) => {
+    const job = await monque.enqueue('flaky', {})
+    span.end()
+    return job
+  })
+  await eventually(async () => (await monque.getJob(job.id)).status === 'completed', { what: 'the retry' })
+  const done = await monque.getJob(job.id)
+  assert.equal(done.traceContext.traceparent.slice(3, 35), exporter.getFinishedSpans().find((s) => s.name === 'request').spanContext().traceId)
+  assert.deepEqual(done.attempts.map((a) => a.traceparent), [undefined, undefined])
 })
 
 test('an explicit traceContext continues a trace from elsewhere; a malformed one is INVALID_OPTION and writes nothing', async (t) => {

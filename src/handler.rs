@@ -254,11 +254,13 @@ impl JobContext {
         self.job.trace_context.as_ref()
     }
 
-    /// The traceparent of the job's previous attempt, if that run was traced.
+    /// The traceparent of the job's previous attempt, if that run was traced and did not
+    /// succeed (a schedule's last run is an earlier occurrence, not an earlier attempt).
     pub fn previous_attempt_span(&self) -> Option<&str> {
         self.job
             .attempts
             .last()
+            .filter(|a| a.outcome != "completed")
             .and_then(|a| a.traceparent.as_deref())
     }
 }

@@ -93,8 +93,20 @@ pub struct Job {
     pub has_dependents: bool,
     /// The trace context of the code that enqueued or scheduled it: its runs continue
     /// that trace (trace_context.rs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_trace_context"
+    )]
     pub trace_context: Option<TraceContext>,
+}
+
+/// A `traceContext` this build cannot read is dropped, not a reason to fail the job.
+fn lenient_trace_context<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<TraceContext>, D::Error> {
+    let stored = Option::<bson::Bson>::deserialize(d)?;
+    Ok(stored.and_then(|b| bson::from_bson(b).ok()))
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -301,6 +313,18 @@ pub fn validate_data(data: &serde_json::Value) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_unreadable_trace_context_is_dropped_not_fatal() {
+        let now = DateTime::now();
+        let doc = bson::doc! {
+            "_id": ObjectId::new(), "name": "x", "data": {}, "status": "pending",
+            "priority": 0, "nextRunAt": now, "failCount": 0, "createdAt": now, "updatedAt": now,
+            "traceContext": { "tracestate": 42 },
+        };
+        let job = Job::from_document(doc).expect("the job is still readable");
+        assert_eq!(job.trace_context, None);
+    }
 
     #[test]
     fn job_names() {

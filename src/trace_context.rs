@@ -15,14 +15,14 @@ pub const MAX_TRACESTATE_LEN: usize = 512;
 /// Length of a version-00 `traceparent`: `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`.
 const TRACEPARENT_LEN: usize = 55;
 
-/// A span's W3C trace context, as carried by a job.
+/// A span's W3C trace context, as carried by a job. Built checked by
+/// [`TraceContext::new`]; one read back from a document written by anyone else is taken as
+/// it is, and its accessors return `None` for parts it does not have.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TraceContext {
-    /// `00-<trace id>-<parent span id>-<flags>`.
-    pub traceparent: String,
-    /// Vendor entries, as the `tracestate` header carries them.
+    traceparent: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tracestate: Option<String>,
+    tracestate: Option<String>,
 }
 
 impl TraceContext {
@@ -53,19 +53,35 @@ impl TraceContext {
         })
     }
 
-    /// The trace id: 32 lowercase hex digits.
-    pub fn trace_id(&self) -> &str {
-        &self.traceparent[3..35]
+    /// `00-<trace id>-<parent span id>-<flags>`.
+    pub fn traceparent(&self) -> &str {
+        &self.traceparent
+    }
+
+    /// Vendor entries, as the `tracestate` header carries them.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.tracestate.as_deref()
+    }
+
+    /// Whether this context passes the checks of [`TraceContext::new`].
+    pub fn is_valid(&self) -> bool {
+        TraceContext::new(self.traceparent.clone(), self.tracestate.clone()).is_ok()
+    }
+
+    /// The trace id: 32 lowercase hex digits (`None` if the traceparent is malformed).
+    pub fn trace_id(&self) -> Option<&str> {
+        is_traceparent(&self.traceparent).then(|| &self.traceparent[3..35])
     }
 
     /// The id of the span this context names: 16 lowercase hex digits.
-    pub fn span_id(&self) -> &str {
-        &self.traceparent[36..52]
+    pub fn span_id(&self) -> Option<&str> {
+        is_traceparent(&self.traceparent).then(|| &self.traceparent[36..52])
     }
 
     /// Whether the trace is sampled (flag bit 0).
     pub fn sampled(&self) -> bool {
-        u8::from_str_radix(&self.traceparent[53..55], 16).is_ok_and(|f| f & 1 == 1)
+        is_traceparent(&self.traceparent)
+            && u8::from_str_radix(&self.traceparent[53..55], 16).is_ok_and(|f| f & 1 == 1)
     }
 }
 
@@ -98,12 +114,23 @@ mod tests {
     #[test]
     fn accepts_the_w3c_example_and_reads_its_parts() {
         let tc = TraceContext::new(GOOD, Some("congo=t61rcWkgMzE".into())).unwrap();
-        assert_eq!(tc.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(tc.span_id(), "00f067aa0ba902b7");
+        assert_eq!(tc.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(tc.span_id(), Some("00f067aa0ba902b7"));
         assert!(tc.sampled());
         let unsampled = TraceContext::new(GOOD.replace("-01", "-00"), Some(String::new())).unwrap();
         assert!(!unsampled.sampled());
-        assert_eq!(unsampled.tracestate, None);
+        assert_eq!(unsampled.tracestate(), None);
+    }
+
+    #[test]
+    fn a_context_read_from_elsewhere_never_panics() {
+        let doc = serde_json::json!({ "traceparent": "é", "tracestate": "x" });
+        let odd: TraceContext = serde_json::from_value(doc).unwrap();
+        assert!(!odd.is_valid());
+        assert_eq!(
+            (odd.trace_id(), odd.span_id(), odd.sampled()),
+            (None, None, false)
+        );
     }
 
     #[test]

@@ -100,8 +100,24 @@ async fn the_instruments_carry_the_prometheus_numbers() {
         q.queue_stats(Some("resize")).await.unwrap().completed == 3
     })
     .await;
-    let text = q.metrics().await.unwrap(); // also counts the whole queue, which the gauges read
-    provider.force_flush().unwrap();
+    // The gauges report the last count of the whole queue: the one registration started
+    // is from before these jobs; a collection that finds it stale (after 5 s) starts a
+    // recount for the next.
+    eventually(
+        Duration::from_secs(10),
+        "a collection with the recount",
+        || async {
+            provider.force_flush().unwrap();
+            let collected = exporter.get_finished_metrics().unwrap();
+            value(
+                &collected,
+                "monque.queue_depth",
+                &[("name", "resize"), ("status", "completed")],
+            ) == Some(3.0)
+        },
+    )
+    .await;
+    let text = q.metrics().await.unwrap();
     let collected = exporter.get_finished_metrics().unwrap();
 
     for key in ["enqueued", "started", "completed", "failed", "retried"] {

@@ -16,6 +16,8 @@ export type {
   QueueStats,
   ScheduleOptions,
   SortField,
+  TelemetryOptions,
+  TraceContext,
   WorkerOptions,
 } from './types'
 export type { MonqueEvents } from './events'

@@ -338,28 +338,29 @@ export class Monque extends EventEmitter<MonqueEvents> {
         snoozeMs = Math.ceil(delay)
       }
       let result: unknown
-      // The run's span (tracing.ts), kept in the attempts history so a retry links to it.
-      const traced: { span?: string } = {}
-      const span = () => (traced.span ? `,"span":"${traced.span}"` : '')
       try {
         const tracing = this.tracing
-        result = tracing ? await tracing.consume(raw, traced, () => snoozeMs !== undefined, async () => handler(job)) : await handler(job)
+        // The run's span (tracing.ts) goes to the core at once, for the attempts history.
+        const onSpan = (traceparent: string) => native.recordRunSpan(execution, traceparent)
+        result = tracing
+          ? await tracing.consume(raw, controller.signal, onSpan, () => snoozeMs !== undefined, async () => handler(job))
+          : await handler(job)
       } catch (err) {
-        if (snoozeMs !== undefined) return `{"ok":false,"snooze":${snoozeMs}${span()}}`
+        if (snoozeMs !== undefined) return JSON.stringify({ ok: false, snooze: snoozeMs })
         const message = describeThrown(err)
         const stack = err instanceof Error && typeof err.stack === 'string' ? err.stack : undefined
-        return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError), stack }, span: traced.span })
+        return JSON.stringify({ ok: false, error: { message, retryable: !(err instanceof UnrecoverableError), stack } })
       } finally {
         this.controllers.delete(execution)
       }
       // Snoozed: not a success, not a failure; the job runs again after the delay.
-      if (snoozeMs !== undefined) return `{"ok":false,"snooze":${snoozeMs}${span()}}`
+      if (snoozeMs !== undefined) return JSON.stringify({ ok: false, snooze: snoozeMs })
       // The job succeeded; a result JSON cannot hold must not turn that into a retry.
       try {
-        return `{"ok":true,"result":${encodeData(result, 'handler result')}${span()}}`
+        return `{"ok":true,"result":${encodeData(result, 'handler result')}}`
       } catch (err) {
         process.emitWarning(`monque: result of job ${job.id} dropped: ${(err as Error).message}`)
-        return `{"ok":true${span()}}`
+        return '{"ok":true}'
       }
     }
     callNativeSync(() => native.register(name, run, JSON.stringify({ ...options, replace: true })))

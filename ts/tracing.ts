@@ -17,6 +17,7 @@ type Api = typeof Otel
 
 const SYSTEM = 'monque'
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+const PRINTABLE = /^[\x20-\x7e]*$/
 /** The W3C limit; a longer tracestate is not stored (the trace still continues). */
 const MAX_TRACESTATE = 512
 export const VERSION: string = (() => {
@@ -40,13 +41,18 @@ export function otelApi(): Api | null {
   return loaded
 }
 
-/** The W3C context of `span`, if it has a valid one. */
+/**
+ * The W3C context of `span`, if it has a valid one. Ids are lowercased (the API accepts
+ * uppercase ones, as some propagators write them; the W3C format does not); a context the
+ * core would refuse is not stored, so tracing never fails an enqueue.
+ */
 function contextOf(api: Api, span: Otel.Span): TraceContext | undefined {
   const sc = span.spanContext()
   if (!api.isSpanContextValid(sc)) return undefined
-  const traceparent = `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, '0')}`
+  const traceparent = `00-${sc.traceId.toLowerCase()}-${sc.spanId.toLowerCase()}-${(sc.traceFlags & 0xff).toString(16).padStart(2, '0')}`
+  if (!TRACEPARENT.test(traceparent)) return undefined
   const tracestate = sc.traceState?.serialize()
-  return tracestate && tracestate.length <= MAX_TRACESTATE ? { traceparent, tracestate } : { traceparent }
+  return tracestate && tracestate.length <= MAX_TRACESTATE && PRINTABLE.test(tracestate) ? { traceparent, tracestate } : { traceparent }
 }
 
 /** A remote span context from a stored traceparent (and tracestate). */
@@ -113,11 +119,19 @@ export class Tracing {
   }
 
   /**
-   * Runs `handle` (one run of the job `raw`) inside a consumer span; `traced.span` gets the
-   * span's traceparent for the attempts history. A throw is recorded on the span unless
-   * `snoozed()` says it was a snooze.
+   * Runs `handle` (one run of the job `raw`) inside a consumer span, told to the core at
+   * once through `onSpan` (the attempts history keeps it, also for a run that times out).
+   * A throw is recorded on the span unless `snoozed()` says it was a snooze. When `signal`
+   * aborts, the span ends then (a timeout as an error): a handler that never settles does
+   * not keep it open.
    */
-  async consume<R>(raw: Record<string, unknown>, traced: { span?: string }, snoozed: () => boolean, handle: () => Promise<R>): Promise<R> {
+  async consume<R>(
+    raw: Record<string, unknown>,
+    signal: AbortSignal,
+    onSpan: (traceparent: string) => void,
+    snoozed: () => boolean,
+    handle: () => Promise<R>,
+  ): Promise<R> {
     const { api } = this
     const name = String(raw.name)
     const stored = raw.traceContext as TraceContext | undefined
@@ -126,8 +140,11 @@ export class Tracing {
     let parent = api.ROOT_CONTEXT
     if (producer && raw.repeat) links.push({ context: producer, attributes: { 'monque.link': 'schedule' } })
     else if (producer) parent = api.trace.setSpanContext(api.ROOT_CONTEXT, producer)
-    const attempts = raw.attempts as { traceparent?: string }[] | undefined
-    const previous = attempts?.length ? remote(api, attempts[attempts.length - 1]!.traceparent) : undefined
+    // The attempt before this one, when it did not succeed (a schedule's last run did:
+    // it is an earlier occurrence, not an earlier attempt).
+    const attempts = raw.attempts as { traceparent?: string; outcome?: string }[] | undefined
+    const last = attempts?.[attempts.length - 1]
+    const previous = last && last.outcome !== 'completed' ? remote(api, last.traceparent) : undefined
     if (previous) links.push({ context: previous, attributes: { 'monque.link': 'previous-attempt' } })
     const span = this.tracer.startSpan(
       `process ${name}`,
@@ -145,19 +162,35 @@ export class Tracing {
       },
       parent,
     )
-    traced.span = contextOf(api, span)?.traceparent
-    // No SDK and no trace to continue: run the handler as it is.
-    if (!traced.span && !span.isRecording()) {
+    // Kept for the next attempt's link only when recorded: without an SDK, the no-op
+    // span carries its parent's context, which is not this run's.
+    if (span.isRecording()) {
+      const traceparent = contextOf(api, span)?.traceparent
+      if (traceparent) onSpan(traceparent)
+    } else if (!api.isSpanContextValid(span.spanContext())) {
+      // No SDK and no trace to continue: run the handler as it is.
       span.end()
       return handle()
     }
+    let ended = false
+    const end = () => {
+      if (!ended) span.end()
+      ended = true
+    }
+    const aborted = () => {
+      const reason = signal.reason as { code?: string } | undefined
+      if (reason?.code === 'JOB_TIMEOUT') this.fail(span, reason)
+      end()
+    }
+    signal.addEventListener('abort', aborted, { once: true })
     try {
       return await api.context.with(api.trace.setSpan(parent, span), handle)
     } catch (err) {
-      if (!snoozed()) this.fail(span, err)
+      if (!snoozed() && !ended) this.fail(span, err)
       throw err
     } finally {
-      span.end()
+      signal.removeEventListener('abort', aborted)
+      end()
     }
   }
 

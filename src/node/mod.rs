@@ -42,6 +42,7 @@ fn bad_input(code: &str, message: impl std::fmt::Display) -> napi::Error {
 pub struct NativeQueue {
     queue: Monque,
     sink: Arc<RwLock<Option<EventSink>>>,
+    spans: handler::RunSpans,
 }
 
 /// Connects and pings the server. `optionsJson` holds the core options (camelCase, ms).
@@ -52,6 +53,7 @@ pub async fn connect(uri: String, options_json: String) -> napi::Result<NativeQu
     Ok(NativeQueue {
         queue,
         sink: Arc::default(),
+        spans: Arc::default(),
     })
 }
 
@@ -379,6 +381,23 @@ impl NativeQueue {
         self.queue.metrics().await.map_err(to_napi)
     }
 
+    /// Names the OpenTelemetry span of the run in flight `execution` (`<jobId>:<claimId>`),
+    /// kept in its job's attempts history when the run ends, however it ends.
+    #[napi]
+    pub fn record_run_span(&self, execution: String, traceparent: String) {
+        let cell = self
+            .spans
+            .lock()
+            .expect("spans lock")
+            .get(&execution)
+            .cloned();
+        if let Some(cell) = cell {
+            if crate::is_traceparent(&traceparent) {
+                *cell.lock().expect("span lock") = Some(traceparent);
+            }
+        }
+    }
+
     /// From now on, keeps run and claim durations for `telemetry()`.
     #[napi]
     pub fn keep_telemetry_samples(&self) {
@@ -400,7 +419,7 @@ impl NativeQueue {
         options_json: String,
     ) -> napi::Result<()> {
         let opts = options::worker(&options_json)?;
-        let handler = handler::JsHandler::new(handler, self.sink.clone());
+        let handler = handler::JsHandler::new(handler, self.sink.clone(), self.spans.clone());
         within_runtime_if_available(|| self.queue.register_arc(&name, Arc::new(handler), opts))
             .map_err(to_napi)
     }

@@ -140,7 +140,6 @@ impl Executor {
                 // The handler is done: its slots go to the next run while the outcome
                 // is written (slots.rs), and the run stays registered until written.
                 let writing = slots.trade_for_write();
-                record_outcome(&outcome);
                 let traced_as = recorded.lock().expect("span lock").take();
                 match signal.reason() {
                     // Cancelled while it ran: the job is `cancelled` already and the
@@ -154,6 +153,9 @@ impl Executor {
                         tracing::debug!(job.id = %job.id, "run ended after stop() handed its job back; result discarded");
                     }
                     _ => {
+                        // Only an outcome that is written marks the span: a hand-back
+                        // or a cancel is not the run failing.
+                        record_outcome(&outcome);
                         exec.completer
                             .finish(&job, outcome, RunRecord { took: started.elapsed(), span: traced_as }, worker.max_retries, &signal)
                             .await

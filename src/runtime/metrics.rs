@@ -112,6 +112,8 @@ pub(crate) struct Metrics {
     per_name: Mutex<BTreeMap<String, PerName>>,
     claim: Mutex<Histogram>,
     whole_queue: tokio::sync::Mutex<Option<(Instant, WholeQueue)>>,
+    /// The last count, readable without waiting for a recount in progress.
+    last_count: Mutex<Option<(Instant, WholeQueue)>>,
     /// `None` until `keep_samples`: nobody pays for samples nobody reads.
     samples: Mutex<Option<Samples>>,
     /// Set once the metrics are OpenTelemetry instruments.
@@ -153,16 +155,13 @@ impl Metrics {
             .collect()
     }
 
-    /// The whole-queue numbers as last counted, and whether they are older than
-    /// `DEPTH_MAX_AGE` (or in the middle of a recount).
+    /// The whole-queue numbers as last counted (none before the first count), and
+    /// whether they are older than `DEPTH_MAX_AGE`. Never waits for a recount.
     #[cfg(feature = "opentelemetry")]
     pub(crate) fn cached_whole_queue(&self) -> (Option<WholeQueue>, bool) {
-        match self.whole_queue.try_lock() {
-            Ok(cache) => match cache.as_ref() {
-                Some((at, whole)) => (Some(whole.clone()), at.elapsed() >= DEPTH_MAX_AGE),
-                None => (None, true),
-            },
-            Err(_) => (None, false),
+        match self.last_count.lock().expect("metrics lock").as_ref() {
+            Some((at, whole)) => (Some(whole.clone()), at.elapsed() >= DEPTH_MAX_AGE),
+            None => (None, true),
         }
     }
 
@@ -244,6 +243,7 @@ impl Metrics {
             live_instances: live.len(),
         };
         *cache = Some((Instant::now(), whole.clone()));
+        *self.last_count.lock().expect("metrics lock") = cache.clone();
         Ok(whole)
     }
 

@@ -3,9 +3,9 @@
 //! `monque.jobs.completed` (`{job}`) -> `monque_jobs_completed_total`,
 //! `monque.job.duration` (`s`) -> `monque_job_duration_seconds`. Counters and gauges are
 //! observed when the reader collects; run and claim durations are recorded as they
-//! happen. The whole-queue gauges report the counts cached at most `DEPTH_MAX_AGE` ago: a
-//! collection that finds them older starts a recount in the background (a callback
-//! cannot wait for the server) and reports the previous ones.
+//! happen. The whole-queue gauges report the last count: a callback cannot wait for the
+//! server, so a collection that finds the count older than `DEPTH_MAX_AGE` starts a
+//! recount for the next one. The first count starts at registration.
 
 use std::sync::Arc;
 
@@ -103,15 +103,19 @@ pub(crate) fn observe(
         .with_description("The server's clock minus this machine's.")
         .with_callback(move |observer| observer.observe(clock.offset_ms() as f64 / 1000.0, &[]))
         .build();
+    let recount = move |metrics: &Arc<Metrics>| {
+        let (metrics, store) = (metrics.clone(), store.clone());
+        runtime.spawn(async move {
+            if let Err(err) = metrics.refresh_whole_queue(&store).await {
+                tracing::debug!(%err, "queue depth for the metrics not counted");
+            }
+        });
+    };
+    recount(&metrics);
     let whole_queue = move |metrics: &Arc<Metrics>| {
         let (whole, stale) = metrics.cached_whole_queue();
         if stale {
-            let (metrics, store) = (metrics.clone(), store.clone());
-            runtime.spawn(async move {
-                if let Err(err) = metrics.refresh_whole_queue(&store).await {
-                    tracing::debug!(%err, "queue depth for the metrics not counted");
-                }
-            });
+            recount(metrics);
         }
         whole
     };

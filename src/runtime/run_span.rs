@@ -132,7 +132,7 @@ mod otel {
 
     pub(super) fn continue_trace(span: &tracing::Span, job: &Job) {
         if let Some(tc) = &job.trace_context {
-            if let Some(parent) = remote(&tc.traceparent, tc.tracestate.as_deref()) {
+            if let Some(parent) = remote(tc.traceparent(), tc.tracestate()) {
                 if job.repeat.is_some() {
                     span.add_link_with_attributes(
                         parent,
@@ -143,7 +143,13 @@ mod otel {
                 }
             }
         }
-        let previous = job.attempts.last().and_then(|a| a.traceparent.as_deref());
+        // The attempt before this one, unless it succeeded (a schedule's last run is an
+        // earlier occurrence, not an earlier attempt).
+        let previous = job
+            .attempts
+            .last()
+            .filter(|a| a.outcome != "completed")
+            .and_then(|a| a.traceparent.as_deref());
         if let Some(previous) = previous.and_then(|p| remote(p, None)) {
             span.add_link_with_attributes(
                 previous,

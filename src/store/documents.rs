@@ -39,6 +39,12 @@ pub(crate) fn new_job_document(
         doc.insert("uniqueKey", key);
     }
     if let Some(trace) = &job.options.trace_context {
+        if !trace.is_valid() {
+            return Err(Error::option(
+                "trace_context",
+                "must be a W3C traceparent (and tracestate); build it with TraceContext::new",
+            ));
+        }
         let trace = bson::to_bson(trace).map_err(|e| Error::InvalidData(e.to_string()))?;
         doc.insert("traceContext", trace);
     }
