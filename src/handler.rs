@@ -206,6 +206,28 @@ pub(crate) trait ProgressSink: Send + Sync {
     ) -> BoxFuture<'_, crate::Result<bool>>;
 }
 
+/// Where a run's span is named, once known: shared by the run's context, the executor
+/// that keeps it in the attempts history, and the Node binding that names it early.
+#[derive(Clone, Default)]
+pub(crate) struct RunSpan(Arc<std::sync::Mutex<Option<String>>>);
+
+impl RunSpan {
+    pub(crate) fn new(traceparent: Option<String>) -> Self {
+        RunSpan(Arc::new(std::sync::Mutex::new(traceparent)))
+    }
+
+    /// Names the span: a W3C `traceparent`; anything else is ignored.
+    pub(crate) fn record(&self, traceparent: &str) {
+        if crate::trace_context::is_traceparent(traceparent) {
+            *self.0.lock().expect("span lock") = Some(traceparent.to_owned());
+        }
+    }
+
+    pub(crate) fn take(&self) -> Option<String> {
+        self.0.lock().expect("span lock").take()
+    }
+}
+
 /// What a handler receives for one execution.
 #[derive(Clone)]
 pub struct JobContext {
@@ -215,8 +237,8 @@ pub struct JobContext {
     pub signal: AbortSignal,
     /// Weak: a context kept after its queue is gone writes nothing.
     pub(crate) progress: std::sync::Weak<dyn ProgressSink>,
-    /// The traceparent of the span this run is traced as, once known (record_span).
-    pub(crate) span: Arc<std::sync::Mutex<Option<String>>>,
+    /// The span this run is traced as, once known (record_span).
+    pub(crate) span: RunSpan,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -244,9 +266,7 @@ impl JobContext {
     /// next attempt of the job links to it. The `opentelemetry` feature and the Node
     /// binding record it for you.
     pub fn record_span(&self, traceparent: &str) {
-        if crate::trace_context::is_traceparent(traceparent) {
-            *self.span.lock().expect("span lock") = Some(traceparent.to_owned());
-        }
+        self.span.record(traceparent);
     }
 
     /// The context this run's span continues: the job's, from whoever enqueued it.
@@ -257,11 +277,7 @@ impl JobContext {
     /// The traceparent of the job's previous attempt, if that run was traced and did not
     /// succeed (a schedule's last run is an earlier occurrence, not an earlier attempt).
     pub fn previous_attempt_span(&self) -> Option<&str> {
-        self.job
-            .attempts
-            .last()
-            .filter(|a| a.outcome != "completed")
-            .and_then(|a| a.traceparent.as_deref())
+        self.job.previous_attempt_span()
     }
 }
 

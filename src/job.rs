@@ -159,6 +159,15 @@ impl Attempt {
 }
 
 impl Job {
+    /// The traceparent of the previous attempt's span, if that run was traced and did not
+    /// succeed (a schedule's last run is an earlier occurrence, not an earlier attempt).
+    pub fn previous_attempt_span(&self) -> Option<&str> {
+        self.attempts
+            .last()
+            .filter(|a| a.outcome != "completed")
+            .and_then(|a| a.traceparent.as_deref())
+    }
+
     pub(crate) fn from_document(doc: Document) -> Result<Job> {
         bson::from_document(doc)
             .map_err(|e| Error::InvalidData(format!("unreadable job document: {e}")))

@@ -31,22 +31,8 @@ impl TraceContext {
     /// one is dropped). Anything else is [`Error::InvalidOption`] `trace_context`.
     pub fn new(traceparent: impl Into<String>, tracestate: Option<String>) -> Result<Self> {
         let traceparent = traceparent.into();
-        if !is_traceparent(&traceparent) {
-            return Err(Error::option(
-                "trace_context",
-                "traceparent must be a W3C traceparent: 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>",
-            ));
-        }
         let tracestate = tracestate.filter(|s| !s.is_empty());
-        if let Some(state) = &tracestate {
-            if state.len() > MAX_TRACESTATE_LEN || !state.bytes().all(|b| (0x20..0x7f).contains(&b))
-            {
-                return Err(Error::option(
-                    "trace_context",
-                    format!("tracestate must be printable ASCII, at most {MAX_TRACESTATE_LEN} characters"),
-                ));
-            }
-        }
+        check(&traceparent, tracestate.as_deref())?;
         Ok(TraceContext {
             traceparent,
             tracestate,
@@ -65,7 +51,7 @@ impl TraceContext {
 
     /// Whether this context passes the checks of [`TraceContext::new`].
     pub fn is_valid(&self) -> bool {
-        TraceContext::new(self.traceparent.clone(), self.tracestate.clone()).is_ok()
+        check(&self.traceparent, self.tracestate.as_deref()).is_ok()
     }
 
     /// The trace id: 32 lowercase hex digits (`None` if the traceparent is malformed).
@@ -83,6 +69,27 @@ impl TraceContext {
         is_traceparent(&self.traceparent)
             && u8::from_str_radix(&self.traceparent[53..55], 16).is_ok_and(|f| f & 1 == 1)
     }
+}
+
+/// The checks of [`TraceContext::new`] (an empty tracestate already dropped).
+fn check(traceparent: &str, tracestate: Option<&str>) -> Result<()> {
+    if !is_traceparent(traceparent) {
+        return Err(Error::option(
+            "trace_context",
+            "traceparent must be a W3C traceparent: 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>",
+        ));
+    }
+    if let Some(state) = tracestate {
+        if state.len() > MAX_TRACESTATE_LEN || !state.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(Error::option(
+                "trace_context",
+                format!(
+                    "tracestate must be printable ASCII, at most {MAX_TRACESTATE_LEN} characters"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `s` is a version-00 W3C traceparent with non-zero ids.

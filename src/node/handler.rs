@@ -14,10 +14,11 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use serde_json::json;
 
 use super::{EventSink, JsHandlerFn};
+use crate::handler::RunSpan;
 use crate::{AbortReason, Handler, HandlerError, JobContext, Outcome};
 
 /// The span cells of the runs in flight, by execution (`<jobId>:<claimId>`).
-pub(super) type RunSpans = Arc<Mutex<HashMap<String, Arc<Mutex<Option<String>>>>>>;
+pub(super) type RunSpans = Arc<Mutex<HashMap<String, RunSpan>>>;
 
 /// Lists a run's span cell for as long as its call lasts (dropped with the call's
 /// future, also when a timed-out run is cancelled).

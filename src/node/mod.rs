@@ -392,9 +392,7 @@ impl NativeQueue {
             .get(&execution)
             .cloned();
         if let Some(cell) = cell {
-            if crate::is_traceparent(&traceparent) {
-                *cell.lock().expect("span lock") = Some(traceparent);
-            }
+            cell.record(&traceparent);
         }
     }
 

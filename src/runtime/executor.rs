@@ -2,7 +2,7 @@
 //! a crash), enforces its timeout, then hands the outcome to the completer. Every run
 //! is in the running set (running.rs) from start to end.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -14,7 +14,9 @@ use super::run_span::{record_outcome, run_span, traceparent_of};
 use super::running::Running;
 use super::slots::Slots;
 use crate::events::{Event, EventBus};
-use crate::handler::{AbortReason, AbortSignal, Handler, HandlerError, JobContext, ProgressSink};
+use crate::handler::{
+    AbortReason, AbortSignal, Handler, HandlerError, JobContext, ProgressSink, RunSpan,
+};
 use crate::job::Job;
 
 /// How long a timed-out Rust handler may go on after its signal aborted before its task
@@ -87,7 +89,7 @@ impl Executor {
                 let job = Arc::new(job);
                 exec.events.emit(Event::JobStarted { job: job.clone() });
                 let started = Instant::now();
-                let recorded = Arc::new(Mutex::new(traceparent_of(&tracing::Span::current())));
+                let recorded = RunSpan::new(traceparent_of(&tracing::Span::current()));
                 let ctx = JobContext {
                     job: job.clone(),
                     signal: signal.clone(),
@@ -140,7 +142,7 @@ impl Executor {
                 // The handler is done: its slots go to the next run while the outcome
                 // is written (slots.rs), and the run stays registered until written.
                 let writing = slots.trade_for_write();
-                let traced_as = recorded.lock().expect("span lock").take();
+                let traced_as = recorded.take();
                 match signal.reason() {
                     // Cancelled while it ran: the job is `cancelled` already and the
                     // status fence would refuse any write of this run.

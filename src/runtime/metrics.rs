@@ -84,7 +84,6 @@ pub(crate) struct WholeQueue {
 }
 
 /// One job name's counters: enqueued, started, completed, failed, retried.
-#[cfg(feature = "opentelemetry")]
 pub(crate) type NameCounters = (String, [u64; 5]);
 
 /// Where observations also go when the queue's metrics are OpenTelemetry instruments
@@ -142,7 +141,6 @@ impl Metrics {
     }
 
     /// Every name's counters.
-    #[cfg(feature = "opentelemetry")]
     pub(crate) fn counters(&self) -> Vec<NameCounters> {
         let map = self.per_name.lock().expect("metrics lock");
         map.iter()
@@ -257,7 +255,6 @@ impl Metrics {
     ) -> Result<serde_json::Value> {
         use serde_json::json;
         let whole = self.whole_queue(store).await?;
-        let per_name = self.per_name.lock().expect("metrics lock").clone();
         let samples = self
             .samples
             .lock()
@@ -265,10 +262,11 @@ impl Metrics {
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default();
-        let counters: Vec<_> = per_name
-            .iter()
-            .map(|(name, m)| {
-                json!({ "name": name, "enqueued": m.enqueued, "started": m.started, "completed": m.completed, "failed": m.failed, "retried": m.retried })
+        let counters: Vec<_> = self
+            .counters()
+            .into_iter()
+            .map(|(name, [enqueued, started, completed, failed, retried])| {
+                json!({ "name": name, "enqueued": enqueued, "started": started, "completed": completed, "failed": failed, "retried": retried })
             })
             .collect();
         Ok(json!({

@@ -143,14 +143,7 @@ mod otel {
                 }
             }
         }
-        // The attempt before this one, unless it succeeded (a schedule's last run is an
-        // earlier occurrence, not an earlier attempt).
-        let previous = job
-            .attempts
-            .last()
-            .filter(|a| a.outcome != "completed")
-            .and_then(|a| a.traceparent.as_deref());
-        if let Some(previous) = previous.and_then(|p| remote(p, None)) {
+        if let Some(previous) = job.previous_attempt_span().and_then(|p| remote(p, None)) {
             span.add_link_with_attributes(
                 previous,
                 vec![KeyValue::new("monque.link", "previous-attempt")],
@@ -183,26 +176,23 @@ mod otel {
         sc.is_valid().then_some(sc)
     }
 
+    fn traceparent_of(sc: &SpanContext) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    }
+
     pub(super) fn traceparent(span: &tracing::Span) -> Option<String> {
-        span_context(span).map(|sc| {
-            format!(
-                "00-{}-{}-{:02x}",
-                sc.trace_id(),
-                sc.span_id(),
-                sc.trace_flags().to_u8()
-            )
-        })
+        span_context(span).map(|sc| traceparent_of(&sc))
     }
 
     pub(super) fn trace_context(span: &tracing::Span) -> Option<TraceContext> {
         let sc = span_context(span)?;
         let state = sc.trace_state().header();
-        let parent = format!(
-            "00-{}-{}-{:02x}",
-            sc.trace_id(),
-            sc.span_id(),
-            sc.trace_flags().to_u8()
-        );
+        let parent = traceparent_of(&sc);
         // A tracestate too long to keep is dropped, the trace still continues.
         TraceContext::new(parent.clone(), Some(state))
             .or_else(|_| TraceContext::new(parent, None))
