@@ -99,6 +99,9 @@ pub struct Job {
         deserialize_with = "lenient_trace_context"
     )]
     pub trace_context: Option<TraceContext>,
+    /// The group it belongs to, if any (fair claims across groups, store/groups.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// A `traceContext` this build cannot read is dropped, not a reason to fail the job.
@@ -230,6 +233,7 @@ impl Job {
         put("result", self.result.clone());
         put("progress", self.progress.clone());
         put("timeoutMs", self.timeout_ms.map(Into::into));
+        put("group", self.group.clone().map(Into::into));
         put(
             "traceContext",
             self.trace_context

@@ -29,6 +29,9 @@ pub struct EnqueueOptions {
     /// The trace its runs continue (W3C context). With the `opentelemetry` feature,
     /// `None` takes the current span's.
     pub trace_context: Option<TraceContext>,
+    /// The group (a tenant, say) the job belongs to: jobs of one name are claimed
+    /// round-robin across groups with due work (store/groups.rs). At most 256 bytes.
+    pub group: Option<String>,
 }
 
 /// One job in a batch for [`Monque::enqueue_many`](crate::Monque::enqueue_many).

@@ -60,7 +60,7 @@ fn by_id() -> Hint {
 
 impl Store {
     /// The fields a claim sets (also written by a local hand-off).
-    fn claim_set(&self, claim_id: ObjectId, now: DateTime) -> Document {
+    pub(super) fn claim_set(&self, claim_id: ObjectId, now: DateTime) -> Document {
         doc! {
             "status": JobStatus::Processing.as_str(),
             "claimId": claim_id,

@@ -12,6 +12,9 @@ use crate::status::JobStatus;
 const MAX_UNIQUE_KEY_LEN: usize = 1024;
 
 /// Validates one job and builds its document. Pure: no I/O.
+/// Longest group name.
+pub(crate) const MAX_GROUP_LEN: usize = 256;
+
 pub(crate) fn new_job_document(
     job: &NewJob,
     max_payload_size: usize,
@@ -37,6 +40,15 @@ pub(crate) fn new_job_document(
     };
     if let Some(key) = &job.options.unique_key {
         doc.insert("uniqueKey", key);
+    }
+    if let Some(group) = &job.options.group {
+        if group.is_empty() || group.len() > MAX_GROUP_LEN || group.chars().any(char::is_control) {
+            return Err(Error::option(
+                "group",
+                format!("must be 1-{MAX_GROUP_LEN} bytes without control characters"),
+            ));
+        }
+        doc.insert("group", group);
     }
     if let Some(trace) = &job.options.trace_context {
         if !trace.is_valid() {

@@ -3,6 +3,7 @@
 
 use mongodb::bson::Document;
 
+use super::groups::group_of;
 use super::Store;
 use crate::error::Result;
 
@@ -12,16 +13,20 @@ impl Store {
             .insert_one(doc)
             .await
             .map_err(|e| self.db_err(e))?;
+        if let Some(due) = group_of(doc) {
+            self.note_due(&[due]).await?;
+        }
         Ok(())
     }
 
     /// Unordered: one bad document does not stop the others.
     pub(crate) async fn insert_many(&self, docs: Vec<Document>) -> Result<()> {
+        let due: Vec<_> = docs.iter().filter_map(group_of).collect();
         self.coll
             .insert_many(docs)
             .ordered(false)
             .await
             .map_err(|e| self.db_err(e))?;
-        Ok(())
+        self.note_due(&due).await
     }
 }

@@ -18,6 +18,7 @@
 //! | `executions.rs` | running executions: lease renewal and recovery, hand-back, progress |
 //! | `unique.rs` | uniqueKey locks |
 //! | `flows.rs` | waiting jobs and their dependencies |
+//! | `groups.rs` | groups of a name: when each has due work, how many run (fair claims) |
 //! | `schedules.rs` | recurring jobs: one document per schedule |
 //! | `pauses.rs` | paused names |
 //! | `instances.rs` | live instances, what they handle, orphaned jobs |
@@ -32,6 +33,7 @@ mod clock;
 mod documents;
 mod executions;
 mod flows;
+mod groups;
 mod indexes;
 mod inserts;
 mod instances;
@@ -91,6 +93,8 @@ pub(crate) struct Store {
     rate_limits: Collection<Document>,
     /// Live instances and what they handle, `<collection>_instances` (instances.rs).
     instances: Collection<Document>,
+    /// Groups with their due time and running count, `<collection>_groups` (groups.rs).
+    groups: Collection<Document>,
     /// Claims name the claim index as a hint once `ensure_indexes` created it here,
     /// until the server says it is gone (claim.rs).
     hint_claims: AtomicBool,
@@ -131,6 +135,7 @@ impl Store {
             pauses: open(format!("{collection}_paused")),
             rate_limits: open(format!("{collection}_rate_limits")),
             instances: open(format!("{collection}_instances")),
+            groups: open(format!("{collection}_groups")),
             clock: Arc::default(),
             db,
             hint_claims: AtomicBool::new(false),

@@ -56,6 +56,7 @@ impl Store {
                 timeout: None,
                 depends_on: Vec::new(),
                 trace_context: options.trace_context.clone(),
+                group: None,
             },
         };
         let mut job_doc = new_job_document(&new_job, max_payload_size, now)?;

@@ -468,3 +468,46 @@ async fn an_expired_lease_is_recovered_once_and_counted_only_while_still_expired
     );
     t.drop().await;
 }
+
+#[tokio::test]
+async fn group_claims_take_every_group_before_a_big_group_again() {
+    let t = TestStore::new("groups").await;
+    let s = &t.store;
+    let in_group = |group: &str| EnqueueOptions {
+        group: Some(group.into()),
+        ..Default::default()
+    };
+    // "big" holds most of the backlog, written first.
+    let big: Vec<_> = (0..30)
+        .map(|_| {
+            new_job_document(&new_job("sync", in_group("big")), 1 << 20, DateTime::now()).unwrap()
+        })
+        .collect();
+    s.insert_many(big).await.unwrap();
+    for g in ["a", "b", "c", "d"] {
+        insert(s, "sync", in_group(g)).await;
+    }
+    // One round of 5 claims: one job from each of the 5 groups.
+    let first = s.claim_from_groups("sync", 5).await.unwrap();
+    let mut groups: Vec<_> = first.iter().filter_map(|j| j.group.clone()).collect();
+    groups.sort();
+    assert_eq!(groups, ["a", "b", "big", "c", "d"]);
+    // The small groups are empty now: the next round finds only "big" with work, and
+    // settles the others' due times.
+    let second = s.claim_from_groups("sync", 5).await.unwrap();
+    assert!(second.iter().all(|j| j.group.as_deref() == Some("big")));
+    let third = s.claim_from_groups("sync", 5).await.unwrap();
+    assert_eq!(third.len(), 1, "one per group per round");
+    let due_groups = s
+        .groups
+        .count_documents(doc! { "name": "sync", "due": { "$ne": null } })
+        .await
+        .unwrap();
+    assert_eq!(due_groups, 1, "only big still has pending work");
+    // A new job in an empty group makes it due again.
+    insert(s, "sync", in_group("a")).await;
+    let fourth = s.claim_from_groups("sync", 5).await.unwrap();
+    let mut groups: Vec<_> = fourth.iter().filter_map(|j| j.group.clone()).collect();
+    groups.sort();
+    assert_eq!(groups, ["a", "big"]);
+}
