@@ -285,6 +285,15 @@ impl Completer {
                 _ => {}
             }
         }
+        if job.status == JobStatus::Pending {
+            // Due again (a retry, a snooze, a schedule's next run): its group must say so.
+            if let Some(group) = &job.group {
+                let due = [(job.name.clone(), group.clone(), job.next_run_at)];
+                if let Err(err) = self.store.note_due(&due).await {
+                    tracing::warn!(job.id = %job.id, %err, "group's due time not lowered");
+                }
+            }
+        }
         if job.status.is_active() {
             self.doorbells.ring_at(&job.name, job.next_run_at);
         } else {

@@ -63,6 +63,15 @@ impl Store {
     /// Inserts `job_doc` unless an active job holds its key. Returns the job that holds
     /// the key afterwards and whether it is the one just created.
     pub(crate) async fn enqueue_unique(&self, job_doc: Document) -> Result<(Job, bool)> {
+        let due = super::groups::group_of(&job_doc);
+        let (job, created) = self.enqueue_unique_once(job_doc).await?;
+        if let (true, Some(due)) = (created, due) {
+            self.note_due(&[due]).await?;
+        }
+        Ok((job, created))
+    }
+
+    async fn enqueue_unique_once(&self, job_doc: Document) -> Result<(Job, bool)> {
         let lock = lock_of(&job_doc).expect("enqueue_unique needs name and uniqueKey");
         let id = job_doc
             .get_object_id("_id")
