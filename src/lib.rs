@@ -69,7 +69,9 @@ pub use handler::{
 pub use job::{parse_job_id, validate_job_name, Attempt, Job, MAX_ATTEMPTS_KEPT, MAX_JOB_NAME_LEN};
 pub use mongodb::bson::{oid::ObjectId, DateTime};
 pub use mongodb::options::{Acknowledgment, ReadConcern, WriteConcern};
-pub use new_job::{BatchResult, EnqueueOptions, NewJob, MAX_DEPENDENCIES};
+pub use new_job::{
+    validate_group, BatchResult, EnqueueOptions, NewJob, MAX_DEPENDENCIES, MAX_GROUP_LEN,
+};
 pub use options::{JobRetention, MonqueOptions, RateLimit, WorkerOptions, MAX_PAYLOAD_CEILING};
 pub use query::{
     CursorQuery, Direction, Instance, JobPage, JobQuery, JobSelector, NameSummary, QueueStats,
@@ -81,4 +83,5 @@ pub use schedule::{
     default_schedule_key, parse_interval, CronSchedule, Repeat, ScheduleOptions, MIN_INTERVAL,
 };
 pub use status::JobStatus;
+pub use store::GroupSummary;
 pub use trace_context::{is_traceparent, TraceContext, MAX_TRACESTATE_LEN};

@@ -100,3 +100,18 @@ mod tests {
         }
     }
 }
+
+/// Longest group name, in bytes.
+pub const MAX_GROUP_LEN: usize = 256;
+
+/// Group names are 1-256 bytes without control characters (they show up in stats and
+/// dashboards). `INVALID_OPTION` otherwise.
+pub fn validate_group(group: &str) -> Result<()> {
+    if group.is_empty() || group.len() > MAX_GROUP_LEN || group.chars().any(char::is_control) {
+        return Err(Error::option(
+            "group",
+            format!("must be 1-{MAX_GROUP_LEN} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}

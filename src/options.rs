@@ -208,10 +208,23 @@ pub struct WorkerOptions {
     /// At most `max` jobs of this name start per `duration`, counted across every
     /// instance (store/rate_limits.rs). Default: none.
     pub limiter: Option<RateLimit>,
+    /// At most this many jobs of one group (`EnqueueOptions::group`) run at once,
+    /// counted across every instance (store/groups.rs). Give every worker of a name the
+    /// same value. Default: no cap.
+    pub group_concurrency: Option<u32>,
+    /// At most `max` jobs of one group start per `duration`, counted across every
+    /// instance. Default: none.
+    pub group_limiter: Option<RateLimit>,
 }
 
 impl WorkerOptions {
     pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(n) = self.group_concurrency {
+            at_least_one("groupConcurrency", n as usize)?;
+        }
+        if let Some(limit) = &self.group_limiter {
+            limit.validate()?;
+        }
         if let Some(n) = self.concurrency {
             at_least_one("concurrency", n)?;
         }

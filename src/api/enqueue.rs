@@ -63,7 +63,10 @@ impl Enqueuer {
             };
         }
         let due_now = job.options.run_at.is_none_or(|at| at <= now);
-        if job.options.unique_key.is_none() && due_now {
+        if job.options.group.is_some() {
+            // Its worker here claims fairly from now on; a hand-off would skip its turn.
+            self.supervisor.saw_group(&job.name);
+        } else if job.options.unique_key.is_none() && due_now {
             if let Some(to) = self.supervisor.hand_off_target(&job.name) {
                 let handed = match self.supervisor.hand_off(doc.clone(), to).await? {
                     HandedOff::Started(running) => Some(*running),
@@ -149,6 +152,9 @@ impl Enqueuer {
         }
         for (name, n) in per_name {
             self.metrics.enqueued(name, n);
+        }
+        for job in jobs.iter().filter(|j| j.options.group.is_some()) {
+            self.supervisor.saw_group(&job.name);
         }
         for name in jobs.iter().map(|j| j.name.as_str()).collect::<HashSet<_>>() {
             self.doorbells.ring(name);

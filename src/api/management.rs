@@ -12,13 +12,16 @@ use mongodb::bson::{oid::ObjectId, DateTime};
 
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus};
+use crate::job::validate_job_name;
 use crate::job::Job;
+use crate::new_job::validate_group;
 use crate::query::{CursorQuery, JobPage, JobQuery, JobSelector, NameSummary, QueueStats};
 use crate::runtime::dependents::Dependents;
 use crate::runtime::doorbell::Doorbells;
 use crate::runtime::pauses::Pauses;
 use crate::runtime::running::Running;
 use crate::status::JobStatus;
+use crate::store::GroupSummary;
 use crate::store::{Retried, Settled, Store};
 
 /// Bulk retries are spread over this many groups, each due a little later.
@@ -277,6 +280,35 @@ impl Management {
             paused: false,
         });
         Ok(())
+    }
+
+    /// Pauses or resumes one group of `name` on every instance (each reads it at its
+    /// next claim); a resume wakes this instance's worker for `name`.
+    pub(crate) async fn set_group_paused(
+        &self,
+        name: &str,
+        group: &str,
+        paused: bool,
+    ) -> Result<()> {
+        validate_job_name(name)?;
+        validate_group(group)?;
+        self.store.set_group_paused(name, group, paused).await?;
+        tracing::info!(name, group, paused, "group pause changed");
+        if !paused {
+            self.doorbells.ring(name);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn groups(&self, name: &str) -> Result<Vec<GroupSummary>> {
+        validate_job_name(name)?;
+        self.store.group_summaries(name).await
+    }
+
+    pub(crate) async fn group_stats(&self, name: &str, group: &str) -> Result<QueueStats> {
+        validate_job_name(name)?;
+        validate_group(group)?;
+        self.store.queue_stats_of(Some(name), Some(group)).await
     }
 
     fn emit_bulk(&self, kind: &'static str, count: u64) {

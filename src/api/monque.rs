@@ -461,6 +461,35 @@ impl Monque {
         self.inner.management.resume(name).await
     }
 
+    /// Stops claiming jobs of one group of `name` on every instance, from each one's
+    /// next claim; the name's other groups go on. Running jobs finish. A group can be
+    /// paused before it has jobs.
+    pub async fn pause_group(&self, name: &str, group: &str) -> Result<()> {
+        self.inner
+            .management
+            .set_group_paused(name, group, true)
+            .await
+    }
+
+    /// Undoes [`pause_group`](Self::pause_group).
+    pub async fn resume_group(&self, name: &str, group: &str) -> Result<()> {
+        self.inner
+            .management
+            .set_group_paused(name, group, false)
+            .await
+    }
+
+    /// The groups of `name`: jobs per status, the oldest due job, slots held and
+    /// whether paused (one aggregation over the name's grouped jobs).
+    pub async fn groups(&self, name: &str) -> Result<Vec<crate::GroupSummary>> {
+        self.inner.management.groups(name).await
+    }
+
+    /// Jobs per status of one group of `name`.
+    pub async fn group_stats(&self, name: &str, group: &str) -> Result<QueueStats> {
+        self.inner.management.group_stats(name, group).await
+    }
+
     /// Whether `name` is paused, by its own pause or the queue-wide one.
     pub async fn is_paused(&self, name: Option<&str>) -> Result<bool> {
         self.inner.store.is_paused(name).await

@@ -60,6 +60,16 @@ impl Doorbell {
         }
     }
 
+    /// Makes the loop's next idle wait end at `at` (server time), without waking it now:
+    /// for the loop itself, about to sleep.
+    pub(crate) fn wake_at(&self, at: DateTime) {
+        let mut due = self.due.lock().expect("due lock");
+        due.insert(at);
+        if due.len() > MAX_DUE_TIMES {
+            due.pop_last();
+        }
+    }
+
     /// True, once, while the loop sleeps after finding nothing due.
     pub(crate) fn take_idle(&self) -> bool {
         self.idle.swap(false, Ordering::SeqCst)

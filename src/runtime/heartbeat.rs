@@ -92,6 +92,11 @@ impl Heartbeat {
                 Ok(_) => self.outage.reached(),
                 Err(err) => self.outage.failed("lease recovery", &err),
             }
+            // After recovery gave back the slots of expired runs: what is left over is
+            // a crash between a run's end and its slot's return.
+            if let Err(err) = self.store.recount_groups().await {
+                tracing::warn!(%err, "could not recount group slots; the next heartbeat tries again");
+            }
             // Its own task: a slow pass over many waiting jobs must not delay renewals.
             if !sweeping.swap(true, Ordering::SeqCst) {
                 let (dependents, sweeping) = (self.dependents.clone(), sweeping.clone());

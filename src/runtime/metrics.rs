@@ -81,6 +81,8 @@ pub(crate) struct WholeQueue {
     pub(crate) depth: Depth,
     pub(crate) orphans: Vec<Orphans>,
     pub(crate) live_instances: usize,
+    /// Per name: groups with due work, paused groups (store/groups.rs).
+    pub(crate) groups: Vec<(String, u64, u64)>,
 }
 
 /// One job name's counters: enqueued, started, completed, failed, retried.
@@ -239,6 +241,7 @@ impl Metrics {
             depth: store.queue_depth().await?,
             orphans: store.orphans(&live, store.now(), None).await?,
             live_instances: live.len(),
+            groups: store.group_gauges().await?,
         };
         *cache = Some((Instant::now(), whole.clone()));
         *self.last_count.lock().expect("metrics lock") = cache.clone();
@@ -277,6 +280,7 @@ impl Metrics {
             "queueDepth": whole.depth,
             "orphanedJobs": whole.orphans.iter().map(|o| (&o.name, o.count)).collect::<Vec<_>>(),
             "liveInstances": whole.live_instances,
+            "groups": whole.groups.iter().map(|(name, due, paused)| json!({ "name": name, "due": due, "paused": paused })).collect::<Vec<_>>(),
             "clockOffsetSeconds": store.clock().offset_ms() as f64 / 1000.0,
         }))
     }
@@ -288,6 +292,7 @@ impl Metrics {
             depth,
             orphans,
             live_instances,
+            groups,
         } = self.whole_queue(store).await?;
         let per_name = self.per_name.lock().expect("metrics lock").clone();
         let claim = self.claim.lock().expect("metrics lock").clone();
@@ -366,6 +371,26 @@ impl Metrics {
                 label(&o.name),
                 o.count
             );
+        }
+        if !groups.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP monque_groups_due Groups with due work per name, whole queue (aggregate with max).\n# TYPE monque_groups_due gauge"
+            );
+            for (name, due, _) in &groups {
+                let _ = writeln!(out, "monque_groups_due{{name=\"{}\"}} {due}", label(name));
+            }
+            let _ = writeln!(
+                out,
+                "# HELP monque_groups_paused Paused groups per name, whole queue (aggregate with max).\n# TYPE monque_groups_paused gauge"
+            );
+            for (name, _, paused) in &groups {
+                let _ = writeln!(
+                    out,
+                    "monque_groups_paused{{name=\"{}\"}} {paused}",
+                    label(name)
+                );
+            }
         }
         let _ = writeln!(
             out,

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventBus};
 use crate::handler::Handler;
 use crate::options::WorkerOptions;
-use crate::store::Store;
+use crate::store::{GroupLimits, Store};
 
 #[derive(Default)]
 enum Lifecycle {
@@ -124,7 +124,11 @@ impl Supervisor {
             options.concurrency.unwrap_or(self.defaults.concurrency),
             self.defaults.instance_slots.clone(),
         );
-        let worker = Arc::new(Worker::new(name, handler, options.limiter, slots));
+        let limits = GroupLimits {
+            concurrency: options.group_concurrency,
+            limiter: options.group_limiter,
+        };
+        let worker = Arc::new(Worker::new(name, handler, options.limiter, limits, slots));
         let previous = {
             let mut workers = self.workers.write().expect("workers lock");
             if workers.contains_key(name) && !options.replace {
@@ -241,6 +245,13 @@ impl Supervisor {
 
     /// The idle local worker a new job of `name` can be handed to now, if there is one
     /// (started, claiming, not paused, idle with a free slot).
+    /// A job of a group was enqueued for `name`: its worker here claims fairly.
+    pub(crate) fn saw_group(&self, name: &str) {
+        if let Some(worker) = self.workers.read().expect("workers lock").get(name) {
+            worker.saw_group();
+        }
+    }
+
     pub(crate) fn hand_off_target(&self, name: &str) -> Option<HandOff> {
         let lifecycle = self.lifecycle.lock().expect("lifecycle lock");
         let Lifecycle::Started(services) = &*lifecycle else {

@@ -1,9 +1,11 @@
 //! One worker per registered job name (River's producer): while it has free slots it
 //! claims due jobs (one per free slot, up to `claim_batch` in one claim) and hands them
 //! to the executor; with nothing due it sleeps on its doorbell until a wake-up, a known
-//! due time or the poll tick.
+//! due time or the poll tick. Once its name has groups it claims round-robin across
+//! them (store/groups.rs), its jobs without a group taking turns as one more group.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mongodb::bson::DateTime;
@@ -17,9 +19,10 @@ use super::metrics::Metrics;
 use super::outage::Outage;
 use super::pauses::Pauses;
 use super::slots::{SlotPool, Slots};
+use crate::error::Result;
 use crate::events::EventBus;
 use crate::options::RateLimit;
-use crate::store::{Permits, Store};
+use crate::store::{Claimed, GroupLimits, Permits, Store};
 
 /// What every worker of an instance shares.
 pub(crate) struct WorkerServices {
@@ -44,6 +47,14 @@ pub(crate) struct Worker {
     doorbell: Arc<Doorbell>,
     /// Cancelled when `register(.., replace)` swaps this worker out.
     retired: CancellationToken,
+    /// `groupConcurrency` and the per-group rate limit.
+    group_limits: GroupLimits,
+    /// Claims go round-robin across groups: set once the name is seen to have groups
+    /// (or its worker has group limits), never unset.
+    grouped: AtomicBool,
+    /// When the name's groups were last looked for, and when its ungrouped jobs last
+    /// had their turn in a fair round.
+    group_check: Mutex<(Option<Instant>, DateTime)>,
 }
 
 /// Where a started worker's jobs run: its claims stop with `claiming`, its runs'
@@ -58,8 +69,10 @@ impl Worker {
         name: &str,
         handler: Arc<RegisteredHandler>,
         limiter: Option<RateLimit>,
+        group_limits: GroupLimits,
         slots: SlotPool,
     ) -> Self {
+        let limited = group_limits.concurrency.is_some() || group_limits.limiter.is_some();
         Worker {
             name: name.to_owned(),
             handler,
@@ -67,7 +80,46 @@ impl Worker {
             slots,
             doorbell: Arc::default(),
             retired: CancellationToken::new(),
+            group_limits,
+            grouped: AtomicBool::new(limited),
+            group_check: Mutex::new((None, DateTime::from_millis(0))),
         }
+    }
+
+    /// Claims fairly from now on: a job of a group was enqueued here.
+    pub(crate) fn saw_group(&self) {
+        self.grouped.store(true, Ordering::Relaxed);
+    }
+
+    /// Claims up to `max` due jobs: round-robin across groups once the name has any.
+    async fn claim(&self, svc: &WorkerServices, max: usize) -> Result<Claimed> {
+        let look = {
+            let mut check = self.group_check.lock().expect("group check lock");
+            let due = check.0.is_none_or(|at| at.elapsed() >= svc.poll_interval);
+            if due && !self.grouped.load(Ordering::Relaxed) {
+                check.0 = Some(Instant::now());
+            }
+            due && !self.grouped.load(Ordering::Relaxed)
+        };
+        if look && svc.store.has_groups(&self.name).await? {
+            self.saw_group();
+        }
+        if !self.grouped.load(Ordering::Relaxed) {
+            return svc.store.claim(&self.name, max).await;
+        }
+        let ungrouped_at = self.group_check.lock().expect("group check lock").1;
+        let fair = svc
+            .store
+            .claim_fair(&self.name, max, self.group_limits, Some(ungrouped_at))
+            .await?;
+        if fair.tried_ungrouped {
+            self.group_check.lock().expect("group check lock").1 = svc.store.now();
+        }
+        if let Some(at) = fair.wait_until {
+            // A group waits for its rate-limit window: look again when it ends.
+            self.doorbell.wake_at(at);
+        }
+        Ok(fair.claimed)
     }
 
     pub(crate) fn doorbell(&self) -> Arc<Doorbell> {
@@ -83,6 +135,10 @@ impl Worker {
     /// jobs again (anything that fell due meanwhile goes first from then on). Never
     /// for a rate-limited worker: a hand-off would start a job without a permit.
     pub(crate) fn take_hand_off_slot(&self) -> Option<Slots> {
+        if self.grouped.load(Ordering::Relaxed) {
+            // A group's caps and turn are taken by a claim, never by a hand-off.
+            return None;
+        }
         if !self.doorbell.take_idle() || self.retired.is_cancelled() || self.limiter.is_some() {
             return None;
         }
@@ -146,7 +202,7 @@ impl Worker {
             };
             let offered = slots.len();
             let claim_sent = Instant::now();
-            let claimed = svc.store.claim(&self.name, offered).await;
+            let claimed = self.claim(svc, offered).await;
             svc.metrics.claim_took(claim_sent.elapsed());
             let taken = claimed
                 .as_ref()

@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 
 use mongodb::action::Action;
-use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::error::ErrorKind;
 use mongodb::options::{Hint, ReturnDocument};
 
@@ -34,8 +34,55 @@ pub(crate) struct Claimed {
     pub(crate) unreadable: Vec<Error>,
 }
 
-fn due(name: &str, now: DateTime) -> Document {
-    doc! { "name": name, "status": JobStatus::Pending.as_str(), "nextRunAt": { "$lte": now } }
+impl Claimed {
+    pub(crate) fn none() -> Self {
+        Claimed {
+            jobs: Vec::new(),
+            contended: false,
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+/// Which jobs of a name a claim may take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum JobGroup<'a> {
+    /// Any, grouped or not: a name whose worker has seen no groups (today's claim).
+    Any,
+    /// Only the jobs without a group (one member of a fair round).
+    Ungrouped,
+    /// Only this group's.
+    Only(&'a str),
+}
+
+fn due(name: &str, group: JobGroup, now: DateTime) -> Document {
+    let mut filter = doc! { "name": name };
+    match group {
+        JobGroup::Any => {}
+        // Matches a missing field; no job stores a null group.
+        JobGroup::Ungrouped => {
+            filter.insert("group", Bson::Null);
+        }
+        JobGroup::Only(group) => {
+            filter.insert("group", group);
+        }
+    }
+    filter.insert("status", JobStatus::Pending.as_str());
+    filter.insert("nextRunAt", doc! { "$lte": now });
+    filter
+}
+
+/// What one claim asks for.
+struct Claim<'a> {
+    name: &'a str,
+    group: JobGroup<'a>,
+    slot: bool,
+}
+
+impl Claim<'_> {
+    fn due(&self, now: DateTime) -> Document {
+        due(self.name, self.group, now)
+    }
 }
 
 /// The server refused the hint: the index it names does not exist.
@@ -71,25 +118,49 @@ impl Store {
         }
     }
 
-    fn claim_fields(&self, claim_id: ObjectId, now: DateTime) -> Document {
-        doc! { "$set": self.claim_set(claim_id, now) }
+    fn claim_update(&self, claim: &Claim, claim_id: ObjectId, now: DateTime) -> Document {
+        let mut set = self.claim_set(claim_id, now);
+        if claim.slot {
+            set.insert("groupSlot", true);
+        }
+        doc! { "$set": set }
     }
 
     /// The claim index (indexes.rs), named so the planner cannot pick `monque_status`
     /// (equality on status alone) and sort a whole backlog in memory, as some servers
     /// do. Only once `initialize()` created it in this process: an application that
     /// manages its own indexes, or never initialized, gets the planner's choice.
-    fn claim_hint(&self) -> Option<Hint> {
+    fn claim_hint(&self, group: JobGroup) -> Option<Hint> {
+        let keys = match group {
+            JobGroup::Any => super::indexes::claim_keys(),
+            _ => super::indexes::group_claim_keys(),
+        };
         self.hint_claims
             .load(Ordering::Relaxed)
-            .then(|| Hint::Keys(super::indexes::claim_keys()))
+            .then_some(Hint::Keys(keys))
     }
 
     /// Claims up to `max` due jobs of `name`.
     #[tracing::instrument(level = "debug", skip(self), fields(instance = %self.instance_id))]
     pub(crate) async fn claim(&self, name: &str, max: usize) -> Result<Claimed> {
-        let hint = self.claim_hint();
-        let mut claimed = self.claim_with(name, max, hint.clone()).await;
+        self.claim_in(name, JobGroup::Any, max, false).await
+    }
+
+    /// Claims up to `max` due jobs of `name` in `group`; `slot`: each holds one of its
+    /// group's concurrency slots (reserved by the caller, groups.rs).
+    pub(crate) async fn claim_in(
+        &self,
+        name: &str,
+        group: JobGroup<'_>,
+        max: usize,
+        slot: bool,
+    ) -> Result<Claimed> {
+        if max == 0 {
+            return Ok(Claimed::none());
+        }
+        let hint = self.claim_hint(group);
+        let claim = Claim { name, group, slot };
+        let mut claimed = self.claim_with(&claim, max, hint.clone()).await;
         if hint.is_some() && claimed.as_ref().is_err_and(is_missing_hint) {
             // Dropped since (or the collection was recreated): claim without it rather
             // than fail every claim until the next initialize().
@@ -97,25 +168,30 @@ impl Store {
                 "the claim index is gone; claiming without it until initialize() recreates it"
             );
             self.hint_claims.store(false, Ordering::Relaxed);
-            claimed = self.claim_with(name, max, None).await;
+            claimed = self.claim_with(&claim, max, None).await;
         }
         claimed
     }
 
-    async fn claim_with(&self, name: &str, max: usize, hint: Option<Hint>) -> Result<Claimed> {
+    async fn claim_with(
+        &self,
+        claim: &Claim<'_>,
+        max: usize,
+        hint: Option<Hint>,
+    ) -> Result<Claimed> {
         if max <= 1 {
-            self.claim_one(name, hint).await
+            self.claim_one(claim, hint).await
         } else {
-            self.claim_batch(name, max, hint).await
+            self.claim_batch(claim, max, hint).await
         }
     }
 
-    async fn claim_one(&self, name: &str, hint: Option<Hint>) -> Result<Claimed> {
+    async fn claim_one(&self, claim: &Claim<'_>, hint: Option<Hint>) -> Result<Claimed> {
         let now = self.now();
         let claim_id = ObjectId::new();
         let doc = self
             .coll
-            .find_one_and_update(due(name, now), self.claim_fields(claim_id, now))
+            .find_one_and_update(claim.due(now), self.claim_update(claim, claim_id, now))
             .sort(best_first())
             .optional(hint, |q, h| q.hint(h))
             .return_document(ReturnDocument::After)
@@ -124,11 +200,16 @@ impl Store {
         self.read_claimed(doc.into_iter().collect(), claim_id).await
     }
 
-    async fn claim_batch(&self, name: &str, max: usize, hint: Option<Hint>) -> Result<Claimed> {
+    async fn claim_batch(
+        &self,
+        claim: &Claim<'_>,
+        max: usize,
+        hint: Option<Hint>,
+    ) -> Result<Claimed> {
         let now = self.now();
         let candidates: Vec<Document> = self
             .coll
-            .find(due(name, now))
+            .find(claim.due(now))
             .sort(best_first())
             .optional(hint, |q, h| q.hint(h))
             .limit(max as i64)
@@ -151,11 +232,11 @@ impl Store {
             });
         }
         let claim_id = ObjectId::new();
-        let mut still_due = due(name, now);
+        let mut still_due = claim.due(now);
         still_due.insert("_id", doc! { "$in": &ids });
         let taken = self
             .coll
-            .update_many(still_due, self.claim_fields(claim_id, now))
+            .update_many(still_due, self.claim_update(claim, claim_id, now))
             .hint(by_id())
             .await
             .map_err(|e| self.db_err(e))?;

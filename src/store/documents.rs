@@ -12,8 +12,6 @@ use crate::status::JobStatus;
 const MAX_UNIQUE_KEY_LEN: usize = 1024;
 
 /// Validates one job and builds its document. Pure: no I/O.
-/// Longest group name.
-pub(crate) const MAX_GROUP_LEN: usize = 256;
 
 pub(crate) fn new_job_document(
     job: &NewJob,
@@ -42,12 +40,7 @@ pub(crate) fn new_job_document(
         doc.insert("uniqueKey", key);
     }
     if let Some(group) = &job.options.group {
-        if group.is_empty() || group.len() > MAX_GROUP_LEN || group.chars().any(char::is_control) {
-            return Err(Error::option(
-                "group",
-                format!("must be 1-{MAX_GROUP_LEN} bytes without control characters"),
-            ));
-        }
+        crate::new_job::validate_group(group)?;
         doc.insert("group", group);
     }
     if let Some(trace) = &job.options.trace_context {
@@ -120,12 +113,12 @@ pub(super) fn back_to_pending(now: DateTime) -> Document {
 
 /// The lock fields a job drops when it goes back to `pending`.
 pub(super) fn unlock() -> Document {
-    doc! { "claimId": "", "claimedBy": "", "lockedAt": "", "leaseExpiresAt": "" }
+    doc! { "claimId": "", "claimedBy": "", "lockedAt": "", "leaseExpiresAt": "", "groupSlot": "" }
 }
 
 /// The update that cancels a job (guarded by the caller's filter).
 pub(super) fn cancel_update(now: DateTime) -> Document {
-    doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": now } }
+    doc! { "$set": { "status": JobStatus::Cancelled.as_str(), "updatedAt": now }, "$unset": { "groupSlot": "" } }
 }
 
 #[cfg(test)]

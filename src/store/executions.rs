@@ -108,7 +108,14 @@ impl Store {
             .update_one(filter, update)
             .await
             .map_err(|e| self.db_err(e))?;
-        Ok(res.modified_count == 1)
+        let requeued = res.modified_count == 1;
+        if requeued {
+            self.release_slot(job).await;
+            let mut back = job.clone();
+            back.next_run_at = back.next_run_at.min(now);
+            self.note_jobs_due([&back]).await?;
+        }
+        Ok(requeued)
     }
 
     /// Hands the given executions back to `pending` at once (shutdown). Returns how
@@ -117,12 +124,40 @@ impl Store {
         if executions.is_empty() {
             return Ok(0);
         }
+        // Grouped executions go one by one: each that is handed back gives back its
+        // slot and makes its group due.
+        let grouped = self
+            .collect_jobs(
+                self.coll
+                    .find({
+                        let mut f = fenced_many(executions);
+                        f.insert("group", doc! { "$exists": true });
+                        f
+                    })
+                    .projection(doc! { "data": 0, "result": 0, "progress": 0, "attempts": 0 })
+                    .await,
+            )
+            .await?;
+        let now = self.now();
+        let mut handed_back = 0;
+        for job in &grouped {
+            let res = self
+                .coll
+                .update_one(fenced_execution(job.id, job.claim_id), back_to_pending(now))
+                .await
+                .map_err(|e| self.db_err(e))?;
+            if res.modified_count == 1 {
+                handed_back += 1;
+                self.release_slot(job).await;
+            }
+        }
+        self.note_jobs_due(grouped.iter()).await?;
         let res = self
             .coll
-            .update_many(fenced_many(executions), back_to_pending(self.now()))
+            .update_many(fenced_many(executions), back_to_pending(now))
             .await
             .map_err(|e| self.db_err(e))?;
-        Ok(res.modified_count)
+        Ok(handed_back + res.modified_count)
     }
 
     /// Stores `progress` on the execution `(id, claim_id)`. False when that execution no

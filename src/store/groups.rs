@@ -1,25 +1,35 @@
 //! Groups of a job name (a tenant each, say): one small document per (name, group) in
-//! `<collection>_groups` says when the group has due work and how many of its jobs run,
-//! so a claim picks groups round-robin without reading a big group's backlog
+//! `<collection>_groups` says when the group has due work, how many of its jobs hold a
+//! `groupConcurrency` slot, when it was last served and whether it is paused. A claim
+//! picks groups round-robin from there without reading a big group's backlog
 //! (docs/design/groups.md has the measurements behind this).
 //!
 //! `due` is never later than the earliest `nextRunAt` of the group's pending jobs; it
 //! may be earlier. Every write that makes a grouped job pending lowers it (`$min`); a
 //! claim that finds the group empty raises it again to what is really next, guarded by
-//! the value it read. Early costs one empty claim; late would starve the group, which
-//! the `$min` after each insert rules out.
+//! the value it read. Early costs one empty claim; late would starve the group.
 //!
-//! Work in progress (branch groups-wip): inserts note their groups and claims are fair;
-//! running counts, caps, pauses and the other write paths are still to come.
+//! `running` counts slots: a claim reserves them with a guarded `$inc` before it takes
+//! jobs, and marks each job it took `groupSlot: true`. Whoever ends that execution
+//! (its run's fenced write, lease recovery, the shutdown hand-back, a cancel) unsets the
+//! mark in the same write and gives the slot back, so each slot returns once. A crash
+//! between the two writes leaves one slot too many; [`Store::recount_groups`] sets the
+//! count from the jobs again once the group has not been claimed from for a lease.
 
-use futures_util::TryStreamExt;
-use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
-use mongodb::options::ReturnDocument;
+use std::collections::HashMap;
 
+use futures_util::{StreamExt, TryStreamExt};
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+
+use super::claim::{Claimed, JobGroup};
 use super::Store;
 use crate::error::Result;
-use crate::job::Job;
+use crate::options::RateLimit;
+use crate::query::QueueStats;
 use crate::status::JobStatus;
+
+/// Writes to the groups collection in flight at once (one per group).
+const PARALLEL_WRITES: usize = 16;
 
 /// The group a job document belongs to and when it is due, if it has a group.
 pub(crate) fn group_of(doc: &Document) -> Option<(String, String, DateTime)> {
@@ -29,38 +39,161 @@ pub(crate) fn group_of(doc: &Document) -> Option<(String, String, DateTime)> {
     Some((name.to_owned(), group.to_owned(), *due))
 }
 
+/// The rate-limit key of one group of a name (store/rate_limits.rs keys by `_id`).
+fn limit_key(name: &str, group: &str) -> String {
+    format!("{name}\0{group}")
+}
+
+/// A worker's per-group limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct GroupLimits {
+    /// At most this many jobs of one group hold a slot at once, across instances.
+    pub(crate) concurrency: Option<u32>,
+    /// At most `max` jobs of one group start per `duration`, across instances.
+    pub(crate) limiter: Option<RateLimit>,
+}
+
+/// What a fair claim round found.
+pub(crate) struct FairClaimed {
+    pub(crate) claimed: Claimed,
+    /// The soonest a group held back by its rate limit may start again.
+    pub(crate) wait_until: Option<DateTime>,
+    /// Whether the round included the name's ungrouped jobs.
+    pub(crate) tried_ungrouped: bool,
+}
+
+/// One member of a claim round: a group, or the name's jobs without a group.
+struct Member {
+    group: Option<GroupDoc>,
+    share: usize,
+}
+
+struct GroupDoc {
+    id: ObjectId,
+    group: String,
+    due: Option<DateTime>,
+    running: i64,
+}
+
+/// One group as an operator sees it (`Monque::groups`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupSummary {
+    /// The group.
+    pub group: String,
+    /// Its jobs per status (`avg_processing_ms` and `orphaned` are not computed here).
+    pub counts: QueueStats,
+    /// When its oldest pending job fell (or falls) due.
+    pub oldest_due: Option<DateTime>,
+    /// Slots its running jobs hold (`groupConcurrency`; 0 when no worker caps it).
+    pub running: u64,
+    /// Whether its jobs are held back (`pause_group`).
+    pub paused: bool,
+    /// When a claim last took from it.
+    pub served_at: Option<DateTime>,
+}
+
+fn read_i64(doc: &Document, key: &str) -> i64 {
+    match doc.get(key) {
+        Some(Bson::Int64(v)) => *v,
+        Some(Bson::Int32(v)) => i64::from(*v),
+        Some(Bson::Double(v)) => *v as i64,
+        _ => 0,
+    }
+}
+
+/// Splits `slots` over `members` as evenly as the order allows: earlier members (served
+/// longest ago) get the remainder.
+fn shares(slots: usize, members: usize) -> impl Iterator<Item = usize> {
+    let each = slots / members.max(1);
+    let extra = slots % members.max(1);
+    (0..members).map(move |i| each + usize::from(i < extra))
+}
+
 impl Store {
     /// Lowers (or creates) the due time of each group in `due`: call it after the jobs
     /// are written.
     pub(crate) async fn note_due(&self, due: &[(String, String, DateTime)]) -> Result<()> {
-        let mut earliest: std::collections::HashMap<(&str, &str), DateTime> = Default::default();
+        let mut earliest: HashMap<(&str, &str), DateTime> = HashMap::new();
         for (name, group, at) in due {
             let e = earliest.entry((name, group)).or_insert(*at);
             *e = (*e).min(*at);
         }
+        let mut writes = Vec::with_capacity(earliest.len());
         for ((name, group), at) in earliest {
-            self.groups
-                .update_one(
-                    doc! { "name": name, "group": group },
-                    doc! {
-                        "$min": { "due": at },
-                        "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0), "paused": false },
-                    },
-                )
-                .upsert(true)
-                .await
-                .map_err(|e| self.db_err(e))?;
+            let update = doc! {
+                "$min": { "due": at },
+                "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0), "paused": false },
+            };
+            writes.push(self.upsert_group(name, group, update));
         }
+        let results: Vec<_> = futures_util::stream::iter(writes)
+            .buffer_unordered(PARALLEL_WRITES)
+            .collect()
+            .await;
+        results.into_iter().try_for_each(|r| r.map(|_| ()))
+    }
+
+    /// The groups of `jobs` that went back to `pending` (a hand-back, a recovery, a
+    /// retry): their due times are lowered to the jobs'.
+    pub(crate) async fn note_jobs_due<'a>(
+        &self,
+        jobs: impl IntoIterator<Item = &'a crate::job::Job>,
+    ) -> Result<()> {
+        let due: Vec<_> = jobs
+            .into_iter()
+            .filter_map(|j| Some((j.name.clone(), j.group.clone()?, j.next_run_at)))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        self.note_due(&due).await
+    }
+
+    /// Every group of `name` (of all names with `None`) is due now: after writes that
+    /// made jobs pending without saying which groups (bulk management). Early is safe.
+    pub(crate) async fn note_all_due(&self, name: Option<&str>) -> Result<()> {
+        let mut filter = Document::new();
+        if let Some(name) = name {
+            filter.insert("name", name);
+        }
+        self.groups
+            .update_many(filter, doc! { "$min": { "due": self.now() } })
+            .await
+            .map_err(|e| self.db_err(e))?;
         Ok(())
     }
 
-    /// Claims up to `max` due jobs of `name`, at most one per group, from the groups
-    /// served longest ago.
-    pub(crate) async fn claim_from_groups(&self, name: &str, max: usize) -> Result<Vec<Job>> {
-        let now = self.now();
-        let groups: Vec<Document> = self
+    /// Whether `name` has any group (a worker then claims fairly across them).
+    pub(crate) async fn has_groups(&self, name: &str) -> Result<bool> {
+        let found = self
             .groups
-            .find(doc! { "name": name, "due": { "$lte": now }, "paused": { "$ne": true } })
+            .find_one(doc! { "name": name })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(found.is_some())
+    }
+
+    /// Claims up to `max` due jobs of `name`, round-robin across its groups with due
+    /// work (served longest ago first) and, if `ungrouped_at` is given, its jobs without
+    /// a group as one more member last served then. Slots are split evenly over the
+    /// members; each group's share is cut to its free `concurrency` slots and its
+    /// rate-limit permits.
+    pub(crate) async fn claim_fair(
+        &self,
+        name: &str,
+        max: usize,
+        limits: GroupLimits,
+        ungrouped_at: Option<DateTime>,
+    ) -> Result<FairClaimed> {
+        let now = self.now();
+        let mut filter = doc! { "name": name, "due": { "$lte": now }, "paused": { "$ne": true } };
+        if let Some(cap) = limits.concurrency {
+            filter.insert("running", doc! { "$lt": cap as i64 });
+        }
+        let found: Vec<Document> = self
+            .groups
+            .find(filter)
             .sort(doc! { "servedAt": 1 })
             .limit(max as i64)
             .await
@@ -68,36 +201,207 @@ impl Store {
             .try_collect()
             .await
             .map_err(|e| self.db_err(e))?;
-        let mut claimed = Vec::new();
-        for g in groups {
+        let mut members: Vec<Member> = Vec::with_capacity(found.len() + 1);
+        let mut ungrouped_placed = ungrouped_at.is_none();
+        for g in &found {
+            let served = g.get_datetime("servedAt").ok().copied();
+            if !ungrouped_placed && served.is_some_and(|s| Some(s) > ungrouped_at) {
+                members.push(Member {
+                    group: None,
+                    share: 0,
+                });
+                ungrouped_placed = true;
+            }
             let (Ok(id), Ok(group)) = (g.get_object_id("_id"), g.get_str("group")) else {
                 continue;
             };
-            let served = doc! { "$set": { "servedAt": now } };
+            members.push(Member {
+                group: Some(GroupDoc {
+                    id,
+                    group: group.to_owned(),
+                    due: g.get_datetime("due").ok().copied(),
+                    running: read_i64(g, "running"),
+                }),
+                share: 0,
+            });
+        }
+        if !ungrouped_placed {
+            members.push(Member {
+                group: None,
+                share: 0,
+            });
+        }
+        members.truncate(max);
+        let count = members.len();
+        for (m, share) in members.iter_mut().zip(shares(max, count)) {
+            m.share = share;
+        }
+        let tried_ungrouped = members.iter().any(|m| m.group.is_none());
+        // Served now, claimed or not: the next round starts with the others.
+        let served: Vec<ObjectId> = members
+            .iter()
+            .filter_map(|m| m.group.as_ref().map(|g| g.id))
+            .collect();
+        if limits.concurrency.is_none() && !served.is_empty() {
             self.groups
-                .update_one(doc! { "_id": id }, served)
-                .await
-                .map_err(|e| self.db_err(e))?;
-            let claim_id = ObjectId::new();
-            let job = self
-                .coll
-                .find_one_and_update(
-                    doc! { "name": name, "group": group, "status": JobStatus::Pending.as_str(), "nextRunAt": { "$lte": now } },
-                    doc! { "$set": self.claim_set(claim_id, now) },
+                .update_many(
+                    doc! { "_id": { "$in": &served } },
+                    doc! { "$set": { "servedAt": now } },
                 )
-                .sort(doc! { "priority": -1, "nextRunAt": 1 })
-                .return_document(ReturnDocument::After)
                 .await
                 .map_err(|e| self.db_err(e))?;
-            match job {
-                Some(doc) => claimed.push(Job::from_document(doc)?),
-                None => {
-                    self.settle_due(id, g.get_datetime("due").ok().copied(), name, group)
-                        .await?
+        }
+        let rounds = members
+            .into_iter()
+            .map(|m| self.claim_member(name, m, limits, now));
+        let outcomes = futures_util::future::join_all(rounds).await;
+        let mut fair = FairClaimed {
+            claimed: Claimed {
+                jobs: Vec::new(),
+                contended: false,
+                unreadable: Vec::new(),
+            },
+            wait_until: None,
+            tried_ungrouped,
+        };
+        let mut first_err = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(member) => {
+                    fair.claimed.jobs.extend(member.claimed.jobs);
+                    fair.claimed.unreadable.extend(member.claimed.unreadable);
+                    fair.claimed.contended |= member.claimed.contended;
+                    if let Some(at) = member.wait_until {
+                        fair.wait_until = Some(fair.wait_until.map_or(at, |w| w.min(at)));
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, name, "a group's claim failed");
+                    first_err.get_or_insert(err);
                 }
             }
         }
-        Ok(claimed)
+        // Jobs claimed by the other members must run: an error only counts alone.
+        match first_err {
+            Some(err) if fair.claimed.jobs.is_empty() && fair.claimed.unreadable.is_empty() => {
+                Err(err)
+            }
+            _ => Ok(fair),
+        }
+    }
+
+    /// One member's part of a fair claim: its slots, permits and jobs.
+    async fn claim_member(
+        &self,
+        name: &str,
+        member: Member,
+        limits: GroupLimits,
+        now: DateTime,
+    ) -> Result<MemberClaimed> {
+        let Some(g) = member.group else {
+            let claimed = self
+                .claim_in(name, JobGroup::Ungrouped, member.share, false)
+                .await?;
+            return Ok(MemberClaimed {
+                claimed,
+                wait_until: None,
+            });
+        };
+        let mut want = member.share;
+        let mut reserved = 0;
+        if let Some(cap) = limits.concurrency {
+            want = want.min((cap as i64 - g.running).max(0) as usize);
+            let took = if want == 0 {
+                false
+            } else {
+                self.groups
+                    .update_one(
+                        doc! { "_id": g.id, "running": { "$lte": cap as i64 - want as i64 } },
+                        doc! { "$inc": { "running": want as i64 }, "$set": { "servedAt": now } },
+                    )
+                    .await
+                    .map_err(|e| self.db_err(e))?
+                    .modified_count
+                    == 1
+            };
+            if !took {
+                // Another instance took the room first: next round.
+                return Ok(MemberClaimed::contended());
+            }
+            reserved = want;
+        }
+        let mut permits = None;
+        if let Some(limit) = limits.limiter {
+            let key = limit_key(name, &g.group);
+            match self.take_permits(&key, limit, want as u32).await {
+                Ok(super::Permits::Granted { count, window }) => {
+                    want = want.min(count as usize);
+                    permits = Some((key, window));
+                }
+                Ok(super::Permits::WaitUntil(at)) => {
+                    self.give_back_slots(name, &g.group, reserved).await;
+                    return Ok(MemberClaimed {
+                        claimed: Claimed::none(),
+                        wait_until: Some(at),
+                    });
+                }
+                Err(err) => {
+                    self.give_back_slots(name, &g.group, reserved).await;
+                    return Err(err);
+                }
+            }
+        }
+        let claimed = self
+            .claim_in(
+                name,
+                JobGroup::Only(&g.group),
+                want,
+                limits.concurrency.is_some(),
+            )
+            .await;
+        let taken = claimed
+            .as_ref()
+            .map_or(0, |c| c.jobs.len() + c.unreadable.len());
+        self.give_back_slots(name, &g.group, reserved.saturating_sub(taken))
+            .await;
+        if let Some((key, window)) = permits {
+            self.return_permits(&key, window, (want - taken.min(want)) as u32)
+                .await;
+        }
+        let claimed = claimed?;
+        if taken == 0 && !claimed.contended {
+            self.settle_due(g.id, g.due, name, &g.group).await?;
+        }
+        Ok(MemberClaimed {
+            claimed,
+            wait_until: None,
+        })
+    }
+
+    /// Gives back `count` slots of a group (best effort: a count left too high is
+    /// corrected by the next recount).
+    pub(crate) async fn give_back_slots(&self, name: &str, group: &str, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let res = self
+            .groups
+            .update_one(
+                doc! { "name": name, "group": group, "running": { "$gte": count as i64 } },
+                doc! { "$inc": { "running": -(count as i64) } },
+            )
+            .await;
+        if let Err(err) = res {
+            tracing::warn!(%err, name, group, "could not give back group slots; the recount will");
+        }
+    }
+
+    /// Gives back the slot of an execution that just ended by a write that unset its
+    /// `groupSlot` (`job` is the job as claimed).
+    pub(crate) async fn release_slot(&self, job: &crate::job::Job) {
+        if let (true, Some(group)) = (job.group_slot, &job.group) {
+            self.give_back_slots(&job.name, group, 1).await;
+        }
     }
 
     /// A group found without due work: its due time becomes its next pending job's (or
@@ -128,5 +432,218 @@ impl Store {
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(())
+    }
+
+    /// Sets `running` of groups that have not been claimed from for a lease (so no
+    /// claim's reservation is in flight) to the jobs that hold a slot, guarded by what
+    /// was read. Returns how many counts changed.
+    pub(crate) async fn recount_groups(&self) -> Result<u64> {
+        let quiet_since = DateTime::from_millis(
+            self.now().timestamp_millis() - self.lease_duration.as_millis() as i64,
+        );
+        let held: Vec<Document> = self
+            .groups
+            .find(doc! { "running": { "$gt": 0 }, "servedAt": { "$lt": quiet_since } })
+            .limit(1000)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let mut changed = 0;
+        for g in held {
+            let (Ok(id), Ok(name), Ok(group)) = (
+                g.get_object_id("_id"),
+                g.get_str("name"),
+                g.get_str("group"),
+            ) else {
+                continue;
+            };
+            let running = g.get("running").cloned().unwrap_or(Bson::Null);
+            let served = g.get("servedAt").cloned().unwrap_or(Bson::Null);
+            let holding = self
+                .coll
+                .count_documents(doc! {
+                    "name": name, "group": group,
+                    "status": JobStatus::Processing.as_str(), "groupSlot": true,
+                })
+                .await
+                .map_err(|e| self.db_err(e))?;
+            if read_i64(&g, "running") == holding as i64 {
+                continue;
+            }
+            let res = self
+                .groups
+                .update_one(
+                    doc! { "_id": id, "running": running, "servedAt": served },
+                    doc! { "$set": { "running": holding as i64 } },
+                )
+                .await
+                .map_err(|e| self.db_err(e))?;
+            if res.modified_count == 1 {
+                tracing::warn!(name, group, holding, "group slot count corrected");
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Pauses or resumes one group of `name` (created if it has none yet, so a group can
+    /// be paused before its jobs arrive).
+    pub(crate) async fn set_group_paused(
+        &self,
+        name: &str,
+        group: &str,
+        paused: bool,
+    ) -> Result<()> {
+        let mut update = doc! {
+            "$set": { "paused": paused },
+            "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0) },
+        };
+        if !paused {
+            // Its work was skipped meanwhile: due now (early is safe).
+            update.insert("$min", doc! { "due": self.now() });
+        }
+        self.upsert_group(name, group, update).await
+    }
+
+    /// Updates the document of (name, group), creating it if missing. Two instances may
+    /// create it at once: the loser of the unique index applies its update to the
+    /// winner's document.
+    async fn upsert_group(&self, name: &str, group: &str, update: Document) -> Result<()> {
+        for _ in 0..2 {
+            match self
+                .groups
+                .update_one(doc! { "name": name, "group": group }, update.clone())
+                .upsert(true)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if crate::error::Error::is_duplicate_key(&e) => continue,
+                Err(e) => return Err(self.db_err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The groups of `name` with their counts, oldest due job, slots and pause state.
+    pub(crate) async fn group_summaries(&self, name: &str) -> Result<Vec<GroupSummary>> {
+        let mut by_group: std::collections::BTreeMap<String, GroupSummary> = Default::default();
+        let mut docs = self
+            .groups
+            .find(doc! { "name": name })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        while let Some(g) = docs.try_next().await.map_err(|e| self.db_err(e))? {
+            let Ok(group) = g.get_str("group") else {
+                continue;
+            };
+            by_group.insert(
+                group.to_owned(),
+                GroupSummary {
+                    group: group.to_owned(),
+                    running: read_i64(&g, "running").max(0) as u64,
+                    paused: g.get_bool("paused").unwrap_or(false),
+                    served_at: g
+                        .get_datetime("servedAt")
+                        .ok()
+                        .copied()
+                        .filter(|s| s.timestamp_millis() > 0),
+                    ..Default::default()
+                },
+            );
+        }
+        let pipeline = [
+            doc! { "$match": { "name": name, "group": { "$exists": true } } },
+            doc! { "$group": {
+                "_id": { "group": "$group", "status": "$status" },
+                "count": { "$sum": 1 },
+                "oldest": { "$min": "$nextRunAt" },
+            } },
+        ];
+        let mut rows = self
+            .coll
+            .aggregate(pipeline)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        while let Some(row) = rows.try_next().await.map_err(|e| self.db_err(e))? {
+            let Ok(key) = row.get_document("_id") else {
+                continue;
+            };
+            let (Ok(group), Ok(status)) = (key.get_str("group"), key.get_str("status")) else {
+                continue;
+            };
+            let summary = by_group
+                .entry(group.to_owned())
+                .or_insert_with(|| GroupSummary {
+                    group: group.to_owned(),
+                    ..Default::default()
+                });
+            summary
+                .counts
+                .add(status, read_i64(&row, "count").max(0) as u64);
+            if status == JobStatus::Pending.as_str() {
+                summary.oldest_due = row.get_datetime("oldest").ok().copied();
+            }
+        }
+        Ok(by_group.into_values().collect())
+    }
+
+    /// How many groups of each name have due work, and how many are paused (metrics).
+    pub(crate) async fn group_gauges(&self) -> Result<Vec<(String, u64, u64)>> {
+        let mut out: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        let due = doc! { "due": { "$lte": self.now() } };
+        for (matcher, paused) in [(due, false), (doc! { "paused": true }, true)] {
+            let pipeline = [
+                doc! { "$match": matcher },
+                doc! { "$group": { "_id": "$name", "n": { "$sum": 1 } } },
+            ];
+            let mut rows = self
+                .groups
+                .aggregate(pipeline)
+                .await
+                .map_err(|e| self.db_err(e))?;
+            while let Some(row) = rows.try_next().await.map_err(|e| self.db_err(e))? {
+                if let Ok(name) = row.get_str("_id") {
+                    let n = read_i64(&row, "n").max(0) as u64;
+                    let entry = out.entry(name.to_owned()).or_default();
+                    if paused {
+                        entry.1 = n;
+                    } else {
+                        entry.0 = n;
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().map(|(n, (d, p))| (n, d, p)).collect())
+    }
+}
+
+/// One member's claim.
+struct MemberClaimed {
+    claimed: Claimed,
+    wait_until: Option<DateTime>,
+}
+
+impl MemberClaimed {
+    fn contended() -> Self {
+        let mut claimed = Claimed::none();
+        claimed.contended = true;
+        MemberClaimed {
+            claimed,
+            wait_until: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shares;
+
+    #[test]
+    fn shares_split_slots_evenly_with_the_remainder_first() {
+        assert_eq!(shares(10, 1).collect::<Vec<_>>(), vec![10]);
+        assert_eq!(shares(10, 3).collect::<Vec<_>>(), vec![4, 3, 3]);
+        assert_eq!(shares(2, 2).collect::<Vec<_>>(), vec![1, 1]);
     }
 }

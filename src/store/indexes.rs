@@ -10,8 +10,21 @@ pub(super) fn claim_keys() -> Document {
     doc! { "name": 1, "status": 1, "priority": -1, "nextRunAt": 1 }
 }
 
+/// The grouped claim index's keys (claim.rs, groups.rs): one group's due jobs, or the
+/// ungrouped ones (`group: null`), best first, without passing other groups' backlogs.
+/// Also counts a group's running jobs (the slot recount).
+pub(super) fn group_claim_keys() -> Document {
+    doc! { "name": 1, "group": 1, "status": 1, "priority": -1, "nextRunAt": 1 }
+}
+
 pub(super) fn models() -> Vec<IndexModel> {
     vec![
+        index(
+            group_claim_keys(),
+            IndexOptions::builder()
+                .name("monque_group_claim".to_owned())
+                .build(),
+        ),
         index(
             claim_keys(),
             IndexOptions::builder()
@@ -42,7 +55,31 @@ fn index(keys: Document, options: IndexOptions) -> IndexModel {
     IndexModel::builder().keys(keys).options(options).build()
 }
 
-pub(super) async fn ensure(coll: &Collection<Document>) -> mongodb::error::Result<()> {
-    coll.create_indexes(models()).await.map(|_| ())
+/// The groups collection's indexes (groups.rs): one document per (name, group), and
+/// a name's groups in the order claims serve them.
+fn group_models() -> Vec<IndexModel> {
+    vec![
+        index(
+            doc! { "name": 1, "group": 1 },
+            IndexOptions::builder()
+                .name("monque_group".to_owned())
+                .unique(true)
+                .build(),
+        ),
+        index(
+            doc! { "name": 1, "servedAt": 1 },
+            IndexOptions::builder()
+                .name("monque_group_served".to_owned())
+                .build(),
+        ),
+    ]
+}
+
+pub(super) async fn ensure(
+    coll: &Collection<Document>,
+    groups: &Collection<Document>,
+) -> mongodb::error::Result<()> {
+    coll.create_indexes(models()).await?;
+    groups.create_indexes(group_models()).await.map(|_| ())
     // The `<collection>_unique` locks need no index of their own: their `_id` is the key.
 }

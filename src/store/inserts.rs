@@ -22,11 +22,9 @@ impl Store {
     /// Unordered: one bad document does not stop the others.
     pub(crate) async fn insert_many(&self, docs: Vec<Document>) -> Result<()> {
         let due: Vec<_> = docs.iter().filter_map(group_of).collect();
-        self.coll
-            .insert_many(docs)
-            .ordered(false)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        self.note_due(&due).await
+        let inserted = self.coll.insert_many(docs).ordered(false).await;
+        // Even when some were refused: the others are in, and their groups must know.
+        self.note_due(&due).await?;
+        inserted.map(|_| ()).map_err(|e| self.db_err(e))
     }
 }

@@ -59,9 +59,12 @@ use mongodb::{Collection, Database};
 use crate::error::{Error, Result};
 
 pub(crate) use changes::Change;
+pub(crate) use claim::Claimed;
 pub(crate) use clock::Clock;
 pub(crate) use documents::new_job_document;
 pub(crate) use flows::Settled;
+pub(crate) use groups::GroupLimits;
+pub use groups::GroupSummary;
 pub(crate) use instances::Orphans;
 pub(crate) use outcome::{Completion, Failure};
 pub(crate) use pauses::Paused;
@@ -192,7 +195,7 @@ impl Store {
 
     /// Creates the indexes and, from then on, hints claims with the claim index.
     pub(crate) async fn ensure_indexes(&self) -> Result<()> {
-        indexes::ensure(&self.coll)
+        indexes::ensure(&self.coll, &self.groups)
             .await
             .map_err(|e| self.db_err(e))?;
         self.hint_claims.store(true, Ordering::Relaxed);

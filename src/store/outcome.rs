@@ -137,6 +137,18 @@ fn rerun_unlock(job: &mut Job) -> Document {
     }
 }
 
+/// Adds `groupSlot` to the `$unset` of a run-end update.
+fn drop_group_slot(update: &mut Document) {
+    match update.get_mut("$unset") {
+        Some(Bson::Document(unset)) => {
+            unset.insert("groupSlot", "");
+        }
+        _ => {
+            update.insert("$unset", doc! { "groupSlot": "" });
+        }
+    }
+}
+
 impl Store {
     /// Writes a successful run: `completed`, or for a recurring job `pending` at its next
     /// occurrence (`failed` if its schedule became unusable). The job as written, or
@@ -343,7 +355,12 @@ impl Store {
     ) -> Result<Option<Job>> {
         let mut current = job.clone();
         for _ in 0..MAX_SCHEDULE_CHANGES {
-            let (update, after) = make(&current);
+            let (mut update, mut after) = make(&current);
+            if job.group_slot {
+                // The run's end gives its group slot back (groups.rs).
+                drop_group_slot(&mut update);
+                after.group_slot = false;
+            }
             let mut filter = fenced_execution(current.id, current.claim_id);
             if let Some(guard) = guard {
                 filter.extend(guard.clone());
@@ -364,6 +381,7 @@ impl Store {
                 if matched {
                     let mut after = after;
                     after.has_dependents = has_dependents;
+                    self.release_slot(job).await;
                     return Ok(Some(after));
                 }
             }

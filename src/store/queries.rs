@@ -291,10 +291,22 @@ impl Store {
     }
 
     pub(crate) async fn queue_stats(&self, name: Option<&str>) -> Result<QueueStats> {
+        self.queue_stats_of(name, None).await
+    }
+
+    /// [`queue_stats`](Self::queue_stats) of one group of `name`.
+    pub(crate) async fn queue_stats_of(
+        &self,
+        name: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<QueueStats> {
         let mut matcher = Document::new();
         if let Some(name) = name {
             validate_job_name(name)?;
             matcher.insert("name", name);
+        }
+        if let Some(group) = group {
+            matcher.insert("group", group);
         }
         let pipeline = [
             doc! { "$match": matcher },

@@ -469,14 +469,31 @@ async fn an_expired_lease_is_recovered_once_and_counted_only_while_still_expired
     t.drop().await;
 }
 
+fn in_group(group: &str) -> EnqueueOptions {
+    EnqueueOptions {
+        group: Some(group.into()),
+        ..Default::default()
+    }
+}
+
+async fn fair(s: &Store, max: usize, limits: super::GroupLimits) -> Vec<Job> {
+    s.claim_fair("sync", max, limits, None)
+        .await
+        .unwrap()
+        .claimed
+        .jobs
+}
+
+fn groups_of(jobs: &[Job]) -> Vec<String> {
+    let mut groups: Vec<_> = jobs.iter().filter_map(|j| j.group.clone()).collect();
+    groups.sort();
+    groups
+}
+
 #[tokio::test]
 async fn group_claims_take_every_group_before_a_big_group_again() {
     let t = TestStore::new("groups").await;
     let s = &t.store;
-    let in_group = |group: &str| EnqueueOptions {
-        group: Some(group.into()),
-        ..Default::default()
-    };
     // "big" holds most of the backlog, written first.
     let big: Vec<_> = (0..30)
         .map(|_| {
@@ -487,27 +504,90 @@ async fn group_claims_take_every_group_before_a_big_group_again() {
     for g in ["a", "b", "c", "d"] {
         insert(s, "sync", in_group(g)).await;
     }
-    // One round of 5 claims: one job from each of the 5 groups.
-    let first = s.claim_from_groups("sync", 5).await.unwrap();
-    let mut groups: Vec<_> = first.iter().filter_map(|j| j.group.clone()).collect();
-    groups.sort();
-    assert_eq!(groups, ["a", "b", "big", "c", "d"]);
-    // The small groups are empty now: the next round finds only "big" with work, and
-    // settles the others' due times.
-    let second = s.claim_from_groups("sync", 5).await.unwrap();
-    assert!(second.iter().all(|j| j.group.as_deref() == Some("big")));
-    let third = s.claim_from_groups("sync", 5).await.unwrap();
-    assert_eq!(third.len(), 1, "one per group per round");
+    let open = super::GroupLimits::default();
+    // One round of 5 slots: one job from each of the 5 groups.
+    let first = fair(s, 5, open).await;
+    assert_eq!(groups_of(&first), ["a", "b", "big", "c", "d"]);
+    // The small groups look due until a claim finds them empty (and settles them).
+    let second = fair(s, 5, open).await;
+    assert_eq!(groups_of(&second), ["big"]);
+    // A group alone with work gets every free slot.
+    let third = fair(s, 5, open).await;
+    assert_eq!(groups_of(&third), ["big"; 5]);
     let due_groups = s
         .groups
-        .count_documents(doc! { "name": "sync", "due": { "$ne": null } })
+        .count_documents(doc! { "name": "sync", "due": { "$exists": true } })
         .await
         .unwrap();
     assert_eq!(due_groups, 1, "only big still has pending work");
-    // A new job in an empty group makes it due again.
+    // A new job in an empty group makes it due again, and it goes first.
     insert(s, "sync", in_group("a")).await;
-    let fourth = s.claim_from_groups("sync", 5).await.unwrap();
-    let mut groups: Vec<_> = fourth.iter().filter_map(|j| j.group.clone()).collect();
-    groups.sort();
-    assert_eq!(groups, ["a", "big"]);
+    let fourth = fair(s, 2, open).await;
+    assert_eq!(groups_of(&fourth), ["a", "big"]);
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn group_slots_cap_claims_and_come_back_once_per_run() {
+    let t = TestStore::new("group_slots").await;
+    let s = &t.store;
+    for _ in 0..6 {
+        insert(s, "sync", in_group("g")).await;
+    }
+    let capped = super::GroupLimits {
+        concurrency: Some(2),
+        limiter: None,
+    };
+    let running = |s: &Store| {
+        let groups = s.groups.clone();
+        async move {
+            let g = groups
+                .find_one(doc! { "name": "sync", "group": "g" })
+                .await
+                .unwrap()
+                .unwrap();
+            g.get_i64("running").unwrap()
+        }
+    };
+    let first = fair(s, 5, capped).await;
+    assert_eq!(first.len(), 2, "the cap, not the free slots");
+    assert!(first.iter().all(|j| j.group_slot));
+    assert_eq!(running(s).await, 2);
+    assert!(fair(s, 5, capped).await.is_empty(), "full group is skipped");
+    // A run's end gives its slot back, once: a second write of the same run is fenced off.
+    let done = || Completion {
+        took: Duration::from_millis(5),
+        span: None,
+        result: None,
+    };
+    assert!(s.complete(&first[0], done()).await.unwrap().is_some());
+    assert!(s.complete(&first[0], done()).await.unwrap().is_none());
+    assert_eq!(running(s).await, 1);
+    // A cancel of a running job gives its slot back; its run's late end does not.
+    s.cancel(first[1].id).await.unwrap();
+    assert_eq!(running(s).await, 0);
+    assert!(s.complete(&first[1], done()).await.unwrap().is_none());
+    assert_eq!(running(s).await, 0);
+    let next = fair(s, 5, capped).await;
+    assert_eq!(next.len(), 2);
+    // A lost count (a crash between a run's end and its slot's return) is set right by
+    // the recount once the group has not been claimed from for a lease.
+    s.groups
+        .update_one(
+            doc! { "name": "sync", "group": "g" },
+            doc! { "$set": { "running": 2_i64, "servedAt": DateTime::from_millis(0) } },
+        )
+        .await
+        .unwrap();
+    s.complete(&next[0], done()).await.unwrap();
+    s.groups
+        .update_one(
+            doc! { "name": "sync", "group": "g" },
+            doc! { "$set": { "running": 2_i64 } },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.recount_groups().await.unwrap(), 1);
+    assert_eq!(running(s).await, 1, "one job still holds a slot");
+    t.drop().await;
 }

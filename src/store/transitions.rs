@@ -8,7 +8,7 @@ use std::time::Duration;
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
-use super::documents::{cancel_update, unlock};
+use super::documents::{cancel_update, fenced_execution, unlock};
 use super::queries::bulk_filter;
 use super::unique::{lock_id, Holder};
 use super::Store;
@@ -88,6 +88,10 @@ impl Store {
         let (before, job) = self
             .transition(id, "cancel", &allowed, |_| cancel_update(now))
             .await?;
+        // The cancel unset the run's `groupSlot`: its fenced end will not match.
+        if before.status == JobStatus::Processing {
+            self.release_slot(&before).await;
+        }
         Ok((before, job))
     }
 
@@ -149,6 +153,9 @@ impl Store {
         } else {
             job
         };
+        if job.status == JobStatus::Pending {
+            self.note_jobs_due([&job]).await?;
+        }
         Ok(Retried {
             previous_status: before.status,
             job,
@@ -191,8 +198,11 @@ impl Store {
 
     /// Gives a `pending` job a new run time.
     pub(crate) async fn reschedule(&self, id: ObjectId, run_at: DateTime) -> Result<Job> {
-        self.update_pending(id, "reschedule", doc! { "nextRunAt": run_at })
-            .await
+        let job = self
+            .update_pending(id, "reschedule", doc! { "nextRunAt": run_at })
+            .await?;
+        self.note_jobs_due([&job]).await?;
+        Ok(job)
     }
 
     /// Gives a `pending` job a new priority.
@@ -296,7 +306,31 @@ impl Store {
     /// Cancels the jobs of a chunk still in a status the selection allows, and frees the
     /// keys of those really cancelled (not claimed meanwhile).
     pub(crate) async fn cancel_chunk(&self, selection: &Selection, jobs: &[Job]) -> Result<u64> {
-        let ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
+        // Runs holding a group slot go one by one, fenced by their claim, so each that
+        // is cancelled gives its slot back exactly once.
+        let mut cancelled = 0;
+        let running = JobStatus::Processing.as_str();
+        if selection.statuses.contains(&running) {
+            for job in jobs.iter().filter(|j| j.group_slot) {
+                let res = self
+                    .coll
+                    .update_one(
+                        fenced_execution(job.id, job.claim_id),
+                        cancel_update(self.now()),
+                    )
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                if res.modified_count == 1 {
+                    cancelled += 1;
+                    self.release_slot(job).await;
+                }
+            }
+        }
+        let ids: Vec<ObjectId> = jobs
+            .iter()
+            .filter(|j| !j.group_slot)
+            .map(|j| j.id)
+            .collect();
         let res = self
             .coll
             .update_many(
@@ -316,7 +350,7 @@ impl Store {
                 self.release_key(&job).await;
             }
         }
-        Ok(res.modified_count)
+        Ok(cancelled + res.modified_count)
     }
 
     /// Puts the jobs `ids` of a selection back to `pending`, due at `at`, `failCount` 0:
@@ -339,6 +373,11 @@ impl Store {
             )
             .await
             .map_err(|e| self.db_err(e))?;
+        if res.modified_count > 0 {
+            // Which groups got jobs back is not known here: all of the selection's are due.
+            self.note_all_due(selection.filter.get_str("name").ok())
+                .await?;
+        }
         Ok(res.modified_count)
     }
 

@@ -253,8 +253,11 @@ impl Store {
             .iter()
             .map(|d| d.get_str("name").unwrap_or_default().to_owned())
             .collect();
+        let due: Vec<_> = free.iter().filter_map(super::groups::group_of).collect();
         // A job id can already exist only if another enqueue helped us (see module docs).
-        let helped = self.insert_many_collecting_dups(&self.coll, free).await?;
+        let helped = self.insert_many_collecting_dups(&self.coll, free).await;
+        self.note_due(&due).await?;
+        let helped = helped?;
         let mut created: Vec<String> = names
             .into_iter()
             .enumerate()
