@@ -37,7 +37,7 @@ export declare class NativeQueue {
   /** Every job name with its counts per status and whether it is paused, as JSON. */
   getJobNames(): Promise<string>
   /** Counts per status, total and `avgProcessingMs`, as JSON. */
-  getQueueStats(name?: string | undefined | null): Promise<string>
+  getQueueStats(name?: string | undefined | null, group?: string | undefined | null): Promise<string>
   /** The live instances, as JSON: `[{ id, names, startedAt, heartbeatAt, notifyMode }]`. */
   getInstances(): Promise<string>
   /** `action` is cancel, retry, reschedule (`value` = epoch ms) or priority (`value`). */
@@ -47,6 +47,13 @@ export declare class NativeQueue {
   changeJobs(action: string, selectorJson: string, spreadMs?: number | undefined | null): Promise<number>
   pause(name?: string | undefined | null): Promise<void>
   resume(name?: string | undefined | null): Promise<void>
+  pauseGroup(name: string, group: string): Promise<void>
+  resumeGroup(name: string, group: string): Promise<void>
+  /**
+   * The groups of `name`, as JSON: `[{ group, counts, oldestDue, running, paused,
+   * servedAt }]` (dates as ISO strings).
+   */
+  getGroups(name: string): Promise<string>
   isPaused(name?: string | undefined | null): Promise<boolean>
   purgeExpired(): Promise<number>
   /** Prometheus text format. */

@@ -123,6 +123,8 @@ pub struct ScheduleOptions {
     /// The trace of the code that scheduled it. Each run starts a trace of its own that
     /// links to this one (a schedule runs for months: one trace per run stays readable).
     pub trace_context: Option<TraceContext>,
+    /// The group each run belongs to (`EnqueueOptions::group`). Default: none.
+    pub group: Option<String>,
 }
 
 /// The uniqueKey a schedule gets when none is given.

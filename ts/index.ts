@@ -14,6 +14,7 @@ export type {
   MonqueOptions,
   NotifyMode,
   QueueStats,
+  GroupSummary,
   ScheduleOptions,
   SortField,
   TelemetryOptions,

@@ -55,6 +55,8 @@ export interface Job<T = unknown> {
   result?: unknown
   /** The jobs this one waits for (`enqueue(..., { dependsOn })`). */
   dependsOn?: string[]
+  /** The group it belongs to (`enqueue(..., { group })`). */
+  group?: string
   /** The trace context of the code that enqueued or scheduled it (see Tracing in the README). */
   traceContext?: { traceparent: string; tracestate?: string }
 }

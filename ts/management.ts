@@ -3,7 +3,7 @@
 import { callNative, MonqueError } from './errors'
 import { type Job, toJob } from './job'
 import type { QueueHandle } from './native'
-import type { CursorOptions, GetJobsOptions, InstanceInfo, JobId, JobNameSummary, JobPage, JobSelector, QueueStats } from './types'
+import type { CursorOptions, GetJobsOptions, GroupSummary, InstanceInfo, JobId, JobNameSummary, JobPage, JobSelector, QueueStats } from './types'
 import { checkOptions, epochMs, idString, onlyKeys } from './validate'
 
 /** What `changeJob` does to one job. */
@@ -45,9 +45,25 @@ export async function getJobNames(queue: QueueHandle): Promise<JobNameSummary[]>
   return JSON.parse(await callNative(() => native.getJobNames()))
 }
 
-export async function getQueueStats(queue: QueueHandle, options: { name?: string }): Promise<QueueStats> {
+export async function getQueueStats(queue: QueueHandle, options: { name?: string; group?: string }): Promise<QueueStats> {
+  onlyKeys(options, ['name', 'group'], 'getQueueStats options')
   const native = await queue()
-  return JSON.parse(await callNative(() => native.getQueueStats(options.name)))
+  return JSON.parse(await callNative(() => native.getQueueStats(options.name, options.group)))
+}
+
+export async function getGroups(queue: QueueHandle, name: string): Promise<GroupSummary[]> {
+  const native = await queue()
+  const rows = JSON.parse(await callNative(() => native.getGroups(name))) as Array<Record<string, unknown>>
+  return rows.map((g) => ({
+    ...g,
+    oldestDue: g.oldestDue ? new Date(g.oldestDue as string) : undefined,
+    servedAt: g.servedAt ? new Date(g.servedAt as string) : undefined,
+  })) as GroupSummary[]
+}
+
+export async function setGroupPaused(queue: QueueHandle, name: string, group: string, paused: boolean): Promise<void> {
+  const native = await queue()
+  await callNative(() => (paused ? native.pauseGroup(name, group) : native.resumeGroup(name, group)))
 }
 
 /** Cancels, retries, reschedules (`value`: epoch ms) or reprioritises (`value`: priority) one job. */

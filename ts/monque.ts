@@ -17,6 +17,7 @@ import type {
   GetJobsOptions,
   Handler,
   InstanceInfo,
+  GroupSummary,
   JobNameSummary,
   JobId,
   JobPage,
@@ -162,9 +163,31 @@ export class Monque extends EventEmitter<MonqueEvents> {
     return management.getJobNames(this.connectOnce)
   }
 
-  /** Jobs per status, total and mean processing time; of every name or of `options.name`. */
-  getQueueStats(options: { name?: string } = {}): Promise<QueueStats> {
+  /**
+   * Jobs per status, total and mean processing time; of every name, of `options.name`,
+   * or of one group of that name (`{ name, group }`).
+   */
+  getQueueStats(options: { name?: string; group?: string } = {}): Promise<QueueStats> {
     return management.getQueueStats(this.connectOnce, options)
+  }
+
+  /** The groups of `name`: jobs per status, oldest due job, slots held, whether paused. */
+  getGroups(name: string): Promise<GroupSummary[]> {
+    return management.getGroups(this.connectOnce, name)
+  }
+
+  /**
+   * Stops claiming one group of `name` on every instance (from each one's next claim);
+   * the name's other groups go on, running jobs finish. A group can be paused before it
+   * has jobs.
+   */
+  pauseGroup(name: string, group: string): Promise<void> {
+    return management.setGroupPaused(this.connectOnce, name, group, true)
+  }
+
+  /** Undoes `pauseGroup(name, group)`. */
+  resumeGroup(name: string, group: string): Promise<void> {
+    return management.setGroupPaused(this.connectOnce, name, group, false)
   }
 
   /**
@@ -381,7 +404,7 @@ function enqueueOptions(options: EnqueueOptions): EnqueueOptions {
     if (!Array.isArray(options.dependsOn)) throw new MonqueError('INVALID_OPTION', 'dependsOn must be an array of job ids')
     dependsOn = options.dependsOn.map(idString)
   }
-  return { uniqueKey: options.uniqueKey, runAt, priority: options.priority, timeout: options.timeout, dependsOn, traceContext: checkTraceContext(options.traceContext) }
+  return { uniqueKey: options.uniqueKey, runAt, priority: options.priority, timeout: options.timeout, dependsOn, traceContext: checkTraceContext(options.traceContext), group: options.group }
 }
 
 /** `telemetry`: false, or providers that look like OpenTelemetry's. */

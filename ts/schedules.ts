@@ -75,5 +75,5 @@ function scheduleOptions(options: ScheduleOptions): ScheduleOptions {
     throw new MonqueError('INVALID_TIMEZONE', 'timezone must be an IANA name such as "Europe/Berlin"')
   }
   checkKeyAndPriority(options)
-  return { timezone: options.timezone, uniqueKey: options.uniqueKey, priority: options.priority, traceContext: checkTraceContext(options.traceContext) }
+  return { timezone: options.timezone, uniqueKey: options.uniqueKey, priority: options.priority, traceContext: checkTraceContext(options.traceContext), group: options.group }
 }

@@ -214,6 +214,12 @@ export interface EnqueueOptions {
    * Set it to continue a trace from elsewhere (say, an incoming `traceparent` header).
    */
   traceContext?: TraceContext
+  /**
+   * The group (a tenant, say) the job belongs to: 1-256 bytes, no control characters.
+   * Jobs of one name are claimed round-robin across groups with due work, and a worker's
+   * `groupConcurrency` / `groupLimiter` cap each group. See Groups in the README.
+   */
+  group?: string
 }
 
 export interface ScheduleOptions {
@@ -225,6 +231,8 @@ export interface ScheduleOptions {
   priority?: number
   /** The trace each run links to. Default: the producer span's, when tracing is on. */
   traceContext?: TraceContext
+  /** The group each run belongs to (see `EnqueueOptions.group`). */
+  group?: string
 }
 
 export interface WorkerOptions {
@@ -245,6 +253,29 @@ export interface WorkerOptions {
    * instance through MongoDB (a fixed window). Default: no limit.
    */
   limiter?: { max: number; duration: number }
+  /**
+   * At most this many jobs of one group run at once, counted across every instance
+   * (a guarded counter in MongoDB). Give every worker of a name the same value.
+   * Default: no cap.
+   */
+  groupConcurrency?: number
+  /** At most `max` jobs of one group start per `duration` ms, across every instance. */
+  groupLimiter?: { max: number; duration: number }
+}
+
+/** One group of a job name, as `getGroups(name)` lists it. */
+export interface GroupSummary {
+  group: string
+  /** Its jobs per status. */
+  counts: QueueStats
+  /** When its oldest pending job fell (or falls) due. */
+  oldestDue?: Date
+  /** Slots its running jobs hold under `groupConcurrency` (0 when no worker caps it). */
+  running: number
+  /** Paused with `pauseGroup`. */
+  paused: boolean
+  /** When a claim last took from it. */
+  servedAt?: Date
 }
 
 export type Handler<T = any> = (job: RunningJob<T>) => unknown | Promise<unknown>

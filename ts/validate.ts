@@ -51,16 +51,19 @@ export function checkOptions(options: Record<string, unknown>): void {
       onlyKeys(value, ['completed', 'failed', 'cancelled'], 'jobRetention')
       checkOptions(value as Record<string, unknown>)
     }
-    if (key === 'limiter' && value !== undefined) {
+    if ((key === 'limiter' || key === 'groupLimiter') && value !== undefined) {
       const limiter = value as { max?: unknown; duration?: unknown } | null
-      if (limiter === null || typeof limiter !== 'object') throw new MonqueError('INVALID_OPTION', 'limiter must be { max, duration }')
-      onlyKeys(limiter, ['max', 'duration'], 'limiter')
+      if (limiter === null || typeof limiter !== 'object') throw new MonqueError('INVALID_OPTION', `${key} must be { max, duration }`)
+      onlyKeys(limiter, ['max', 'duration'], key)
       if (typeof limiter.max !== 'number' || !Number.isInteger(limiter.max) || limiter.max < 1) {
-        throw new MonqueError('INVALID_OPTION', 'invalid option `limiter.max`: must be a whole number of jobs, at least 1')
+        throw new MonqueError('INVALID_OPTION', `invalid option \`${key}.max\`: must be a whole number of jobs, at least 1`)
       }
       if (typeof limiter.duration !== 'number' || !Number.isFinite(limiter.duration) || limiter.duration < 1) {
-        throw new MonqueError('INVALID_OPTION', 'invalid option `limiter.duration`: must be a number of ms, at least 1')
+        throw new MonqueError('INVALID_OPTION', `invalid option \`${key}.duration\`: must be a number of ms, at least 1`)
       }
+    }
+    if (key === 'groupConcurrency' && value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < 1)) {
+      throw new MonqueError('INVALID_OPTION', 'invalid option `groupConcurrency`: must be a whole number, at least 1')
     }
   }
 }

@@ -2,7 +2,8 @@
 // Runs `config.name` jobs whose handler records each execution (start, end, pid) in the
 // `executions` collection and works for `config.workMs` (a [min, max] range in ms, or
 // until its signal aborts when `config.untilAborted`, then records when and why). Says 'ready' over IPC once
-// started; `config.limiter` rate-limits the worker; a job with `data.poison` kills the
+// started; `config.limiter` rate-limits the worker (`config.groupConcurrency` and
+// `config.groupLimiter` cap each group); a job with `data.poison` kills the
 // process mid-run. On SIGTERM stops with `config.shutdownTimeout` and exits.
 import { MongoClient } from 'mongodb'
 import { Monque } from '../../dist/index.mjs'
@@ -38,7 +39,7 @@ const monque = new Monque(config.uri ?? process.env.MONGODB_URI, {
 monque.register(
   config.name,
   async (job) => {
-    const { insertedId } = await executions.insertOne({ jobId: job.id, pid: process.pid, start: new Date() })
+    const { insertedId } = await executions.insertOne({ jobId: job.id, group: job.group, pid: process.pid, start: new Date() })
     // A poison job: crashes its process on every run (as an OOM or a native crash would).
     if (job.data.poison) process.exit(3)
     if (config.untilAborted) {
@@ -55,7 +56,7 @@ monque.register(
     }
     await executions.updateOne({ _id: insertedId }, { $set: { end: new Date() } })
   },
-  { limiter: config.limiter },
+  { limiter: config.limiter, groupConcurrency: config.groupConcurrency, groupLimiter: config.groupLimiter },
 )
 await monque.initialize()
 monque.start()

@@ -235,12 +235,22 @@ impl NativeQueue {
 
     /// Counts per status, total and `avgProcessingMs`, as JSON.
     #[napi]
-    pub async fn get_queue_stats(&self, name: Option<String>) -> napi::Result<String> {
-        let s = self
-            .queue
-            .queue_stats(name.as_deref())
-            .await
-            .map_err(to_napi)?;
+    pub async fn get_queue_stats(
+        &self,
+        name: Option<String>,
+        group: Option<String>,
+    ) -> napi::Result<String> {
+        let s = match (name.as_deref(), group.as_deref()) {
+            (Some(name), Some(group)) => self.queue.group_stats(name, group).await,
+            (None, Some(_)) => {
+                return Err(bad_input(
+                    "INVALID_OPTION",
+                    "group needs a name: groups belong to one job name",
+                ))
+            }
+            (name, None) => self.queue.queue_stats(name).await,
+        }
+        .map_err(to_napi)?;
         let mut stats = counts_json(&s);
         stats["avgProcessingMs"] = serde_json::json!(s.avg_processing_ms);
         stats["orphaned"] = serde_json::json!(s.orphaned);
@@ -359,6 +369,41 @@ impl NativeQueue {
     #[napi]
     pub async fn resume(&self, name: Option<String>) -> napi::Result<()> {
         self.queue.resume(name.as_deref()).await.map_err(to_napi)
+    }
+
+    #[napi]
+    pub async fn pause_group(&self, name: String, group: String) -> napi::Result<()> {
+        self.queue.pause_group(&name, &group).await.map_err(to_napi)
+    }
+
+    #[napi]
+    pub async fn resume_group(&self, name: String, group: String) -> napi::Result<()> {
+        self.queue
+            .resume_group(&name, &group)
+            .await
+            .map_err(to_napi)
+    }
+
+    /// The groups of `name`, as JSON: `[{ group, counts, oldestDue, running, paused,
+    /// servedAt }]` (dates as ISO strings).
+    #[napi]
+    pub async fn get_groups(&self, name: String) -> napi::Result<String> {
+        let groups = self.queue.groups(&name).await.map_err(to_napi)?;
+        let iso = |d: Option<crate::DateTime>| d.and_then(|d| d.try_to_rfc3339_string().ok());
+        let rows: Vec<_> = groups
+            .iter()
+            .map(|g| {
+                serde_json::json!({
+                    "group": g.group,
+                    "counts": counts_json(&g.counts),
+                    "oldestDue": iso(g.oldest_due),
+                    "running": g.running,
+                    "paused": g.paused,
+                    "servedAt": iso(g.served_at),
+                })
+            })
+            .collect();
+        Ok(serde_json::Value::Array(rows).to_string())
     }
 
     #[napi]

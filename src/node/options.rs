@@ -321,19 +321,11 @@ pub(super) fn worker(json: &str) -> R<WorkerOptions> {
         max_retries: count(&m, "maxRetries")?.map(|n| n.min(u32::MAX as usize) as u32),
         replace: boolean(&m, "replace")?.unwrap_or(false),
         timeout: ms(&m, "timeout")?,
-        limiter: match m.get("limiter") {
-            None | Some(Value::Null) => None,
-            Some(v) => {
-                let l = as_object(v.clone())
-                    .map_err(|_| invalid("limiter", "must be { max, duration }"))?;
-                let max = count(&l, "max")?.ok_or_else(|| invalid("limiter.max", "is required"))?;
-                Some(RateLimit {
-                    max: u32::try_from(max).map_err(|_| invalid("limiter.max", "is too large"))?,
-                    duration: ms(&l, "duration")?
-                        .ok_or_else(|| invalid("limiter.duration", "is required (ms)"))?,
-                })
-            }
-        },
+        limiter: rate_limit(&m, "limiter")?,
+        group_concurrency: count(&m, "groupConcurrency")?
+            .map(|n| u32::try_from(n).map_err(|_| invalid("groupConcurrency", "is too large")))
+            .transpose()?,
+        group_limiter: rate_limit(&m, "groupLimiter")?,
     })
 }
 
@@ -382,7 +374,35 @@ fn enqueue_options(m: &Map<String, Value>) -> R<EnqueueOptions> {
         timeout: ms(m, "timeout")?,
         depends_on,
         trace_context: trace_context(m)?,
+        group: group(m)?,
     })
+}
+
+/// `group`: a non-empty string (its length and characters are checked by the core).
+fn group(m: &Map<String, Value>) -> R<Option<String>> {
+    match m.get("group") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(g)) => Ok(Some(g.clone())),
+        Some(_) => Err(invalid("group", "must be a string")),
+    }
+}
+
+/// `{ max, duration }` of `limiter` or `groupLimiter`.
+fn rate_limit(m: &Map<String, Value>, key: &str) -> R<Option<RateLimit>> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let l = as_object(v.clone()).map_err(|_| invalid(key, "must be { max, duration }"))?;
+            let max =
+                count(&l, "max")?.ok_or_else(|| invalid(&format!("{key}.max"), "is required"))?;
+            Ok(Some(RateLimit {
+                max: u32::try_from(max)
+                    .map_err(|_| invalid(&format!("{key}.max"), "is too large"))?,
+                duration: ms(&l, "duration")?
+                    .ok_or_else(|| invalid(&format!("{key}.duration"), "is required (ms)"))?,
+            }))
+        }
+    }
 }
 
 /// `traceContext: { traceparent, tracestate? }`, as the TS wrapper's producer span or
@@ -421,5 +441,6 @@ pub(super) fn schedule(json: &str) -> R<ScheduleOptions> {
         unique_key: string(&m, "uniqueKey")?,
         priority,
         trace_context: trace_context(&m)?,
+        group: group(&m)?,
     })
 }

@@ -251,6 +251,9 @@ impl Store {
                 .await
                 .map_err(|e| self.db_err(e))?;
         }
+        // Groups left out of this round for want of slots.
+        let truncated = found.len() + usize::from(ungrouped_at.is_some()) > max;
+        let mut more = false;
         let rounds = members
             .into_iter()
             .map(|m| self.claim_member(name, m, limits, now));
@@ -268,6 +271,10 @@ impl Store {
         for outcome in outcomes {
             match outcome {
                 Ok(member) => {
+                    // A member that came back empty took a share others may have used:
+                    // claim again at once. A group found empty is settled (not due any
+                    // more); the ungrouped jobs go behind the groups left out.
+                    more |= member.empty && (member.grouped || truncated);
                     fair.claimed.jobs.extend(member.claimed.jobs);
                     fair.claimed.unreadable.extend(member.claimed.unreadable);
                     fair.claimed.contended |= member.claimed.contended;
@@ -281,6 +288,8 @@ impl Store {
                 }
             }
         }
+        // The worker claims again at once instead of sleeping.
+        fair.claimed.contended |= more;
         // Jobs claimed by the other members must run: an error only counts alone.
         match first_err {
             Some(err) if fair.claimed.jobs.is_empty() && fair.claimed.unreadable.is_empty() => {
@@ -302,10 +311,7 @@ impl Store {
             let claimed = self
                 .claim_in(name, JobGroup::Ungrouped, member.share, false)
                 .await?;
-            return Ok(MemberClaimed {
-                claimed,
-                wait_until: None,
-            });
+            return Ok(MemberClaimed::of(claimed, false));
         };
         let mut want = member.share;
         let mut reserved = 0;
@@ -343,6 +349,8 @@ impl Store {
                     return Ok(MemberClaimed {
                         claimed: Claimed::none(),
                         wait_until: Some(at),
+                        empty: false,
+                        grouped: true,
                     });
                 }
                 Err(err) => {
@@ -372,10 +380,7 @@ impl Store {
         if taken == 0 && !claimed.contended {
             self.settle_due(g.id, g.due, name, &g.group).await?;
         }
-        Ok(MemberClaimed {
-            claimed,
-            wait_until: None,
-        })
+        Ok(MemberClaimed::of(claimed, true))
     }
 
     /// Gives back `count` slots of a group (best effort: a count left too high is
@@ -623,6 +628,10 @@ impl Store {
 struct MemberClaimed {
     claimed: Claimed,
     wait_until: Option<DateTime>,
+    /// It had no due job.
+    empty: bool,
+    /// It was a group (not the ungrouped jobs).
+    grouped: bool,
 }
 
 impl MemberClaimed {
@@ -632,6 +641,18 @@ impl MemberClaimed {
         MemberClaimed {
             claimed,
             wait_until: None,
+            empty: false,
+            grouped: true,
+        }
+    }
+
+    fn of(claimed: Claimed, grouped: bool) -> Self {
+        let empty = claimed.jobs.is_empty() && claimed.unreadable.is_empty() && !claimed.contended;
+        MemberClaimed {
+            claimed,
+            wait_until: None,
+            empty,
+            grouped,
         }
     }
 }

@@ -56,7 +56,7 @@ impl Store {
                 timeout: None,
                 depends_on: Vec::new(),
                 trace_context: options.trace_context.clone(),
-                group: None,
+                group: options.group.clone(),
             },
         };
         let mut job_doc = new_job_document(&new_job, max_payload_size, now)?;
@@ -78,7 +78,10 @@ impl Store {
                 )));
             }
             let timing_changed = holder.repeat.as_ref() != Some(&repeat);
-            if !timing_changed && holder.data == new_job.data && holder.priority == options.priority
+            if !timing_changed
+                && holder.data == new_job.data
+                && holder.priority == options.priority
+                && holder.group == options.group
             {
                 return Ok((holder, Upserted::Unchanged));
             }
@@ -93,6 +96,9 @@ impl Store {
             };
             if let Some(trace) = job_doc.get("traceContext") {
                 set.insert("traceContext", trace.clone());
+            }
+            if let Some(group) = job_doc.get("group") {
+                set.insert("group", group.clone());
             }
             if timing_changed && holder.status == JobStatus::Pending {
                 set.insert("nextRunAt", first);
