@@ -168,6 +168,34 @@ test('kill -9 mid-run: recovery gives the dead runs\' group slots back and the g
   assert.equal(processing, 0)
 })
 
+test('groupLimiter: each group gets its own window, shared by every process; one group waiting does not hold the others', async (t) => {
+  const { db, name: database } = await testDb(t)
+  const monque = await producer(database, t)
+  const jobs = []
+  for (const group of ['a', 'b']) for (let i = 0; i < 6; i++) jobs.push({ name: 'limited', data: { i }, options: { group } })
+  await monque.enqueueMany(jobs)
+  const config = { name: 'limited', database, concurrency: 5, groupLimiter: { max: 2, duration: 500 }, workMs: [1, 5], leaseDuration: LEASE, heartbeatInterval: HEARTBEAT }
+  const workers = [startWorker(config), startWorker(config)]
+  t.after(() => stopAll(workers))
+  await Promise.all(workers.map((w) => w.ready))
+  const executions = db.collection('executions')
+  await eventually(async () => (await executions.countDocuments({ end: { $exists: true } })) === 12, { within: 20_000, what: 'all 12 jobs' })
+  const starts = (group) => executions.find({ group }).sort({ start: 1 }).toArray().then((all) => all.map((e) => e.start.getTime()))
+  const [a, b] = [await starts('a'), await starts('b')]
+  for (const [group, s] of [['a', a], ['b', b]]) {
+    // 6 starts at 2 per 500 ms window need 3 windows: the last starts at least 2 window
+    // lengths after the first (less a little for the windows' alignment).
+    assert.ok(s.at(-1) - s[0] >= 900, `group ${group}: 6 starts within ${s.at(-1) - s[0]} ms`)
+    // Less than a window's time meets at most 2 windows, so at most 4 starts (the margin
+    // covers the handler's clock against the server's).
+    for (let i = 4; i < s.length; i++) assert.ok(s[i] - s[i - 4] >= 400, `group ${group}: 5 starts within ${s[i] - s[i - 4]} ms`)
+  }
+  // Both groups ran side by side, each in its own windows.
+  assert.ok(b[0] < a[2] && a[0] < b[2], 'one group waiting for its window did not hold the other back')
+  const keys = (await db.collection('monque_jobs_rate_limits').find().toArray()).map((d) => d._id).sort()
+  assert.deepEqual(keys, ['limited\u0000a', 'limited\u0000b'])
+})
+
 test('bad group input is a typed error and writes nothing', async (t) => {
   const { db, name: database, jobs } = await testDb(t)
   const monque = new Monque(uri, { database, logger: false })

@@ -90,7 +90,11 @@ impl Enqueuer {
             self.metrics.enqueued(&job.name, 1);
             Job::from_document(doc)?
         };
-        self.doorbells.ring_at(&created.name, created.next_run_at);
+        if created.group.is_some() && created.next_run_at <= now {
+            self.doorbells.ring_for_group(&created.name);
+        } else {
+            self.doorbells.ring_at(&created.name, created.next_run_at);
+        }
         Ok(created)
     }
 
@@ -156,8 +160,17 @@ impl Enqueuer {
         for job in jobs.iter().filter(|j| j.options.group.is_some()) {
             self.supervisor.saw_group(&job.name);
         }
+        let ungrouped: HashSet<&str> = jobs
+            .iter()
+            .filter(|j| j.options.group.is_none())
+            .map(|j| j.name.as_str())
+            .collect();
         for name in jobs.iter().map(|j| j.name.as_str()).collect::<HashSet<_>>() {
-            self.doorbells.ring(name);
+            if ungrouped.contains(name) {
+                self.doorbells.ring(name);
+            } else {
+                self.doorbells.ring_for_group(name);
+            }
         }
         Ok(result)
     }

@@ -4,7 +4,7 @@
 //! job rings by name; nobody but the worker itself touches the worker.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -36,13 +36,28 @@ pub(crate) struct Doorbell {
     /// True while the loop sleeps after finding nothing due: a hand-off may take it
     /// (Worker::take_hand_off_slot).
     idle: AtomicBool,
+    /// Counts rings that may be for a job without a group: a worker claiming across
+    /// groups looks at its ungrouped jobs again when this moved (worker.rs).
+    ungrouped_rings: AtomicU64,
 }
 
 impl Doorbell {
     pub(crate) fn ring(&self) {
+        self.ungrouped_rings.fetch_add(1, Ordering::SeqCst);
+        self.ring_for_group();
+    }
+
+    /// A ring for a job of a group: wakes the loop like [`ring`](Self::ring), without
+    /// saying that jobs without a group may be due.
+    pub(crate) fn ring_for_group(&self) {
         // Woken to look again: until it has, it may not take hand-offs.
         self.idle.store(false, Ordering::SeqCst);
         self.wake.notify_one();
+    }
+
+    /// How many rings so far may have been for a job without a group.
+    pub(crate) fn ungrouped_rings(&self) -> u64 {
+        self.ungrouped_rings.load(Ordering::SeqCst)
     }
 
     /// Makes the idle loop wake at `at` (server time) as well as at its polls.
@@ -142,6 +157,13 @@ impl Doorbells {
     pub(crate) fn ring(&self, name: &str) {
         if let Some(bell) = self.by_name.read().expect("doorbells lock").get(name) {
             bell.ring();
+        }
+    }
+
+    /// Wakes the local worker for `name`: a job of a group became claimable.
+    pub(crate) fn ring_for_group(&self, name: &str) {
+        if let Some(bell) = self.by_name.read().expect("doorbells lock").get(name) {
+            bell.ring_for_group();
         }
     }
 

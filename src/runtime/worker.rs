@@ -52,9 +52,19 @@ pub(crate) struct Worker {
     /// Claims go round-robin across groups: set once the name is seen to have groups
     /// (or its worker has group limits), never unset.
     grouped: AtomicBool,
-    /// When the name's groups were last looked for, and when its ungrouped jobs last
-    /// had their turn in a fair round.
-    group_check: Mutex<(Option<Instant>, DateTime)>,
+    /// Where the fair rotation stands (`claim`).
+    turns: Mutex<Turns>,
+}
+
+/// A worker's view of its name's groups between claims.
+struct Turns {
+    /// When the name's groups were last looked for (until it has some).
+    checked: Option<Instant>,
+    /// When the ungrouped jobs last had their turn in a fair round (server time).
+    ungrouped_at: DateTime,
+    /// Their last turn found none: the doorbell's ungrouped ring count then, and when.
+    /// They sit out until a ring may be for one of them, or a poll interval passed.
+    ungrouped_empty: Option<(u64, Instant)>,
 }
 
 /// Where a started worker's jobs run: its claims stop with `claiming`, its runs'
@@ -82,7 +92,11 @@ impl Worker {
             retired: CancellationToken::new(),
             group_limits,
             grouped: AtomicBool::new(limited),
-            group_check: Mutex::new((None, DateTime::from_millis(0))),
+            turns: Mutex::new(Turns {
+                checked: None,
+                ungrouped_at: DateTime::from_millis(0),
+                ungrouped_empty: None,
+            }),
         }
     }
 
@@ -93,13 +107,15 @@ impl Worker {
 
     /// Claims up to `max` due jobs: round-robin across groups once the name has any.
     async fn claim(&self, svc: &WorkerServices, max: usize) -> Result<Claimed> {
-        let look = {
-            let mut check = self.group_check.lock().expect("group check lock");
-            let due = check.0.is_none_or(|at| at.elapsed() >= svc.poll_interval);
-            if due && !self.grouped.load(Ordering::Relaxed) {
-                check.0 = Some(Instant::now());
+        let look = !self.grouped.load(Ordering::Relaxed) && {
+            let mut turns = self.turns.lock().expect("turns lock");
+            let due = turns
+                .checked
+                .is_none_or(|at| at.elapsed() >= svc.poll_interval);
+            if due {
+                turns.checked = Some(Instant::now());
             }
-            due && !self.grouped.load(Ordering::Relaxed)
+            due
         };
         if look && svc.store.has_groups(&self.name).await? {
             self.saw_group();
@@ -107,13 +123,22 @@ impl Worker {
         if !self.grouped.load(Ordering::Relaxed) {
             return svc.store.claim(&self.name, max).await;
         }
-        let ungrouped_at = self.group_check.lock().expect("group check lock").1;
+        let rings = self.doorbell.ungrouped_rings();
+        let ungrouped_at = {
+            let turns = self.turns.lock().expect("turns lock");
+            let sits_out = turns
+                .ungrouped_empty
+                .is_some_and(|(seen, at)| seen == rings && at.elapsed() < svc.poll_interval);
+            (!sits_out).then_some(turns.ungrouped_at)
+        };
         let fair = svc
             .store
-            .claim_fair(&self.name, max, self.group_limits, Some(ungrouped_at))
+            .claim_fair(&self.name, max, self.group_limits, ungrouped_at)
             .await?;
         if fair.tried_ungrouped {
-            self.group_check.lock().expect("group check lock").1 = svc.store.now();
+            let mut turns = self.turns.lock().expect("turns lock");
+            turns.ungrouped_at = svc.store.now();
+            turns.ungrouped_empty = fair.ungrouped_empty.then(|| (rings, Instant::now()));
         }
         if let Some(at) = fair.wait_until {
             // A group waits for its rate-limit window: look again when it ends.

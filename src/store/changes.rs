@@ -16,6 +16,8 @@ pub(crate) enum Change {
     Claimable {
         name: Option<String>,
         at: Option<DateTime>,
+        /// An inserted job of a group (store/groups.rs).
+        grouped: bool,
     },
     /// This job was cancelled; a run of it here must abort.
     Cancelled(ObjectId),
@@ -45,7 +47,8 @@ fn read_change(event: &Document) -> Option<Change> {
         })
         .and_then(|d| d.get_datetime("nextRunAt").ok())
         .copied();
-    Some(Change::Claimable { name, at })
+    let grouped = full.is_some_and(|d| d.contains_key("group"));
+    Some(Change::Claimable { name, at, grouped })
 }
 
 impl Store {
@@ -97,7 +100,18 @@ mod tests {
             read_change(&inserted),
             Some(Change::Claimable {
                 name: Some("mail".into()),
-                at: Some(at)
+                at: Some(at),
+                grouped: false,
+            })
+        );
+        let grouped =
+            doc! { "fullDocument": { "name": "mail", "group": "t1", "status": "pending" } };
+        assert_eq!(
+            read_change(&grouped),
+            Some(Change::Claimable {
+                name: Some("mail".into()),
+                at: None,
+                grouped: true,
             })
         );
         let retried = doc! { "updateDescription": { "updatedFields": { "status": "pending" } } };
@@ -105,7 +119,8 @@ mod tests {
             read_change(&retried),
             Some(Change::Claimable {
                 name: None,
-                at: None
+                at: None,
+                grouped: false,
             })
         );
         let rescheduled = doc! { "updateDescription": { "updatedFields": { "nextRunAt": at } } };
@@ -113,7 +128,8 @@ mod tests {
             read_change(&rescheduled),
             Some(Change::Claimable {
                 name: None,
-                at: Some(at)
+                at: Some(at),
+                grouped: false,
             })
         );
     }

@@ -60,6 +60,8 @@ pub(crate) struct FairClaimed {
     pub(crate) wait_until: Option<DateTime>,
     /// Whether the round included the name's ungrouped jobs.
     pub(crate) tried_ungrouped: bool,
+    /// It did, and found none due.
+    pub(crate) ungrouped_empty: bool,
 }
 
 /// One member of a claim round: a group, or the name's jobs without a group.
@@ -266,6 +268,7 @@ impl Store {
             },
             wait_until: None,
             tried_ungrouped,
+            ungrouped_empty: false,
         };
         let mut first_err = None;
         for outcome in outcomes {
@@ -275,6 +278,7 @@ impl Store {
                     // claim again at once. A group found empty is settled (not due any
                     // more); the ungrouped jobs go behind the groups left out.
                     more |= member.empty && (member.grouped || truncated);
+                    fair.ungrouped_empty |= member.empty && !member.grouped;
                     fair.claimed.jobs.extend(member.claimed.jobs);
                     fair.claimed.unreadable.extend(member.claimed.unreadable);
                     fair.claimed.contended |= member.claimed.contended;
