@@ -226,3 +226,31 @@ test('@Job passes timeout and limiter to its worker', async (t) => {
   assert.equal(limitedRuns.length, 1, 'one start per minute')
   assert.equal(await jobs.countDocuments({ name: 'tsed:limited', status: 'pending' }), 1)
 })
+
+// Groups through Ts.ED: `groupConcurrency` on @Job, `group` on the service's enqueue.
+const tenantRuns = []
+let tenantRunning = new Map()
+class TenantSync {
+  async handle(job) {
+    const now = (tenantRunning.get(job.group) ?? 0) + 1
+    tenantRunning.set(job.group, now)
+    tenantRuns.push({ group: job.group, atOnce: now })
+    await new Promise((r) => setTimeout(r, 40))
+    tenantRunning.set(job.group, tenantRunning.get(job.group) - 1)
+  }
+}
+Job('tsed:tenant-sync', { concurrency: 4, groupConcurrency: 1 })(TenantSync)
+
+test('@Job passes groupConcurrency; the service enqueues into groups', async (t) => {
+  const { name } = await testDb(t)
+  const { service } = await boot(t, { connection: `${uri.replace(/\/\?/, `/${name}?`)}` })
+  for (let i = 0; i < 3; i++) await service.enqueue('tsed:tenant-sync', { i }, { group: 'acme' })
+  for (let i = 0; i < 2; i++) await service.enqueue('tsed:tenant-sync', { i }, { group: 'globex' })
+  await eventually(async () => tenantRuns.length === 5, { what: 'five tenant jobs' })
+  assert.ok(tenantRuns.every((r) => r.atOnce === 1), 'one job per group at a time')
+  assert.equal(tenantRuns.filter((r) => r.group === 'acme').length, 3)
+  // Fair turns: globex did not wait for all of acme's jobs.
+  assert.ok(tenantRuns.findIndex((r) => r.group === 'globex') < 2)
+  const completed = async () => (await service.queue.getGroups('tsed:tenant-sync')).map((g) => [g.group, g.counts.completed])
+  await eventually(async () => JSON.stringify(await completed()) === JSON.stringify([['acme', 3], ['globex', 2]]), { what: 'both groups completed' })
+})

@@ -78,6 +78,8 @@ function split(options: JobOptions): WorkerOptions {
   if (options.maxRetries !== undefined) worker.maxRetries = options.maxRetries
   if (options.timeout !== undefined) worker.timeout = options.timeout
   if (options.limiter !== undefined) worker.limiter = options.limiter
+  if (options.groupConcurrency !== undefined) worker.groupConcurrency = options.groupConcurrency
+  if (options.groupLimiter !== undefined) worker.groupLimiter = options.groupLimiter
   return worker
 }
 
@@ -124,6 +126,7 @@ function scheduleOptions(options: CronOptions): ScheduleOptions {
   if (options.timezone !== undefined) schedule.timezone = options.timezone
   if (options.uniqueKey !== undefined) schedule.uniqueKey = options.uniqueKey
   if (options.priority !== undefined) schedule.priority = options.priority
+  if (options.group !== undefined) schedule.group = options.group
   return schedule
 }
 
