@@ -117,6 +117,44 @@ test('the dashboard: counts, a failed job and its stack, retry until it complete
   assert.deepEqual(problems, [])
 })
 
+test('the dashboard: a name\'s groups with their counts; pause and resume one group', async (t) => {
+  const { name: database } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database, logger: false })
+  await monque.initialize()
+  // Started (healthy) but no worker for the name: the jobs wait, so the counts hold still.
+  monque.start()
+  t.after(() => monque.stop())
+  for (const [group, n] of [['acme', 5], ['globex', 2], ['initech', 1]]) {
+    await monque.enqueueMany(Array.from({ length: n }, (_, i) => ({ name: 'sync-tenant', data: { i }, options: { group } })))
+  }
+  const base = await serveDashboard(t, monque, { authorize: () => true, liveIntervalMs: 200 })
+  const page = await openBrowser(t)
+  const problems = []
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`))
+  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`))
+  await page.setViewport({ width: 1280, height: 800 })
+  await page.goto(base, { waitUntil: 'load' })
+  // No name chosen: no groups panel.
+  await page.waitForSelector('#names [data-name="sync-tenant"]')
+  assert.equal(await page.$eval('#groups-section', (el) => el.hidden), true)
+  await page.click('#names [data-name="sync-tenant"][data-status="pending"]')
+  await page.waitForSelector('#groups-section:not([hidden]) #groups tr[data-group="acme"]')
+  const rows = await page.$$eval('#groups tr[data-group]', (trs) => trs.map((tr) => [tr.dataset.group, tr.querySelector('[data-field="pending"]').textContent]))
+  assert.deepEqual(rows, [['acme', '5'], ['globex', '2'], ['initech', '1']], 'most pending first')
+  await page.screenshot({ path: new URL('../docs/dashboard-groups.png', import.meta.url).pathname })
+  await page.click('#groups button[data-action="pause-group"][data-group="globex"]')
+  await page.waitForSelector('#confirm button[data-confirm="yes"]', { visible: true })
+  await page.click('#confirm button[data-confirm="yes"]')
+  await page.waitForSelector('#groups tr[data-group="globex"][data-paused="true"] .paused-badge')
+  assert.equal((await monque.getGroups('sync-tenant')).find((g) => g.group === 'globex').paused, true)
+  await page.click('#groups button[data-action="resume-group"][data-group="globex"]')
+  await page.waitForSelector('#confirm button[data-confirm="yes"]', { visible: true })
+  await page.click('#confirm button[data-confirm="yes"]')
+  await page.waitForSelector('#groups tr[data-group="globex"][data-paused="false"]')
+  assert.equal((await monque.getGroups('sync-tenant')).find((g) => g.group === 'globex').paused, false)
+  assert.deepEqual(problems, [])
+})
+
 test('read-only: the dashboard shows no actions and the API refuses them', async (t) => {
   const { name: database } = await testDb(t)
   const monque = new Monque(uri, { ...fast, database, logger: false })

@@ -347,3 +347,35 @@ test('Fastify: two routes with toFastify(); its parsed JSON body reaches the act
   assert.equal(form.status, 415)
   assert.equal((await monque.getJob(pending[0])).status, 'pending')
 })
+
+test('groups: list a name\'s groups, stats of one, pause and resume one group (and refused without authorize)', async (t) => {
+  const { name } = await testDb(t)
+  const monque = new Monque(uri, { ...fast, database: name, logger: false })
+  await monque.initialize()
+  await monque.enqueueMany([
+    { name: 'sync', data: {}, options: { group: 'acme' } },
+    { name: 'sync', data: {}, options: { group: 'acme' } },
+    { name: 'sync', data: {}, options: { group: 'a/b c' } },
+  ])
+  const admin = { 'x-role': 'admin' }
+  const { call } = await serve(t, createMonqueHandler(monque, { authorize: (req, action) => action === 'read' || req.headers['x-role'] === 'admin' }))
+  const groups = await call('GET', '/api/names/sync/groups')
+  assert.equal(groups.status, 200)
+  assert.deepEqual(groups.body.map((g) => [g.group, g.counts.pending, g.paused]), [['a/b c', 1, false], ['acme', 2, false]])
+  assert.equal((await call('GET', '/api/stats?name=sync&group=acme')).body.pending, 2)
+  const noName = await call('GET', '/api/stats?group=acme')
+  assert.deepEqual([noName.status, noName.body.code], [400, 'INVALID_OPTION'])
+  // A group name with a slash and a space, encoded in the path.
+  const path = `/api/names/sync/groups/${encodeURIComponent('a/b c')}`
+  const denied = await call('POST', `${path}/pause`, { body: {} })
+  assert.equal(denied.status, 403)
+  assert.equal((await monque.getGroups('sync')).find((g) => g.group === 'a/b c').paused, false)
+  assert.deepEqual((await call('POST', `${path}/pause`, { body: {}, headers: admin })).body, { paused: true })
+  assert.equal((await monque.getGroups('sync')).find((g) => g.group === 'a/b c').paused, true)
+  assert.deepEqual((await call('POST', `${path}/resume`, { body: {}, headers: admin })).body, { paused: false })
+  const tooLong = await call('POST', `/api/names/sync/groups/${'x'.repeat(300)}/pause`, { body: {}, headers: admin })
+  assert.deepEqual([tooLong.status, tooLong.body.code], [400, 'INVALID_OPTION'])
+  const doc = (await call('GET', '/api/openapi.json')).body
+  assert.ok(doc.paths['/api/names/{name}/groups'].get)
+  assert.ok(doc.paths['/api/names/{name}/groups/{group}/pause'].post)
+})

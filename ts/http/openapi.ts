@@ -69,6 +69,13 @@ const schemas: Record<string, unknown> = {
     type: 'object',
     properties: { ...counts.properties, avgProcessingMs: { type: ['number', 'null'] }, orphaned: { type: 'integer' } },
   },
+  Groups: {
+    type: 'array',
+    items: {
+      type: 'object',
+      properties: { group: { type: 'string' }, counts, oldestDue: date, running: { type: 'integer' }, paused: { type: 'boolean' }, servedAt: date },
+    },
+  },
   Instances: {
     type: 'array',
     items: { type: 'object', properties: { id: { type: 'string' }, names: { type: 'array', items: { type: 'string' } }, startedAt: date, heartbeatAt: date, notifyMode: { type: 'string' } } },

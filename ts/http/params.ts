@@ -37,6 +37,12 @@ export function jobName(raw: unknown, field = 'name'): string {
   return raw
 }
 
+/** A group name (the core checks its bytes and characters: INVALID_OPTION). */
+export function groupName(raw: unknown): string {
+  if (typeof raw !== 'string' || raw.length === 0) throw bad('INVALID_OPTION', 'group must be a non-empty string')
+  return raw
+}
+
 function statuses(raw: unknown): JobStatus[] {
   const list = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : null
   if (!list || list.length === 0) throw bad('INVALID_OPTION', `status must be one or more of ${STATUSES.join(', ')}`)

@@ -2,7 +2,7 @@
 // and the queue call behind it. The handler (handler.ts) matches, guards and answers;
 // the OpenAPI document (openapi.ts) is generated from this same table.
 import type { Monque } from '../monque'
-import { bulkSelector, date, HttpError, jobId, jobName, optionalName, pageQuery, priority } from './params'
+import { bulkSelector, date, groupName, HttpError, jobId, jobName, optionalName, pageQuery, priority } from './params'
 
 /** What a request asks to do: `read`, or the write action `authorize` is asked about. */
 export type HttpAction =
@@ -72,11 +72,21 @@ export const routes: Route[] = [
     returns: 'QueueStats',
     action: 'read',
     summary: 'Jobs per status, mean processing time and orphaned jobs, of all names or one',
-    query: { name: 'a job name' },
+    query: { name: 'a job name', group: 'one group of that name' },
     run: (m, { query }) => {
       const name = query.get('name')
-      return m.getQueueStats(name ? { name: jobName(name) } : {})
+      const group = query.get('group')
+      if (group !== null && !name) throw new HttpError(400, 'INVALID_OPTION', 'group needs a name: groups belong to one job name')
+      return m.getQueueStats(name ? { name: jobName(name), ...(group === null ? {} : { group: groupName(group) }) } : {})
     },
+  },
+  {
+    method: 'GET',
+    path: '/api/names/:name/groups',
+    returns: 'Groups',
+    action: 'read',
+    summary: 'The groups of a job name: jobs per status, oldest due job, slots held, whether paused',
+    run: (m, { params }) => m.getGroups(jobName(params.name)),
   },
   {
     method: 'GET',
@@ -229,6 +239,28 @@ export const routes: Route[] = [
     summary: 'Resumes claims of a job name',
     run: async (m, { params }) => {
       await m.resume(jobName(params.name))
+      return { paused: false }
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/names/:name/groups/:group/pause',
+    returns: 'Paused',
+    action: 'pause',
+    summary: "Pauses claims of one group of a job name on every instance (the name's other groups go on)",
+    run: async (m, { params }) => {
+      await m.pauseGroup(jobName(params.name), groupName(params.group))
+      return { paused: true }
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/names/:name/groups/:group/resume',
+    returns: 'Paused',
+    action: 'resume',
+    summary: 'Resumes claims of one group of a job name',
+    run: async (m, { params }) => {
+      await m.resumeGroup(jobName(params.name), groupName(params.group))
       return { paused: false }
     },
   },

@@ -14,6 +14,9 @@
     each present field (failReason, failStack, data, result, progress, attempts table, dependsOn, traceContext, dates…);
     #dep-graph g[data-dep=<id>][data-status]; button[data-action=retry|cancel|run-now|reschedule|priority|delete]
     (disabled by status); #reschedule-at #priority-value #detail-close
+  #groups-section (hidden unless the name filter's name has groups): #groups-name #groups-count; #groups (tbody):
+    tr[data-group][data-paused], cells [data-field=pending|processing|completed|failed|oldestDue|running|servedAt],
+    .paused-badge, button[data-action=pause-group|resume-group][data-name][data-group]
   #schedules, #instances (tbody): tr[data-id] · #confirm: #confirm-text, button[data-confirm=yes|no]
   #toast: .msg.ok|.msg.err[data-code] · #help */
 
@@ -279,10 +282,38 @@ async function loadJobs() {
     S.jobs = r?.jobs || [];
     S.paging = r || {};
     renderJobs();
+    loadGroups();
   } catch (e) {
     if (seq === jobsSeq) showError(e);
   } finally {
     if (seq === jobsSeq) sec.removeAttribute('aria-busy');
+  }
+}
+// ---------- groups of the filtered name ----------
+const MAX_GROUP_ROWS = 100;
+let groupsSeq = 0;
+async function loadGroups() {
+  const seq = ++groupsSeq, name = S.filter.name, sec = $('#groups-section');
+  if (!name) { sec.hidden = true; return; }
+  try {
+    const list = await api(`api/names/${enc(name)}/groups`);
+    if (seq !== groupsSeq) return;
+    if (!list?.length) { sec.hidden = true; return; }
+    // Most waiting work first: the groups an operator looks at.
+    const rows = list.slice().sort((a, b) => num(b.counts?.pending) - num(a.counts?.pending) || String(a.group).localeCompare(String(b.group)));
+    $('#groups-name').textContent = name;
+    $('#groups-count').textContent = rows.length > MAX_GROUP_ROWS ? `(top ${MAX_GROUP_ROWS} of ${rows.length})` : `(${rows.length})`;
+    patchRows($('#groups'), rows.slice(0, MAX_GROUP_ROWS).map((g) => {
+      const c = g.counts || {}, act = g.paused ? 'resume-group' : 'pause-group';
+      return `<tr data-group="${esc(g.group)}" data-paused="${g.paused}"><th scope="row">${esc(g.group)}${g.paused ? '<span class="badge paused-badge">paused</span>' : ''}</th>`
+        + ['pending', 'processing', 'completed', 'failed'].map((k) => `<td class="num" data-field="${k}">${num(c[k])}</td>`).join('')
+        + `<td data-field="oldestDue">${g.oldestDue ? relHtml(g.oldestDue) : '—'}</td><td class="num" data-field="running">${num(g.running)}</td>`
+        + `<td data-field="servedAt">${g.servedAt ? relHtml(g.servedAt) : '—'}</td>`
+        + `<td><button type="button" data-action="${act}" data-name="${esc(name)}" data-group="${esc(g.group)}">${g.paused ? 'Resume' : 'Pause'}</button></td></tr>`;
+    }).join(''));
+    sec.hidden = false;
+  } catch (e) {
+    if (seq === groupsSeq) showError(e);
   }
 }
 function scheduleJobs() {
@@ -455,7 +486,7 @@ function renderDetail(j, first) {
     ['nextRunAt', 'Next run', t(j.nextRunAt)], ['createdAt', 'Created', t(j.createdAt)], ['updatedAt', 'Updated', t(j.updatedAt)],
     ['lockedAt', 'Locked', t(j.lockedAt)], ['leaseExpiresAt', 'Lease expires', t(j.leaseExpiresAt)], ['claimedBy', 'Claimed by', code(j.claimedBy)],
     ['completedAt', 'Completed', t(j.completedAt)], ['durationMs', 'Duration', ms(j.durationMs)], ['timeoutMs', 'Timeout', ms(j.timeoutMs)],
-    ['uniqueKey', 'Unique key', code(j.uniqueKey)],
+    ['uniqueKey', 'Unique key', code(j.uniqueKey)], ['group', 'Group', code(j.group)],
     // The trace id, to look the enqueue and the runs up in a tracing backend.
     ['traceContext', 'Trace', j.traceContext?.traceparent && `<code class="selall" title="${esc(j.traceContext.traceparent)}">${esc(j.traceContext.traceparent.slice(3, 35))}</code>`],
     ['repeat', 'Repeat', j.repeat && fmtRepeat(j.repeat) + (j.repeat.timezone ? ` <span class="muted">(${esc(j.repeat.timezone)})</span>` : '')],
@@ -481,6 +512,11 @@ function onAction(btn) {
     const p = a === 'pause';
     return act(p ? `Pause ${name}? Workers stop claiming its jobs until it is resumed.` : `Resume ${name}? Workers claim its jobs again.`,
       () => post(`api/names/${enc(name)}/${a}`), (r) => `${name} ${(r?.paused ?? p) ? 'paused' : 'resumed'}`, { yes: p ? 'Pause' : 'Resume' });
+  }
+  if (a === 'pause-group' || a === 'resume-group') {
+    const p = a === 'pause-group', group = btn.dataset.group, what = `group ${group} of ${name}`;
+    return act(p ? `Pause ${what}? Workers stop claiming its jobs; the other groups go on.` : `Resume ${what}?`,
+      () => post(`api/names/${enc(name)}/groups/${enc(group)}/${p ? 'pause' : 'resume'}`), `${what} ${p ? 'paused' : 'resumed'}`, { yes: p ? 'Pause' : 'Resume' });
   }
   if (a === 'redrive') {
     return act(`Retry ${plural(countOf(name, ['failed']), 'failed job')} of ${name}?`, () => post('api/redrive', { name }),
