@@ -255,6 +255,9 @@ test("the metrics as OpenTelemetry instruments: the same numbers as metrics()' P
   t.after(() => monque.stop())
   for (const data of [{}, {}, { fail: true }]) await monque.enqueue('resize', data)
   await monque.enqueue('nobody-handles', {})
+  // Groups of a name nobody handles: one with a due job, one paused.
+  await monque.enqueue('tenanted', {}, { group: 'tenant-1' })
+  await monque.pauseGroup('tenanted', 'tenant-2')
   await eventually(async () => (await monque.getQueueStats({ name: 'resize' })).completed === 3, { what: '3 completed' })
 
   const { resourceMetrics } = await reader.collect()
@@ -275,6 +278,10 @@ test("the metrics as OpenTelemetry instruments: the same numbers as metrics()' P
   assert.ok(point('monque.claim.duration').value.count >= 1)
   assert.equal(point('monque.queue_depth', { name: 'resize', status: 'completed' }).value, 3)
   assert.equal(point('monque.orphaned_jobs', { name: 'nobody-handles' }).value, 1)
+  for (const gauge of ['groups_due', 'groups_paused']) {
+    assert.equal(point(`monque.${gauge}`, { name: 'tenanted' }).value, 1, gauge)
+    assert.equal(scraped(`monque_${gauge}{name="tenanted"}`), 1, gauge)
+  }
   assert.equal(point('monque.live_instances').value, 1)
   assert.equal(point('monque.active_jobs').value, 0)
   assert.equal(typeof point('monque.clock_offset').value, 'number')

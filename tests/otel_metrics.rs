@@ -96,6 +96,13 @@ async fn the_instruments_carry_the_prometheus_numbers() {
     q.enqueue("nobody-handles", json!({}), EnqueueOptions::default())
         .await
         .unwrap();
+    // Groups of a name nobody handles: one with a due job, one paused.
+    let tenant = EnqueueOptions {
+        group: Some("tenant-1".into()),
+        ..Default::default()
+    };
+    q.enqueue("tenanted", json!({}), tenant).await.unwrap();
+    q.pause_group("tenanted", "tenant-2").await.unwrap();
     eventually(Duration::from_secs(10), "3 completed", || async {
         q.queue_stats(Some("resize")).await.unwrap().completed == 3
     })
@@ -163,6 +170,16 @@ async fn the_instruments_carry_the_prometheus_numbers() {
         ),
         Some(1.0)
     );
+    for (gauge, series) in [
+        ("monque.groups_due", "monque_groups_due{name=\"tenanted\"}"),
+        ("monque.groups_paused", "monque_groups_paused{name=\"tenanted\"}"),
+    ] {
+        assert_eq!(
+            value(&collected, gauge, &[("name", "tenanted")]),
+            Some(scraped(&text, series))
+        );
+        assert_eq!(scraped(&text, series), 1.0, "{series}");
+    }
     assert_eq!(value(&collected, "monque.live_instances", &[]), Some(1.0));
     assert_eq!(value(&collected, "monque.active_jobs", &[]), Some(0.0));
     assert!(value(&collected, "monque.clock_offset", &[]).is_some());

@@ -21,6 +21,7 @@ interface Snapshot {
   orphanedJobs: [string, number][]
   liveInstances: number
   clockOffsetSeconds: number
+  groups: { name: string; due: number; paused: number }[]
 }
 
 const COUNTERS = [
@@ -71,7 +72,9 @@ export function observeMetrics(options: TelemetryOptions | false | undefined, so
   })
   const live = meter.createObservableGauge('monque.live_instances', { description: 'Started instances that heartbeated within a lease.', unit: '{instance}' })
   const offset = meter.createObservableGauge('monque.clock_offset', { description: "The server's clock minus this machine's.", unit: 's' })
-  const observables = [...counters.map(([, c]) => c), active, depth, orphaned, live, offset]
+  const groupsDue = meter.createObservableGauge('monque.groups_due', { description: 'Groups with due work per name, whole queue (aggregate with max).', unit: '{group}' })
+  const groupsPaused = meter.createObservableGauge('monque.groups_paused', { description: 'Paused groups per name, whole queue (aggregate with max).', unit: '{group}' })
+  const observables = [...counters.map(([, c]) => c), active, depth, orphaned, live, offset, groupsDue, groupsPaused]
 
   const collect: Otel.BatchObservableCallback = async (result) => {
     let s: Snapshot
@@ -89,6 +92,10 @@ export function observeMetrics(options: TelemetryOptions | false | undefined, so
     for (const [name, count] of s.orphanedJobs) result.observe(orphaned, count, { name })
     result.observe(live, s.liveInstances)
     result.observe(offset, s.clockOffsetSeconds)
+    for (const g of s.groups ?? []) {
+      result.observe(groupsDue, g.due, { name: g.name })
+      result.observe(groupsPaused, g.paused, { name: g.name })
+    }
   }
   source.keepTelemetrySamples()
   meter.addBatchObservableCallback(collect, observables)

@@ -147,6 +147,35 @@ pub(crate) fn observe(
             }
         })
         .build();
+    for (gauge, description, pick) in [
+        (
+            "monque.groups_due",
+            "Groups with due work per name, whole queue (aggregate with max).",
+            (|(_, due, _): &(String, u64, u64)| *due) as fn(&(String, u64, u64)) -> u64,
+        ),
+        (
+            "monque.groups_paused",
+            "Paused groups per name, whole queue (aggregate with max).",
+            |(_, _, paused): &(String, u64, u64)| *paused,
+        ),
+    ] {
+        let m = metrics.clone();
+        meter
+            .u64_observable_gauge(gauge)
+            .with_unit("{group}")
+            .with_description(description)
+            .with_callback(move |observer| {
+                for g in m
+                    .cached_whole_queue()
+                    .0
+                    .map(|w| w.groups)
+                    .unwrap_or_default()
+                {
+                    observer.observe(pick(&g), &[KeyValue::new("name", g.0.clone())]);
+                }
+            })
+            .build();
+    }
     meter
         .u64_observable_gauge("monque.live_instances")
         .with_unit("{instance}")
