@@ -172,7 +172,10 @@ async fn the_instruments_carry_the_prometheus_numbers() {
     );
     for (gauge, series) in [
         ("monque.groups_due", "monque_groups_due{name=\"tenanted\"}"),
-        ("monque.groups_paused", "monque_groups_paused{name=\"tenanted\"}"),
+        (
+            "monque.groups_paused",
+            "monque_groups_paused{name=\"tenanted\"}",
+        ),
     ] {
         assert_eq!(
             value(&collected, gauge, &[("name", "tenanted")]),

@@ -1,0 +1,151 @@
+//! Groups from Rust, against the server: two instances (as two processes would) share a
+//! `group_concurrency` cap and take turns across groups; a paused group waits; a
+//! shutdown hands a group's running jobs back with their slots.
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{eventually, fast_options, TestDb};
+use monque::{EnqueueOptions, HandlerError, JobContext, NewJob, WorkerOptions};
+use serde_json::json;
+
+fn in_group(name: &str, group: &str, i: usize) -> NewJob {
+    NewJob {
+        name: name.into(),
+        data: json!({ "i": i }),
+        options: EnqueueOptions {
+            group: Some(group.into()),
+            ..Default::default()
+        },
+    }
+}
+
+/// Jobs of each group running now, and the most seen at once.
+#[derive(Default)]
+struct Overlap {
+    now: HashMap<String, usize>,
+    peak: HashMap<String, usize>,
+    order: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_group_cap_and_take_turns_across_groups() {
+    let db = TestDb::new("groups_cap");
+    let a = db.queue(fast_options()).await;
+    let b = db.queue(fast_options()).await;
+    let seen = Arc::new(Mutex::new(Overlap::default()));
+    for q in [&a, &b] {
+        let seen = seen.clone();
+        q.register(
+            "sync",
+            move |ctx: JobContext| {
+                let seen = seen.clone();
+                async move {
+                    let group = ctx.job.group.clone().unwrap_or_default();
+                    {
+                        let mut s = seen.lock().unwrap();
+                        let n = s.now.entry(group.clone()).or_default();
+                        *n += 1;
+                        let n = *n;
+                        let peak = s.peak.entry(group.clone()).or_default();
+                        *peak = (*peak).max(n);
+                        s.order.push(group.clone());
+                    }
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    *seen.lock().unwrap().now.get_mut(&group).unwrap() -= 1;
+                    Ok::<_, HandlerError>(())
+                }
+            },
+            WorkerOptions {
+                concurrency: Some(4),
+                group_concurrency: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    // A big group written first, then three small ones.
+    let mut jobs: Vec<NewJob> = (0..20).map(|i| in_group("sync", "big", i)).collect();
+    for g in ["s1", "s2", "s3"] {
+        jobs.extend((0..2).map(|i| in_group("sync", g, i)));
+    }
+    a.enqueue_many(jobs).await.unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    eventually(Duration::from_secs(20), "all 26 jobs", || async {
+        a.queue_stats(Some("sync")).await.unwrap().completed == 26
+    })
+    .await;
+    let s = seen.lock().unwrap();
+    assert_eq!(s.order.len(), 26, "each job ran once");
+    for (group, peak) in &s.peak {
+        assert!(*peak <= 2, "group {group} had {peak} running at once");
+    }
+    // Every small group started before big's 8th start (big alone would run 20 first).
+    for g in ["s1", "s2", "s3"] {
+        let first = s.order.iter().position(|x| x == g).unwrap();
+        let big_before = s.order[..first].iter().filter(|x| *x == "big").count();
+        assert!(big_before < 8, "{g} waited for {big_before} of big's jobs");
+    }
+    drop(s);
+    for g in a.groups("sync").await.unwrap() {
+        assert_eq!(g.running, 0, "{}: every slot came back", g.group);
+    }
+    a.stop(None).await.unwrap();
+    b.stop(None).await.unwrap();
+    db.drop_db(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_group_waits_and_a_shutdown_hands_running_jobs_back_with_their_slots() {
+    let db = TestDb::new("groups_pause");
+    let q = db.queue(fast_options()).await;
+    q.register(
+        "slow",
+        |ctx: JobContext| async move {
+            // Runs until the shutdown aborts it.
+            ctx.signal.aborted().await;
+            Ok::<_, HandlerError>(())
+        },
+        WorkerOptions {
+            concurrency: Some(4),
+            group_concurrency: Some(3),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q.pause_group("slow", "held").await.unwrap();
+    let jobs = (0..2)
+        .map(|i| in_group("slow", "held", i))
+        .chain((0..5).map(|i| in_group("slow", "open", i)))
+        .collect();
+    q.enqueue_many(jobs).await.unwrap();
+    q.start().unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the open group at its cap",
+        || async { q.group_stats("slow", "open").await.unwrap().processing == 3 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let groups = q.groups("slow").await.unwrap();
+    let held = groups.iter().find(|g| g.group == "held").unwrap();
+    let open = groups.iter().find(|g| g.group == "open").unwrap();
+    assert!(held.paused);
+    assert_eq!((held.counts.pending, held.running), (2, 0));
+    assert_eq!((open.counts.processing, open.running), (3, 3));
+    assert!(open.oldest_due.is_some());
+    let handed_back = q.stop(Some(Duration::from_millis(100))).await.unwrap();
+    assert_eq!(handed_back, 3);
+    let open = q
+        .groups("slow")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.group == "open")
+        .unwrap();
+    assert_eq!((open.counts.pending, open.running), (5, 0));
+    db.drop_db(&q).await;
+}
