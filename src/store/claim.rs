@@ -260,7 +260,7 @@ impl Store {
             Err(err) => {
                 // Claimed but not known here: hand them back rather than leave them to
                 // wait out a lease nobody renews.
-                self.unclaim(claim_id).await;
+                self.unclaim(claim.name, claim_id).await;
                 Err(self.db_err(err))
             }
         }
@@ -282,7 +282,7 @@ impl Store {
     }
 
     /// Best effort: puts every job still held by `claim_id` back to `pending`.
-    async fn unclaim(&self, claim_id: ObjectId) {
+    async fn unclaim(&self, name: &str, claim_id: ObjectId) {
         let res = self
             .coll
             .update_many(
@@ -292,6 +292,12 @@ impl Store {
             .await;
         if let Err(err) = res {
             tracing::warn!(%err, "could not hand back a batch claim; its jobs return after their lease");
+        }
+        // Grouped jobs among them are pending again: their groups must look due (a
+        // claim may have settled a group while they were out). Their slots were
+        // reserved by the caller, which gives back what it did not get to run.
+        if let Err(err) = self.note_all_due(Some(name)).await {
+            tracing::warn!(%err, "could not mark the groups of a handed-back batch due");
         }
     }
 

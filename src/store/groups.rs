@@ -371,9 +371,12 @@ impl Store {
                 limits.concurrency.is_some(),
             )
             .await;
+        // After an error it is not known which jobs hold a slot (a batch handed back, or
+        // left to its lease): the slots stay counted, too many rather than too few, until
+        // the recount.
         let taken = claimed
             .as_ref()
-            .map_or(0, |c| c.jobs.len() + c.unreadable.len());
+            .map_or(reserved, |c| c.jobs.len() + c.unreadable.len());
         self.give_back_slots(name, &g.group, reserved.saturating_sub(taken))
             .await;
         if let Some((key, window)) = permits {
