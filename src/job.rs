@@ -102,10 +102,11 @@ pub struct Job {
     /// The group it belongs to, if any (fair claims across groups, store/groups.rs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// True while this execution holds one of its group's `groupConcurrency` slots:
-    /// whoever ends the execution gives the slot back (store/groups.rs).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub group_slot: bool,
+    /// While this execution holds one of its group's `groupConcurrency` slots: the group
+    /// it was taken from. Whoever ends the execution gives it back there
+    /// (store/groups.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_slot: Option<String>,
 }
 
 /// A `traceContext` this build cannot read is dropped, not a reason to fail the job.

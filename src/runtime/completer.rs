@@ -95,6 +95,11 @@ impl Completer {
                 None => self.fail(job, err, run, max_retries).await,
             },
         };
+        if job.group_slot.is_some() {
+            // Its group slot is free again (or was taken back by whoever ended the run):
+            // a worker that found the group at its cap sleeps until told.
+            self.doorbells.ring_for_group(&job.name);
+        }
         match written {
             Ok(true) => {}
             Ok(false) if signal.reason() == Some(AbortReason::Shutdown) => {
@@ -289,9 +294,7 @@ impl Completer {
             // Due again (a retry, a snooze, a schedule's next run): its group must say so.
             if let Some(group) = &job.group {
                 let due = [(job.name.clone(), group.clone(), job.next_run_at)];
-                if let Err(err) = self.store.note_due(&due).await {
-                    tracing::warn!(job.id = %job.id, %err, "group's due time not lowered");
-                }
+                self.store.note_due_after_write(&due).await;
             }
         }
         if job.status.is_active() {

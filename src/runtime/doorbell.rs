@@ -123,7 +123,11 @@ impl Doorbell {
             _ = stop.cancelled() => false,
             _ = retired.cancelled() => false,
             _ = self.wake.notified() => true,
-            _ = tokio::time::sleep_until(until) => true,
+            _ = tokio::time::sleep_until(until) => {
+                // A due time or a poll: may be for a job without a group too.
+                self.ungrouped_rings.fetch_add(1, Ordering::SeqCst);
+                true
+            }
         };
         self.idle.store(false, Ordering::SeqCst);
         go_on

@@ -120,8 +120,8 @@ impl Store {
 
     fn claim_update(&self, claim: &Claim, claim_id: ObjectId, now: DateTime) -> Document {
         let mut set = self.claim_set(claim_id, now);
-        if claim.slot {
-            set.insert("groupSlot", true);
+        if let (true, JobGroup::Only(group)) = (claim.slot, claim.group) {
+            set.insert("groupSlot", group);
         }
         doc! { "$set": set }
     }
@@ -260,7 +260,7 @@ impl Store {
             Err(err) => {
                 // Claimed but not known here: hand them back rather than leave them to
                 // wait out a lease nobody renews.
-                self.unclaim(claim.name, claim_id).await;
+                self.unclaim(claim, claim_id).await;
                 Err(self.db_err(err))
             }
         }
@@ -282,7 +282,7 @@ impl Store {
     }
 
     /// Best effort: puts every job still held by `claim_id` back to `pending`.
-    async fn unclaim(&self, name: &str, claim_id: ObjectId) {
+    async fn unclaim(&self, claim: &Claim<'_>, claim_id: ObjectId) {
         let res = self
             .coll
             .update_many(
@@ -294,9 +294,16 @@ impl Store {
             tracing::warn!(%err, "could not hand back a batch claim; its jobs return after their lease");
         }
         // Grouped jobs among them are pending again: their groups must look due (a
-        // claim may have settled a group while they were out). Their slots were
-        // reserved by the caller, which gives back what it did not get to run.
-        if let Err(err) = self.note_all_due(Some(name)).await {
+        // claim may have settled a group while they were out). Their slots stay
+        // counted by the caller until the recount.
+        let noted = match claim.group {
+            JobGroup::Only(group) => {
+                let due = [(claim.name.to_owned(), group.to_owned(), self.now())];
+                self.note_due(&due).await
+            }
+            JobGroup::Any | JobGroup::Ungrouped => self.note_all_due(Some(claim.name)).await,
+        };
+        if let Err(err) = noted {
             tracing::warn!(%err, "could not mark the groups of a handed-back batch due");
         }
     }
@@ -323,7 +330,7 @@ impl Store {
                             doc! { "_id": id, "claimId": claim_id },
                             doc! {
                                 "$set": { "status": JobStatus::Failed.as_str(), "failReason": &reason, "updatedAt": self.now() },
-                                "$unset": { "claimId": "", "leaseExpiresAt": "" },
+                                "$unset": { "claimId": "", "leaseExpiresAt": "", "groupSlot": "" },
                             },
                         )
                         .await;

@@ -113,7 +113,7 @@ impl Store {
             self.release_slot(job).await;
             let mut back = job.clone();
             back.next_run_at = back.next_run_at.min(now);
-            self.note_jobs_due([&back]).await?;
+            self.note_jobs_due([&back]).await;
         }
         Ok(requeued)
     }
@@ -151,7 +151,7 @@ impl Store {
                 self.release_slot(job).await;
             }
         }
-        self.note_jobs_due(grouped.iter()).await?;
+        self.note_jobs_due(grouped.iter()).await;
         let res = self
             .coll
             .update_many(fenced_many(executions), back_to_pending(now))

@@ -187,7 +187,7 @@ impl Store {
         };
         let job = Job::from_document(moved)?;
         Ok(if status == JobStatus::Pending {
-            self.note_jobs_due([&job]).await?;
+            self.note_jobs_due([&job]).await;
             Settled::Pending(job)
         } else {
             Settled::Failed(job)

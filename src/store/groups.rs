@@ -4,22 +4,29 @@
 //! picks groups round-robin from there without reading a big group's backlog
 //! (docs/design/groups.md has the measurements behind this).
 //!
+//! A group's document has `_id: { name, group }`, so two instances creating it at once
+//! make one document with or without indexes.
+//!
 //! `due` is never later than the earliest `nextRunAt` of the group's pending jobs; it
-//! may be earlier. Every write that makes a grouped job pending lowers it (`$min`); a
-//! claim that finds the group empty raises it again to what is really next, guarded by
-//! the value it read. Early costs one empty claim; late would starve the group.
+//! may be earlier. Every write that makes a grouped job pending lowers it (`$min`) and
+//! counts itself in `noted`; a claim that finds the group empty raises `due` again to
+//! what is really next, guarded by the `noted` it read, so a lowering that came in
+//! meanwhile (even one `$min` left unchanged) makes the raise miss. Early costs one empty
+//! claim; late would starve the group.
 //!
 //! `running` counts slots: a claim reserves them with a guarded `$inc` before it takes
-//! jobs, and marks each job it took `groupSlot: true`. Whoever ends that execution
+//! jobs, and marks each job it took `groupSlot: <group>`. Whoever ends that execution
 //! (its run's fenced write, lease recovery, the shutdown hand-back, a cancel) unsets the
-//! mark in the same write and gives the slot back, so each slot returns once. A crash
+//! mark in the same write and gives the slot back to the group the mark names, so each
+//! slot returns once, to where it was taken. A crash
 //! between the two writes leaves one slot too many; [`Store::recount_groups`] sets the
 //! count from the jobs again once the group has not been claimed from for a lease.
 
 use std::collections::HashMap;
 
 use futures_util::{StreamExt, TryStreamExt};
-use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::options::{ReadPreference, SelectionCriteria};
 
 use super::claim::{Claimed, JobGroup};
 use super::Store;
@@ -31,12 +38,25 @@ use crate::status::JobStatus;
 /// Writes to the groups collection in flight at once (one per group).
 const PARALLEL_WRITES: usize = 16;
 
+/// Groups one recount looks at, quiet longest first.
+const RECOUNT_BATCH: i64 = 200;
+
 /// The group a job document belongs to and when it is due, if it has a group.
 pub(crate) fn group_of(doc: &Document) -> Option<(String, String, DateTime)> {
     let group = doc.get_str("group").ok()?;
     let name = doc.get_str("name").ok()?;
     let due = doc.get_datetime("nextRunAt").ok()?;
     Some((name.to_owned(), group.to_owned(), *due))
+}
+
+/// The `_id` of a group's document.
+fn group_id(name: &str, group: &str) -> Document {
+    doc! { "name": name, "group": group }
+}
+
+/// Reads that decide a group's `due` or `running` must not see a stale secondary.
+fn primary() -> SelectionCriteria {
+    SelectionCriteria::ReadPreference(ReadPreference::Primary)
 }
 
 /// The rate-limit key of one group of a name (store/rate_limits.rs keys by `_id`).
@@ -71,9 +91,9 @@ struct Member {
 }
 
 struct GroupDoc {
-    id: ObjectId,
     group: String,
-    due: Option<DateTime>,
+    /// The `noted` count read with it (settle_due's guard).
+    noted: Bson,
     running: i64,
 }
 
@@ -124,6 +144,7 @@ impl Store {
         for ((name, group), at) in earliest {
             let update = doc! {
                 "$min": { "due": at },
+                "$inc": { "noted": 1_i64 },
                 "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0), "paused": false },
             };
             writes.push(self.upsert_group(name, group, update));
@@ -135,20 +156,39 @@ impl Store {
         results.into_iter().try_for_each(|r| r.map(|_| ()))
     }
 
+    /// [`note_due`](Self::note_due) after jobs were written: tried three times, then
+    /// logged, never an error. The jobs are in; failing the caller would make it write
+    /// them again.
+    pub(crate) async fn note_due_after_write(&self, due: &[(String, String, DateTime)]) {
+        if due.is_empty() {
+            return;
+        }
+        let mut wait = std::time::Duration::from_millis(50);
+        for attempt in 1..=3 {
+            match self.note_due(due).await {
+                Ok(()) => return,
+                Err(err) if attempt == 3 => {
+                    tracing::error!(%err, groups = due.len(), "could not mark groups due; their new jobs wait for the group's next write");
+                }
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 4;
+                }
+            }
+        }
+    }
+
     /// The groups of `jobs` that went back to `pending` (a hand-back, a recovery, a
-    /// retry): their due times are lowered to the jobs'.
+    /// retry) are due by the jobs' times ([`note_due_after_write`](Self::note_due_after_write)).
     pub(crate) async fn note_jobs_due<'a>(
         &self,
         jobs: impl IntoIterator<Item = &'a crate::job::Job>,
-    ) -> Result<()> {
+    ) {
         let due: Vec<_> = jobs
             .into_iter()
             .filter_map(|j| Some((j.name.clone(), j.group.clone()?, j.next_run_at)))
             .collect();
-        if due.is_empty() {
-            return Ok(());
-        }
-        self.note_due(&due).await
+        self.note_due_after_write(&due).await
     }
 
     /// Every group of `name` (of all names with `None`) is due now: after writes that
@@ -158,8 +198,9 @@ impl Store {
         if let Some(name) = name {
             filter.insert("name", name);
         }
+        let update = doc! { "$min": { "due": self.now() }, "$inc": { "noted": 1_i64 } };
         self.groups
-            .update_many(filter, doc! { "$min": { "due": self.now() } })
+            .update_many(filter, update)
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(())
@@ -189,7 +230,13 @@ impl Store {
         ungrouped_at: Option<DateTime>,
     ) -> Result<FairClaimed> {
         let now = self.now();
-        let mut filter = doc! { "name": name, "due": { "$lte": now }, "paused": { "$ne": true } };
+        let mut filter = doc! {
+            "name": name,
+            "due": { "$lte": now },
+            "paused": { "$ne": true },
+            // Waiting for its rate-limit window: the others go first meanwhile.
+            "limitedUntil": { "$not": { "$gt": now } },
+        };
         if let Some(cap) = limits.concurrency {
             filter.insert("running", doc! { "$lt": cap as i64 });
         }
@@ -198,6 +245,7 @@ impl Store {
             .find(filter)
             .sort(doc! { "servedAt": 1 })
             .limit(max as i64)
+            .selection_criteria(primary())
             .await
             .map_err(|e| self.db_err(e))?
             .try_collect()
@@ -214,14 +262,13 @@ impl Store {
                 });
                 ungrouped_placed = true;
             }
-            let (Ok(id), Ok(group)) = (g.get_object_id("_id"), g.get_str("group")) else {
+            let Ok(group) = g.get_str("group") else {
                 continue;
             };
             members.push(Member {
                 group: Some(GroupDoc {
-                    id,
                     group: group.to_owned(),
-                    due: g.get_datetime("due").ok().copied(),
+                    noted: g.get("noted").cloned().unwrap_or(Bson::Null),
                     running: read_i64(g, "running"),
                 }),
                 share: 0,
@@ -240,9 +287,9 @@ impl Store {
         }
         let tried_ungrouped = members.iter().any(|m| m.group.is_none());
         // Served now, claimed or not: the next round starts with the others.
-        let served: Vec<ObjectId> = members
+        let served: Vec<Document> = members
             .iter()
-            .filter_map(|m| m.group.as_ref().map(|g| g.id))
+            .filter_map(|m| m.group.as_ref().map(|g| group_id(name, &g.group)))
             .collect();
         if limits.concurrency.is_none() && !served.is_empty() {
             self.groups
@@ -326,7 +373,7 @@ impl Store {
             } else {
                 self.groups
                     .update_one(
-                        doc! { "_id": g.id, "running": { "$lte": cap as i64 - want as i64 } },
+                        doc! { "_id": group_id(name, &g.group), "running": { "$lte": cap as i64 - want as i64 } },
                         doc! { "$inc": { "running": want as i64 }, "$set": { "servedAt": now } },
                     )
                     .await
@@ -350,6 +397,12 @@ impl Store {
                 }
                 Ok(super::Permits::WaitUntil(at)) => {
                     self.give_back_slots(name, &g.group, reserved).await;
+                    // Out of the rounds until its window ends (the worker wakes then).
+                    let limited = doc! { "$max": { "limitedUntil": at } };
+                    self.groups
+                        .update_one(doc! { "_id": group_id(name, &g.group) }, limited)
+                        .await
+                        .map_err(|e| self.db_err(e))?;
                     return Ok(MemberClaimed {
                         claimed: Claimed::none(),
                         wait_until: Some(at),
@@ -371,13 +424,15 @@ impl Store {
                 limits.concurrency.is_some(),
             )
             .await;
-        // After an error it is not known which jobs hold a slot (a batch handed back, or
-        // left to its lease): the slots stay counted, too many rather than too few, until
-        // the recount.
         let taken = claimed
             .as_ref()
-            .map_or(reserved, |c| c.jobs.len() + c.unreadable.len());
-        self.give_back_slots(name, &g.group, reserved.saturating_sub(taken))
+            .map_or(0, |c| c.jobs.len() + c.unreadable.len());
+        // Slots are held by the jobs that will run (an unreadable one was failed and its
+        // mark dropped). After an error it is not known which jobs hold one (a batch
+        // handed back, or left to its lease): they stay counted, too many rather than
+        // too few, until the recount.
+        let holding = claimed.as_ref().map_or(reserved, |c| c.jobs.len());
+        self.give_back_slots(name, &g.group, reserved.saturating_sub(holding))
             .await;
         if let Some((key, window)) = permits {
             self.return_permits(&key, window, (want - taken.min(want)) as u32)
@@ -385,7 +440,7 @@ impl Store {
         }
         let claimed = claimed?;
         if taken == 0 && !claimed.contended {
-            self.settle_due(g.id, g.due, name, &g.group).await?;
+            self.settle_due(name, &g.group, g.noted).await?;
         }
         Ok(MemberClaimed::of(claimed, true))
     }
@@ -399,7 +454,7 @@ impl Store {
         let res = self
             .groups
             .update_one(
-                doc! { "name": name, "group": group, "running": { "$gte": count as i64 } },
+                doc! { "_id": group_id(name, group), "running": { "$gte": count as i64 } },
                 doc! { "$inc": { "running": -(count as i64) } },
             )
             .await;
@@ -411,25 +466,22 @@ impl Store {
     /// Gives back the slot of an execution that just ended by a write that unset its
     /// `groupSlot` (`job` is the job as claimed).
     pub(crate) async fn release_slot(&self, job: &crate::job::Job) {
-        if let (true, Some(group)) = (job.group_slot, &job.group) {
+        // To the group the mark names: where it was taken, even if the job's group
+        // changed since (a schedule moved to another group).
+        if let Some(group) = &job.group_slot {
             self.give_back_slots(&job.name, group, 1).await;
         }
     }
 
     /// A group found without due work: its due time becomes its next pending job's (or
-    /// none), unless it was lowered meanwhile.
-    async fn settle_due(
-        &self,
-        id: ObjectId,
-        read: Option<DateTime>,
-        name: &str,
-        group: &str,
-    ) -> Result<()> {
+    /// none), unless a write noted a pending job meanwhile (`noted` moved).
+    pub(super) async fn settle_due(&self, name: &str, group: &str, noted: Bson) -> Result<()> {
         let next = self
             .coll
             .find_one(doc! { "name": name, "group": group, "status": JobStatus::Pending.as_str() })
             .sort(doc! { "nextRunAt": 1 })
             .projection(doc! { "nextRunAt": 1 })
+            .selection_criteria(primary())
             .await
             .map_err(|e| self.db_err(e))?
             .and_then(|d| d.get_datetime("nextRunAt").ok().copied());
@@ -440,7 +492,10 @@ impl Store {
             None => doc! { "$unset": { "due": "" } },
         };
         self.groups
-            .update_one(doc! { "_id": id, "due": read }, update)
+            .update_one(
+                doc! { "_id": group_id(name, group), "noted": noted },
+                update,
+            )
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(())
@@ -456,7 +511,9 @@ impl Store {
         let held: Vec<Document> = self
             .groups
             .find(doc! { "running": { "$gt": 0 }, "servedAt": { "$lt": quiet_since } })
-            .limit(1000)
+            .sort(doc! { "servedAt": 1 })
+            .limit(RECOUNT_BATCH)
+            .selection_criteria(primary())
             .await
             .map_err(|e| self.db_err(e))?
             .try_collect()
@@ -464,11 +521,9 @@ impl Store {
             .map_err(|e| self.db_err(e))?;
         let mut changed = 0;
         for g in held {
-            let (Ok(id), Ok(name), Ok(group)) = (
-                g.get_object_id("_id"),
-                g.get_str("name"),
-                g.get_str("group"),
-            ) else {
+            let (Ok(id), Ok(name), Ok(group)) =
+                (g.get_document("_id"), g.get_str("name"), g.get_str("group"))
+            else {
                 continue;
             };
             let running = g.get("running").cloned().unwrap_or(Bson::Null);
@@ -477,8 +532,9 @@ impl Store {
                 .coll
                 .count_documents(doc! {
                     "name": name, "group": group,
-                    "status": JobStatus::Processing.as_str(), "groupSlot": true,
+                    "status": JobStatus::Processing.as_str(), "groupSlot": group,
                 })
+                .selection_criteria(primary())
                 .await
                 .map_err(|e| self.db_err(e))?;
             if read_i64(&g, "running") == holding as i64 {
@@ -515,18 +571,23 @@ impl Store {
         if !paused {
             // Its work was skipped meanwhile: due now (early is safe).
             update.insert("$min", doc! { "due": self.now() });
+            update.insert("$inc", doc! { "noted": 1_i64 });
         }
         self.upsert_group(name, group, update).await
     }
 
     /// Updates the document of (name, group), creating it if missing. Two instances may
-    /// create it at once: the loser of the unique index applies its update to the
-    /// winner's document.
-    async fn upsert_group(&self, name: &str, group: &str, update: Document) -> Result<()> {
+    /// create it at once: the loser of the `_id` applies its update to the winner's
+    /// document.
+    async fn upsert_group(&self, name: &str, group: &str, mut update: Document) -> Result<()> {
+        if let Ok(on_insert) = update.get_document_mut("$setOnInsert") {
+            on_insert.insert("name", name);
+            on_insert.insert("group", group);
+        }
         for _ in 0..2 {
             match self
                 .groups
-                .update_one(doc! { "name": name, "group": group }, update.clone())
+                .update_one(doc! { "_id": group_id(name, group) }, update.clone())
                 .upsert(true)
                 .await
             {
@@ -604,7 +665,7 @@ impl Store {
     /// How many groups of each name have due work, and how many are paused (metrics).
     pub(crate) async fn group_gauges(&self) -> Result<Vec<(String, u64, u64)>> {
         let mut out: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-        let due = doc! { "due": { "$lte": self.now() } };
+        let due = doc! { "due": { "$lte": self.now() }, "paused": { "$ne": true } };
         for (matcher, paused) in [(due, false), (doc! { "paused": true }, true)] {
             let pipeline = [
                 doc! { "$match": matcher },

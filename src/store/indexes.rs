@@ -55,21 +55,21 @@ fn index(keys: Document, options: IndexOptions) -> IndexModel {
     IndexModel::builder().keys(keys).options(options).build()
 }
 
-/// The groups collection's indexes (groups.rs): one document per (name, group), and
-/// a name's groups in the order claims serve them.
+/// The groups collection's indexes (groups.rs; a group's `_id` is `{name, group}`):
+/// a name's groups with due work (a claim reads only those, then orders them by when
+/// they were served), and the groups holding slots (the recount).
 fn group_models() -> Vec<IndexModel> {
     vec![
         index(
-            doc! { "name": 1, "group": 1 },
+            doc! { "name": 1, "due": 1, "servedAt": 1 },
             IndexOptions::builder()
-                .name("monque_group".to_owned())
-                .unique(true)
+                .name("monque_group_due".to_owned())
                 .build(),
         ),
         index(
-            doc! { "name": 1, "servedAt": 1 },
+            doc! { "running": 1, "servedAt": 1 },
             IndexOptions::builder()
-                .name("monque_group_served".to_owned())
+                .name("monque_group_running".to_owned())
                 .build(),
         ),
     ]

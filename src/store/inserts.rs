@@ -14,7 +14,7 @@ impl Store {
             .await
             .map_err(|e| self.db_err(e))?;
         if let Some(due) = group_of(doc) {
-            self.note_due(&[due]).await?;
+            self.note_due_after_write(&[due]).await;
         }
         Ok(())
     }
@@ -24,7 +24,7 @@ impl Store {
         let due: Vec<_> = docs.iter().filter_map(group_of).collect();
         let inserted = self.coll.insert_many(docs).ordered(false).await;
         // Even when some were refused: the others are in, and their groups must know.
-        self.note_due(&due).await?;
+        self.note_due_after_write(&due).await;
         inserted.map(|_| ()).map_err(|e| self.db_err(e))
     }
 }

@@ -356,10 +356,10 @@ impl Store {
         let mut current = job.clone();
         for _ in 0..MAX_SCHEDULE_CHANGES {
             let (mut update, mut after) = make(&current);
-            if job.group_slot {
+            if job.group_slot.is_some() {
                 // The run's end gives its group slot back (groups.rs).
                 drop_group_slot(&mut update);
-                after.group_slot = false;
+                after.group_slot = None;
             }
             let mut filter = fenced_execution(current.id, current.claim_id);
             if let Some(guard) = guard {

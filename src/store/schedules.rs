@@ -97,8 +97,16 @@ impl Store {
             if let Some(trace) = job_doc.get("traceContext") {
                 set.insert("traceContext", trace.clone());
             }
-            if let Some(group) = job_doc.get("group") {
-                set.insert("group", group.clone());
+            let mut update = doc! {};
+            match job_doc.get("group") {
+                Some(group) => {
+                    set.insert("group", group.clone());
+                }
+                // A schedule called without a group leaves its group.
+                None if holder.group.is_some() => {
+                    update.insert("$unset", doc! { "group": "" });
+                }
+                None => {}
             }
             if timing_changed && holder.status == JobStatus::Pending {
                 set.insert("nextRunAt", first);
@@ -108,13 +116,21 @@ impl Store {
                 .coll
                 .find_one_and_update(
                     doc! { "_id": holder.id, "status": holder.status.as_str(), "hasDependents": { "$ne": holder.repeat.is_none() } },
-                    doc! { "$set": set },
+                    {
+                        update.insert("$set", set);
+                        update
+                    },
                 )
                 .return_document(mongodb::options::ReturnDocument::After)
                 .await
                 .map_err(|e| self.db_err(e))?;
             if let Some(updated) = updated {
                 let job = Job::from_document(updated)?;
+                // Moved earlier, or into another group: that group must look due. (A
+                // running holder's slot stays with the group it was taken from.)
+                if job.status == JobStatus::Pending {
+                    self.note_jobs_due([&job]).await;
+                }
                 tracing::info!(job.id = %job.id, name, "schedule updated");
                 return Ok((job, Upserted::Updated));
             }

@@ -551,7 +551,7 @@ async fn group_slots_cap_claims_and_come_back_once_per_run() {
     };
     let first = fair(s, 5, capped).await;
     assert_eq!(first.len(), 2, "the cap, not the free slots");
-    assert!(first.iter().all(|j| j.group_slot));
+    assert!(first.iter().all(|j| j.group_slot.as_deref() == Some("g")));
     assert_eq!(running(s).await, 2);
     assert!(fair(s, 5, capped).await.is_empty(), "full group is skipped");
     // A run's end gives its slot back, once: a second write of the same run is fenced off.
@@ -589,5 +589,86 @@ async fn group_slots_cap_claims_and_come_back_once_per_run() {
         .unwrap();
     assert_eq!(s.recount_groups().await.unwrap(), 1);
     assert_eq!(running(s).await, 1, "one job still holds a slot");
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn a_group_noted_while_a_claim_settles_it_stays_due() {
+    let t = TestStore::new("group_settle").await;
+    let s = &t.store;
+    let job = insert(s, "sync", in_group("g")).await;
+    let read = s
+        .groups
+        .find_one(doc! { "name": "sync", "group": "g" })
+        .await
+        .unwrap()
+        .unwrap();
+    let noted = read.get("noted").cloned().unwrap();
+    // A claim found the group empty (its one job was running) and is about to settle
+    // it; meanwhile the job goes back to pending later than `due`, so the `$min` leaves
+    // `due` as it was and only `noted` tells.
+    let later = DateTime::from_millis(job.next_run_at.timestamp_millis() + 60_000);
+    s.note_due(&[("sync".into(), "g".into(), later)])
+        .await
+        .unwrap();
+    s.coll
+        .update_one(
+            doc! { "_id": job.id },
+            doc! { "$set": { "status": "processing" } },
+        )
+        .await
+        .unwrap();
+    s.settle_due("sync", "g", noted).await.unwrap();
+    let after = s
+        .groups
+        .find_one(doc! { "name": "sync", "group": "g" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.get_datetime("due").ok(),
+        read.get_datetime("due").ok(),
+        "the settle missed: the group still looks due"
+    );
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn a_group_waiting_for_its_rate_limit_window_sits_out_the_rounds() {
+    let t = TestStore::new("group_limited").await;
+    let s = &t.store;
+    for g in ["a", "b"] {
+        for _ in 0..3 {
+            insert(s, "sync", in_group(g)).await;
+        }
+    }
+    let limited = super::GroupLimits {
+        concurrency: None,
+        limiter: Some(crate::options::RateLimit {
+            max: 1,
+            duration: Duration::from_secs(60),
+        }),
+    };
+    let round = || s.claim_fair("sync", 1, limited, None);
+    let first = round().await.unwrap().claimed.jobs;
+    let second = round().await.unwrap().claimed.jobs;
+    assert_eq!(groups_of(&[first, second].concat()), ["a", "b"]);
+    // Both windows are full now: each group, when its turn comes, is held back until
+    // its window ends and leaves the rounds meanwhile.
+    let third = round().await.unwrap();
+    assert!(third.claimed.jobs.is_empty() && third.wait_until.is_some());
+    let fourth = round().await.unwrap();
+    assert!(fourth.claimed.jobs.is_empty() && fourth.wait_until.is_some());
+    let fifth = round().await.unwrap();
+    assert!(
+        fifth.claimed.jobs.is_empty() && fifth.wait_until.is_none(),
+        "no group is offered while both wait for their windows"
+    );
+    let held = s
+        .groups
+        .count_documents(doc! { "name": "sync", "limitedUntil": { "$gt": DateTime::now() } })
+        .await
+        .unwrap();
+    assert_eq!(held, 2);
     t.drop().await;
 }

@@ -59,12 +59,15 @@ impl Store {
                     status: before.status,
                 });
             }
+            let mut filter = doc! { "_id": id, "status": before.status.as_str() };
+            if before.status == JobStatus::Processing {
+                // That execution, not a later run of the job (its group slot is the one
+                // a cancel gives back).
+                filter.insert("claimId", before.claim_id);
+            }
             let after = self
                 .coll
-                .find_one_and_update(
-                    doc! { "_id": id, "status": before.status.as_str() },
-                    update(&before),
-                )
+                .find_one_and_update(filter, update(&before))
                 .return_document(ReturnDocument::After)
                 .await
                 .map_err(|e| self.db_err(e))?;
@@ -154,7 +157,7 @@ impl Store {
             job
         };
         if job.status == JobStatus::Pending {
-            self.note_jobs_due([&job]).await?;
+            self.note_jobs_due([&job]).await;
         }
         Ok(Retried {
             previous_status: before.status,
@@ -201,7 +204,7 @@ impl Store {
         let job = self
             .update_pending(id, "reschedule", doc! { "nextRunAt": run_at })
             .await?;
-        self.note_jobs_due([&job]).await?;
+        self.note_jobs_due([&job]).await;
         Ok(job)
     }
 
@@ -311,7 +314,7 @@ impl Store {
         let mut cancelled = 0;
         let running = JobStatus::Processing.as_str();
         if selection.statuses.contains(&running) {
-            for job in jobs.iter().filter(|j| j.group_slot) {
+            for job in jobs.iter().filter(|j| j.group_slot.is_some()) {
                 let res = self
                     .coll
                     .update_one(
@@ -328,7 +331,7 @@ impl Store {
         }
         let ids: Vec<ObjectId> = jobs
             .iter()
-            .filter(|j| !j.group_slot)
+            .filter(|j| j.group_slot.is_none())
             .map(|j| j.id)
             .collect();
         let res = self

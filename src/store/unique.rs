@@ -66,7 +66,7 @@ impl Store {
         let due = super::groups::group_of(&job_doc);
         let (job, created) = self.enqueue_unique_once(job_doc).await?;
         if let (true, Some(due)) = (created, due) {
-            self.note_due(&[due]).await?;
+            self.note_due_after_write(&[due]).await;
         }
         Ok((job, created))
     }
@@ -256,7 +256,7 @@ impl Store {
         let due: Vec<_> = free.iter().filter_map(super::groups::group_of).collect();
         // A job id can already exist only if another enqueue helped us (see module docs).
         let helped = self.insert_many_collecting_dups(&self.coll, free).await;
-        self.note_due(&due).await?;
+        self.note_due_after_write(&due).await;
         let helped = helped?;
         let mut created: Vec<String> = names
             .into_iter()
