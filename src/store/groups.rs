@@ -318,9 +318,14 @@ impl Store {
             ungrouped_empty: false,
         };
         let mut first_err = None;
+        // Groups that took their whole share: the ones with more work, if slots are left.
+        let mut filled = Vec::new();
         for outcome in outcomes {
             match outcome {
                 Ok(member) => {
+                    if let Some(group) = member.filled {
+                        filled.push(group);
+                    }
                     // A member that came back empty took a share others may have used:
                     // claim again at once. A group found empty is settled (not due any
                     // more); the ungrouped jobs go behind the groups left out.
@@ -336,6 +341,31 @@ impl Store {
                 Err(err) => {
                     tracing::warn!(%err, name, "a group's claim failed");
                     first_err.get_or_insert(err);
+                }
+            }
+        }
+        // Slots a member left unused (the ungrouped jobs, a group with fewer jobs than
+        // its share) go to the groups that filled theirs, in the same round: a name with
+        // one big group then claims in batches like a name without groups. Only when
+        // every due group had its turn in this round (none waits for the next), and
+        // without caps or rate limits, whose reservations and permits were taken for the
+        // shares.
+        let left = max.saturating_sub(fair.claimed.jobs.len() + fair.claimed.unreadable.len());
+        let unlimited = limits.concurrency.is_none() && limits.limiter.is_none();
+        if left > 0 && !filled.is_empty() && !truncated && unlimited {
+            let count = filled.len().min(left);
+            let extra = filled
+                .iter()
+                .take(count)
+                .zip(shares(left, count))
+                .map(|(group, n)| self.claim_in(name, JobGroup::Only(group), n, false));
+            for claimed in futures_util::future::join_all(extra).await {
+                match claimed {
+                    Ok(c) => {
+                        fair.claimed.jobs.extend(c.jobs);
+                        fair.claimed.unreadable.extend(c.unreadable);
+                    }
+                    Err(err) => tracing::warn!(%err, name, "a group's second claim failed"),
                 }
             }
         }
@@ -362,7 +392,7 @@ impl Store {
             let claimed = self
                 .claim_in(name, JobGroup::Ungrouped, member.share, false)
                 .await?;
-            return Ok(MemberClaimed::of(claimed, false));
+            return Ok(MemberClaimed::of(claimed, None, member.share));
         };
         let mut want = member.share;
         let mut reserved = 0;
@@ -408,6 +438,7 @@ impl Store {
                         wait_until: Some(at),
                         empty: false,
                         grouped: true,
+                        filled: None,
                     });
                 }
                 Err(err) => {
@@ -442,7 +473,7 @@ impl Store {
         if taken == 0 && !claimed.contended {
             self.settle_due(name, &g.group, g.noted).await?;
         }
-        Ok(MemberClaimed::of(claimed, true))
+        Ok(MemberClaimed::of(claimed, Some(&g.group), want))
     }
 
     /// Gives back `count` slots of a group (best effort: a count left too high is
@@ -700,6 +731,8 @@ struct MemberClaimed {
     empty: bool,
     /// It was a group (not the ungrouped jobs).
     grouped: bool,
+    /// The group, when it took its whole share (it may have more).
+    filled: Option<String>,
 }
 
 impl MemberClaimed {
@@ -711,16 +744,22 @@ impl MemberClaimed {
             wait_until: None,
             empty: false,
             grouped: true,
+            filled: None,
         }
     }
 
-    fn of(claimed: Claimed, grouped: bool) -> Self {
-        let empty = claimed.jobs.is_empty() && claimed.unreadable.is_empty() && !claimed.contended;
+    /// `group` and `share`: the group's name and the share it was offered.
+    fn of(claimed: Claimed, group: Option<&str>, share: usize) -> Self {
+        let taken = claimed.jobs.len() + claimed.unreadable.len();
+        let empty = taken == 0 && !claimed.contended;
         MemberClaimed {
+            filled: group
+                .filter(|_| share > 0 && taken >= share)
+                .map(str::to_owned),
             claimed,
             wait_until: None,
             empty,
-            grouped,
+            grouped: group.is_some(),
         }
     }
 }
