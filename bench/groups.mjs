@@ -10,12 +10,17 @@
 // Scenarios alternate within each run. Throughput, worker CPU, and the server's CPU over
 // the same time when it runs on this machine (scripts/test-server.sh).
 //
+// The worker talks to the server through a relay that counts its commands
+// (wire-counter.mjs): round trips per job, by command.
+//
 //   MONGODB_URI=… node bench/groups.mjs [--runs 3] [--window 2000] [--out bench/groups.json]
+//                                       [--only none,1×10000]
 import { fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { MongoClient, ObjectId } from 'mongodb'
 import { Monque } from '../dist/index.mjs'
 import { serverCpuSeconds } from './server-cpu.mjs'
+import { startWireCounter } from './wire-counter.mjs'
 import { median } from './stats.mjs'
 
 const uri = process.env.MONGODB_URI
@@ -47,7 +52,9 @@ function tenants() {
   for (let t = 0; t < 99; t++) for (let i = 0; i < 10; i++) jobs.push({ tenant: `t${pad(t)}`, i })
   return jobs
 }
-const scenarios = Object.keys(layouts)
+const scenarios = arg('only', Object.keys(layouts).join(',')).split(',')
+for (const s of scenarios) if (!layouts[s]) throw new Error(`unknown scenario ${s}`)
+const wire = await startWireCounter(uri)
 
 async function fill(database, jobs) {
   const producer = new Monque(uri, { database, logger: false })
@@ -76,8 +83,9 @@ async function measure(scenario) {
   let worker
   try {
     await fill(database, jobs)
-    worker = spawnWorker({ uri, database, concurrency: CONCURRENCY, groupConcurrency: scenario.endsWith('c2') ? 2 : undefined })
+    worker = spawnWorker({ uri: wire.uri, database, concurrency: CONCURRENCY, groupConcurrency: scenario.endsWith('c2') ? 2 : undefined })
     await worker.until('ready')
+    wire.reset()
     const serverBefore = serverCpuSeconds()
     const goAt = wallMs()
     worker.child.send({ type: 'go' })
@@ -90,6 +98,8 @@ async function measure(scenario) {
       await sleep(20)
     }
     const serverAfter = serverCpuSeconds()
+    const sent = wire.counts()
+    const handledAtStop = worker.progress.handled
     worker.child.send({ type: 'stop' })
     const r = await worker.until('result')
     const seconds = (r.lastAt - goAt) / 1000
@@ -97,6 +107,8 @@ async function measure(scenario) {
       jobsPerSecond: r.handled / seconds,
       workerCpuPer1000: (r.cpuSeconds * 1000) / r.handled,
       serverCpuPer1000: serverBefore == null || serverAfter == null ? null : ((serverAfter - serverBefore) * 1000) / r.handled,
+      roundTripsPerJob: sent.total / handledAtStop,
+      byCommand: Object.fromEntries(Object.entries(sent.byCommand).map(([k, v]) => [k, +(v / handledAtStop).toFixed(3)])),
     }
     if (fairness) {
       const starts = Object.values(r.firstStart)
@@ -119,7 +131,7 @@ for (let run = 1; run <= runs; run++) {
       const res = await measure(scenario)
       samples[scenario].push(res)
       const tenants = res.tenantsStarted === undefined ? '' : `, ${res.tenantsStarted}/100 tenants started${res.allTenantsStartedMs == null ? '' : ` (all after ${res.allTenantsStartedMs.toFixed(0)} ms)`}`
-      console.log(`${scenario.padEnd(11)} run ${run}: ${res.jobsPerSecond.toFixed(0)} jobs/s, worker CPU ${res.workerCpuPer1000.toFixed(2)} s / 1,000, server CPU ${res.serverCpuPer1000?.toFixed(2) ?? 'n/a'} s / 1,000${tenants}`)
+      console.log(`${scenario.padEnd(11)} run ${run}: ${res.jobsPerSecond.toFixed(0)} jobs/s, ${res.roundTripsPerJob.toFixed(2)} round trips/job ${JSON.stringify(res.byCommand)}, worker CPU ${res.workerCpuPer1000.toFixed(2)} s / 1,000, server CPU ${res.serverCpuPer1000?.toFixed(2) ?? 'n/a'} s / 1,000${tenants}`)
     } catch (err) {
       console.log(`${scenario} run ${run}: ${err.message}`)
     }
@@ -134,6 +146,7 @@ const rows = scenarios.map((scenario) => {
     jobsPerSecond: pick('jobsPerSecond'),
     workerCpuPer1000: pick('workerCpuPer1000'),
     serverCpuPer1000: pick('serverCpuPer1000'),
+    roundTripsPerJob: pick('roundTripsPerJob'),
     tenantsStarted: pick('tenantsStarted'),
     allTenantsStartedMs: pick('allTenantsStartedMs'),
   }
@@ -141,3 +154,4 @@ const rows = scenarios.map((scenario) => {
 console.table(rows)
 writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), window: WINDOW, concurrency: CONCURRENCY, rows }, null, 2) + '\n')
 console.log(`wrote ${out}`)
+await wire.close()

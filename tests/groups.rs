@@ -149,3 +149,80 @@ async fn a_paused_group_waits_and_a_shutdown_hands_running_jobs_back_with_their_
     assert_eq!((open.counts.pending, open.running), (5, 0));
     db.drop_db(&q).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_in_a_group_runs_in_it_and_can_leave_it() {
+    let db = TestDb::new("groups_schedule");
+    let q = db.queue(fast_options()).await;
+    let groups_seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = groups_seen.clone();
+    q.register(
+        "tick",
+        move |ctx: JobContext| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(ctx.job.group.clone());
+                Ok::<_, HandlerError>(())
+            }
+        },
+        WorkerOptions {
+            group_concurrency: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let in_tenant = monque::ScheduleOptions {
+        group: Some("tenant-7".into()),
+        ..Default::default()
+    };
+    let scheduled = q
+        .every(
+            Duration::from_millis(200),
+            "tick",
+            json!({}),
+            in_tenant.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scheduled.group.as_deref(), Some("tenant-7"));
+    // Scheduling again with the same options changes nothing.
+    let again = q
+        .every(Duration::from_millis(200), "tick", json!({}), in_tenant)
+        .await
+        .unwrap();
+    assert_eq!(again.id, scheduled.id);
+    q.start().unwrap();
+    eventually(Duration::from_secs(10), "two runs in the group", || async {
+        groups_seen.lock().unwrap().len() >= 2
+    })
+    .await;
+    assert!(groups_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|g| g.as_deref() == Some("tenant-7")));
+    let tenant = q.groups("tick").await.unwrap();
+    assert_eq!(tenant.len(), 1);
+    assert_eq!(tenant[0].group, "tenant-7");
+    // Scheduled again without a group: its runs leave the group.
+    let left = q
+        .every(
+            Duration::from_millis(200),
+            "tick",
+            json!({}),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.id, scheduled.id);
+    assert_eq!(left.group, None);
+    let before = groups_seen.lock().unwrap().len();
+    eventually(Duration::from_secs(10), "an ungrouped run", || async {
+        groups_seen.lock().unwrap()[before..]
+            .iter()
+            .any(Option::is_none)
+    })
+    .await;
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}

@@ -286,27 +286,40 @@ impl Store {
             m.share = share;
         }
         let tried_ungrouped = members.iter().any(|m| m.group.is_none());
-        // Served now, claimed or not: the next round starts with the others.
+        // Served now, claimed or not: the next round starts with the others. Sent with
+        // the claims, not before them. Only when there is an order to keep: with caps the
+        // reservation writes it, and a group alone has nobody to take turns with.
         let served: Vec<Document> = members
             .iter()
             .filter_map(|m| m.group.as_ref().map(|g| group_id(name, &g.group)))
             .collect();
-        if limits.concurrency.is_none() && !served.is_empty() {
+        let mark_served = async {
+            // `found` is cut at `max`: one group found with room for more is alone.
+            let alone = found.len() == 1 && max > 1;
+            if limits.concurrency.is_some() || served.is_empty() || alone {
+                return Ok(());
+            }
             self.groups
                 .update_many(
                     doc! { "_id": { "$in": &served } },
                     doc! { "$set": { "servedAt": now } },
                 )
                 .await
-                .map_err(|e| self.db_err(e))?;
-        }
+                .map(|_| ())
+                .map_err(|e| self.db_err(e))
+        };
         // Groups left out of this round for want of slots.
         let truncated = found.len() + usize::from(ungrouped_at.is_some()) > max;
         let mut more = false;
         let rounds = members
             .into_iter()
             .map(|m| self.claim_member(name, m, limits, now));
-        let outcomes = futures_util::future::join_all(rounds).await;
+        let (outcomes, marked) =
+            futures_util::future::join(futures_util::future::join_all(rounds), mark_served).await;
+        if let Err(err) = marked {
+            // The turns are a little off until the next round: not worth losing the jobs.
+            tracing::warn!(%err, name, "could not mark groups served");
+        }
         let mut fair = FairClaimed {
             claimed: Claimed {
                 jobs: Vec::new(),
