@@ -2,7 +2,8 @@
 # `npm run bench`: builds a release addon (thin LTO, quicker than the published fat-LTO
 # build), starts the embedded server unless MONGODB_URI is set, runs the side-by-side
 # benchmark (bench/run.mjs; arguments pass through) and writes bench/RESULTS.md and
-# bench/results.png from its results.
+# bench/results.png from its results. `npm run bench:groups` (first argument `groups`)
+# runs bench/groups.mjs instead, which writes bench/groups.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/monque/target-rel}
@@ -16,6 +17,11 @@ if [ -z "${MONGODB_URI:-}" ]; then
   if [ "$MONQUE_SERVER_STARTED" = 1 ]; then trap 'scripts/test-server.sh stop' EXIT; fi
 fi
 export MONGODB_URI
+if [ "${1:-}" = groups ]; then
+  shift
+  node bench/groups.mjs "$@"
+  exit 0
+fi
 node bench/run.mjs "$@"
 # The chart is drawn with matplotlib from a venv kept outside the repo.
 VENV=$HOME/.cache/monque/venv

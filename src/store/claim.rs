@@ -131,9 +131,11 @@ impl Store {
     /// do. Only once `initialize()` created it in this process: an application that
     /// manages its own indexes, or never initialized, gets the planner's choice.
     fn claim_hint(&self, group: JobGroup) -> Option<Hint> {
+        // The group index holds only grouped jobs: the ungrouped ones use the claim
+        // index, passing the name's grouped jobs (a name that mixes both pays that).
         let keys = match group {
-            JobGroup::Any => super::indexes::claim_keys(),
-            _ => super::indexes::group_claim_keys(),
+            JobGroup::Any | JobGroup::Ungrouped => super::indexes::claim_keys(),
+            JobGroup::Only(_) => super::indexes::group_claim_keys(),
         };
         self.hint_claims
             .load(Ordering::Relaxed)

@@ -10,9 +10,10 @@ pub(super) fn claim_keys() -> Document {
     doc! { "name": 1, "status": 1, "priority": -1, "nextRunAt": 1 }
 }
 
-/// The grouped claim index's keys (claim.rs, groups.rs): one group's due jobs, or the
-/// ungrouped ones (`group: null`), best first, without passing other groups' backlogs.
-/// Also counts a group's running jobs (the slot recount).
+/// The grouped claim index's keys (claim.rs, groups.rs): one group's due jobs, best
+/// first, without passing other groups' backlogs. Also counts a group's running jobs
+/// (the slot recount). Partial on jobs with a group: queues without groups pay nothing
+/// for it on their writes.
 pub(super) fn group_claim_keys() -> Document {
     doc! { "name": 1, "group": 1, "status": 1, "priority": -1, "nextRunAt": 1 }
 }
@@ -23,6 +24,7 @@ pub(super) fn models() -> Vec<IndexModel> {
             group_claim_keys(),
             IndexOptions::builder()
                 .name("monque_group_claim".to_owned())
+                .partial_filter_expression(doc! { "group": { "$exists": true } })
                 .build(),
         ),
         index(
