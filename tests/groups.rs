@@ -92,7 +92,11 @@ async fn two_instances_share_the_group_cap_and_take_turns_across_groups() {
     drop(s);
     // A run's slot goes back right after its end is written.
     eventually(Duration::from_secs(5), "every slot back", || async {
-        a.groups("sync").await.unwrap().iter().all(|g| g.running == 0)
+        a.groups("sync")
+            .await
+            .unwrap()
+            .iter()
+            .all(|g| g.running == 0)
     })
     .await;
     a.stop(None).await.unwrap();
@@ -178,12 +182,7 @@ async fn a_schedule_in_a_group_runs_in_it_and_can_leave_it() {
         ..Default::default()
     };
     let scheduled = q
-        .every(
-            Duration::from_secs(1),
-            "tick",
-            json!({}),
-            in_tenant.clone(),
-        )
+        .every(Duration::from_secs(1), "tick", json!({}), in_tenant.clone())
         .await
         .unwrap();
     assert_eq!(scheduled.group.as_deref(), Some("tenant-7"));

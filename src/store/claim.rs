@@ -135,7 +135,10 @@ impl Store {
         // index, passing the name's grouped jobs (a name that mixes both pays that).
         let keys = match group {
             JobGroup::Any | JobGroup::Ungrouped => super::indexes::claim_keys(),
-            JobGroup::Only(_) => super::indexes::group_claim_keys(),
+            JobGroup::Only(_) if self.group_index_ready.load(Ordering::Relaxed) => {
+                super::indexes::group_claim_keys()
+            }
+            JobGroup::Only(_) => return None,
         };
         self.hint_claims
             .load(Ordering::Relaxed)

@@ -229,6 +229,7 @@ impl Store {
         limits: GroupLimits,
         ungrouped_at: Option<DateTime>,
     ) -> Result<FairClaimed> {
+        self.ensure_group_index().await?;
         let now = self.now();
         let mut filter = doc! {
             "name": name,

@@ -18,15 +18,25 @@ pub(super) fn group_claim_keys() -> Document {
     doc! { "name": 1, "group": 1, "status": 1, "priority": -1, "nextRunAt": 1 }
 }
 
+/// The grouped claim index, created by the first fair claim of a process that
+/// initialized the indexes (`ensure_group_claim`), not by `initialize()`: even partial,
+/// it costs some servers time on every insert, and queues without groups never use it.
+fn group_claim_model() -> IndexModel {
+    index(
+        group_claim_keys(),
+        IndexOptions::builder()
+            .name("monque_group_claim".to_owned())
+            .partial_filter_expression(doc! { "group": { "$exists": true } })
+            .build(),
+    )
+}
+
+pub(super) async fn ensure_group_claim(coll: &Collection<Document>) -> mongodb::error::Result<()> {
+    coll.create_index(group_claim_model()).await.map(|_| ())
+}
+
 pub(super) fn models() -> Vec<IndexModel> {
     vec![
-        index(
-            group_claim_keys(),
-            IndexOptions::builder()
-                .name("monque_group_claim".to_owned())
-                .partial_filter_expression(doc! { "group": { "$exists": true } })
-                .build(),
-        ),
         index(
             claim_keys(),
             IndexOptions::builder()

@@ -101,6 +101,8 @@ pub(crate) struct Store {
     /// Claims name the claim index as a hint once `ensure_indexes` created it here,
     /// until the server says it is gone (claim.rs).
     hint_claims: AtomicBool,
+    /// The grouped claim index exists (created at this process's first fair claim).
+    group_index_ready: AtomicBool,
     /// This instance's `claimedBy`.
     instance_id: String,
     /// The server's time, as measured from here (clock.rs).
@@ -142,6 +144,7 @@ impl Store {
             clock: Arc::default(),
             db,
             hint_claims: AtomicBool::new(false),
+            group_index_ready: AtomicBool::new(false),
             instance_id,
             lease_duration,
             server_selection_timeout,
@@ -199,6 +202,22 @@ impl Store {
             .await
             .map_err(|e| self.db_err(e))?;
         self.hint_claims.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Creates the grouped claim index once per process, if this process manages the
+    /// indexes (`initialize()` without `skipIndexCreation`). Until it exists, grouped
+    /// claims are not hinted.
+    pub(crate) async fn ensure_group_index(&self) -> Result<()> {
+        if self.group_index_ready.load(Ordering::Relaxed)
+            || !self.hint_claims.load(Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        indexes::ensure_group_claim(&self.coll)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        self.group_index_ready.store(true, Ordering::Relaxed);
         Ok(())
     }
 
