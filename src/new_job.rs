@@ -85,6 +85,21 @@ pub(crate) fn storable(value: &serde_json::Value, limit: usize) -> Result<bson::
     bson::to_bson(value).map_err(|e| Error::InvalidData(e.to_string()))
 }
 
+/// Longest group name, in bytes.
+pub const MAX_GROUP_LEN: usize = 256;
+
+/// Group names are 1-256 bytes without control characters (they show up in stats and
+/// dashboards). `INVALID_OPTION` otherwise.
+pub fn validate_group(group: &str) -> Result<()> {
+    if group.is_empty() || group.len() > MAX_GROUP_LEN || group.chars().any(char::is_control) {
+        return Err(Error::option(
+            "group",
+            format!("must be 1-{MAX_GROUP_LEN} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,19 +114,4 @@ mod tests {
             assert_eq!(json_len(&v), serde_json::to_vec(&v).unwrap().len());
         }
     }
-}
-
-/// Longest group name, in bytes.
-pub const MAX_GROUP_LEN: usize = 256;
-
-/// Group names are 1-256 bytes without control characters (they show up in stats and
-/// dashboards). `INVALID_OPTION` otherwise.
-pub fn validate_group(group: &str) -> Result<()> {
-    if group.is_empty() || group.len() > MAX_GROUP_LEN || group.chars().any(char::is_control) {
-        return Err(Error::option(
-            "group",
-            format!("must be 1-{MAX_GROUP_LEN} bytes without control characters"),
-        ));
-    }
-    Ok(())
 }

@@ -78,18 +78,19 @@ async fn two_instances_share_the_group_cap_and_take_turns_across_groups() {
         a.queue_stats(Some("sync")).await.unwrap().completed == 26
     })
     .await;
-    let s = seen.lock().unwrap();
-    assert_eq!(s.order.len(), 26, "each job ran once");
-    for (group, peak) in &s.peak {
-        assert!(*peak <= 2, "group {group} had {peak} running at once");
+    {
+        let s = seen.lock().unwrap();
+        assert_eq!(s.order.len(), 26, "each job ran once");
+        for (group, peak) in &s.peak {
+            assert!(*peak <= 2, "group {group} had {peak} running at once");
+        }
+        // Every small group started before big's 8th start (big alone would run 20 first).
+        for g in ["s1", "s2", "s3"] {
+            let first = s.order.iter().position(|x| x == g).unwrap();
+            let big_before = s.order[..first].iter().filter(|x| *x == "big").count();
+            assert!(big_before < 8, "{g} waited for {big_before} of big's jobs");
+        }
     }
-    // Every small group started before big's 8th start (big alone would run 20 first).
-    for g in ["s1", "s2", "s3"] {
-        let first = s.order.iter().position(|x| x == g).unwrap();
-        let big_before = s.order[..first].iter().filter(|x| *x == "big").count();
-        assert!(big_before < 8, "{g} waited for {big_before} of big's jobs");
-    }
-    drop(s);
     // A run's slot goes back right after its end is written.
     eventually(Duration::from_secs(5), "every slot back", || async {
         a.groups("sync")

@@ -12,7 +12,6 @@ use crate::status::JobStatus;
 const MAX_UNIQUE_KEY_LEN: usize = 1024;
 
 /// Validates one job and builds its document. Pure: no I/O.
-
 pub(crate) fn new_job_document(
     job: &NewJob,
     max_payload_size: usize,

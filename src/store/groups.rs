@@ -241,17 +241,7 @@ impl Store {
         if let Some(cap) = limits.concurrency {
             filter.insert("running", doc! { "$lt": cap as i64 });
         }
-        let found: Vec<Document> = self
-            .groups
-            .find(filter)
-            .sort(doc! { "servedAt": 1 })
-            .limit(max as i64)
-            .selection_criteria(primary())
-            .await
-            .map_err(|e| self.db_err(e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.db_err(e))?;
+        let found = self.groups_served_longest_ago(filter, max as i64).await?;
         let mut members: Vec<Member> = Vec::with_capacity(found.len() + 1);
         let mut ungrouped_placed = ungrouped_at.is_none();
         for g in &found {
@@ -490,6 +480,25 @@ impl Store {
         Ok(MemberClaimed::of(claimed, Some(&g.group), want))
     }
 
+    /// Up to `limit` group documents `filter` matches, served longest ago first, read
+    /// from the primary (they decide turns and counts).
+    async fn groups_served_longest_ago(
+        &self,
+        filter: Document,
+        limit: i64,
+    ) -> Result<Vec<Document>> {
+        self.groups
+            .find(filter)
+            .sort(doc! { "servedAt": 1 })
+            .limit(limit)
+            .selection_criteria(primary())
+            .await
+            .map_err(|e| self.db_err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+
     /// Gives back `count` slots of a group (best effort: a count left too high is
     /// corrected by the next recount).
     pub(crate) async fn give_back_slots(&self, name: &str, group: &str, count: usize) {
@@ -553,17 +562,8 @@ impl Store {
         let quiet_since = DateTime::from_millis(
             self.now().timestamp_millis() - self.lease_duration.as_millis() as i64,
         );
-        let held: Vec<Document> = self
-            .groups
-            .find(doc! { "running": { "$gt": 0 }, "servedAt": { "$lt": quiet_since } })
-            .sort(doc! { "servedAt": 1 })
-            .limit(RECOUNT_BATCH)
-            .selection_criteria(primary())
-            .await
-            .map_err(|e| self.db_err(e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.db_err(e))?;
+        let quiet = doc! { "running": { "$gt": 0 }, "servedAt": { "$lt": quiet_since } };
+        let held = self.groups_served_longest_ago(quiet, RECOUNT_BATCH).await?;
         let mut changed = 0;
         for g in held {
             let (Ok(id), Ok(name), Ok(group)) =
