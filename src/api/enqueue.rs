@@ -90,8 +90,9 @@ impl Enqueuer {
             self.metrics.enqueued(&job.name, 1);
             Job::from_document(doc)?
         };
-        if created.group.is_some() && created.next_run_at <= now {
-            self.doorbells.ring_for_group(&created.name);
+        if created.group.is_some() {
+            self.doorbells
+                .ring_group_at(&created.name, created.next_run_at);
         } else {
             self.doorbells.ring_at(&created.name, created.next_run_at);
         }

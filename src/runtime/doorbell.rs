@@ -171,6 +171,17 @@ impl Doorbells {
         }
     }
 
+    /// [`ring_at`](Self::ring_at) for a job of a group: one due now does not count as a
+    /// ring for jobs without a group (another process's grouped inserts would otherwise
+    /// send a grouped name's worker looking for ungrouped jobs after each one).
+    pub(crate) fn ring_group_at(&self, name: &str, at: DateTime) {
+        if at <= self.clock.now() {
+            self.ring_for_group(name);
+        } else {
+            self.ring_at(name, at);
+        }
+    }
+
     /// Wakes the local worker for `name` when a job falls due at `at`.
     pub(crate) fn ring_at(&self, name: &str, at: DateTime) {
         if let Some(bell) = self.by_name.read().expect("doorbells lock").get(name) {
@@ -229,5 +240,16 @@ mod tests {
         let slept = Instant::now();
         assert!(bell.wait(poll, t(52), t(52), true, &never, &never).await);
         assert_eq!(slept.elapsed(), poll);
+    }
+
+    #[test]
+    fn rings_for_jobs_of_a_group_do_not_say_ungrouped_jobs_may_be_due() {
+        let bell = Doorbell::default();
+        bell.ring_for_group();
+        assert_eq!(bell.ungrouped_rings(), 0);
+        bell.ring();
+        assert_eq!(bell.ungrouped_rings(), 1);
+        bell.ring_at(DateTime::from_millis(1_700_000_000_000));
+        assert_eq!(bell.ungrouped_rings(), 2, "a due time may be any job's");
     }
 }

@@ -121,6 +121,7 @@ impl Notifier {
             }
             Change::Claimable { name, at, grouped } => match (name, at) {
                 (Some(name), None) if grouped => self.doorbells.ring_for_group(&name),
+                (Some(name), Some(at)) if grouped => self.doorbells.ring_group_at(&name, at),
                 (Some(name), Some(at)) => self.doorbells.ring_at(&name, at),
                 (Some(name), None) => self.doorbells.ring(&name),
                 (None, Some(at)) => self.doorbells.ring_all_at(at),
