@@ -411,6 +411,11 @@ async function loadDetail(first) {
     S.detail = j;
     renderDetail(j, first);
     if (j.dependsOn?.length) loadDeps(j, seq);
+    // A job due or running now is about to change. The counts' live updates usually say
+    // when, but a manual refresh can read them after the change and the panel before
+    // it: follow the job itself (once a second at most) until it settles.
+    const moving = j.status === 'processing' || (j.status === 'pending' && Date.parse(j.nextRunAt) <= Date.now() + 1000);
+    if (moving) scheduleDetail();
   } catch (e) {
     if (seq !== detailSeq || e.status !== 404) return seq === detailSeq && showError(e);
     Object.assign(S, { detail: null, detailKey: '' });
