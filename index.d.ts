@@ -51,7 +51,7 @@ export declare class NativeQueue {
   resumeGroup(name: string, group: string): Promise<void>
   /**
    * The groups of `name`, as JSON: `[{ group, counts, oldestDue, running, paused,
-   * servedAt }]` (dates as ISO strings).
+   * servedAt }]` (dates as epoch ms, as `get_instances`).
    */
   getGroups(name: string): Promise<string>
   isPaused(name?: string | undefined | null): Promise<boolean>

@@ -56,8 +56,8 @@ export async function getGroups(queue: QueueHandle, name: string): Promise<Group
   const rows = JSON.parse(await callNative(() => native.getGroups(name))) as Array<Record<string, unknown>>
   return rows.map((g) => ({
     ...g,
-    oldestDue: g.oldestDue ? new Date(g.oldestDue as string) : undefined,
-    servedAt: g.servedAt ? new Date(g.servedAt as string) : undefined,
+    oldestDue: typeof g.oldestDue === 'number' ? new Date(g.oldestDue) : undefined,
+    servedAt: typeof g.servedAt === 'number' ? new Date(g.servedAt) : undefined,
   })) as GroupSummary[]
 }
 

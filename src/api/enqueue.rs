@@ -158,15 +158,14 @@ impl Enqueuer {
         for (name, n) in per_name {
             self.metrics.enqueued(name, n);
         }
-        for job in jobs.iter().filter(|j| j.options.group.is_some()) {
-            self.supervisor.saw_group(&job.name);
+        let (grouped, ungrouped): (HashSet<&str>, HashSet<&str>) = (
+            names_where(&jobs, |j| j.options.group.is_some()),
+            names_where(&jobs, |j| j.options.group.is_none()),
+        );
+        for name in &grouped {
+            self.supervisor.saw_group(name);
         }
-        let ungrouped: HashSet<&str> = jobs
-            .iter()
-            .filter(|j| j.options.group.is_none())
-            .map(|j| j.name.as_str())
-            .collect();
-        for name in jobs.iter().map(|j| j.name.as_str()).collect::<HashSet<_>>() {
+        for name in grouped.union(&ungrouped) {
             if ungrouped.contains(name) {
                 self.doorbells.ring(name);
             } else {
@@ -175,4 +174,12 @@ impl Enqueuer {
         }
         Ok(result)
     }
+}
+
+/// The names of the jobs `pick` selects, each once.
+fn names_where(jobs: &[NewJob], pick: impl Fn(&NewJob) -> bool) -> HashSet<&str> {
+    jobs.iter()
+        .filter(|j| pick(j))
+        .map(|j| j.name.as_str())
+        .collect()
 }

@@ -385,21 +385,21 @@ impl NativeQueue {
     }
 
     /// The groups of `name`, as JSON: `[{ group, counts, oldestDue, running, paused,
-    /// servedAt }]` (dates as ISO strings).
+    /// servedAt }]` (dates as epoch ms, as `get_instances`).
     #[napi]
     pub async fn get_groups(&self, name: String) -> napi::Result<String> {
         let groups = self.queue.groups(&name).await.map_err(to_napi)?;
-        let iso = |d: Option<crate::DateTime>| d.and_then(|d| d.try_to_rfc3339_string().ok());
+        let ms = |d: Option<crate::DateTime>| d.map(|d| d.timestamp_millis());
         let rows: Vec<_> = groups
             .iter()
             .map(|g| {
                 serde_json::json!({
                     "group": g.group,
                     "counts": counts_json(&g.counts),
-                    "oldestDue": iso(g.oldest_due),
+                    "oldestDue": ms(g.oldest_due),
                     "running": g.running,
                     "paused": g.paused,
-                    "servedAt": iso(g.served_at),
+                    "servedAt": ms(g.served_at),
                 })
             })
             .collect();

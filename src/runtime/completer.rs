@@ -292,10 +292,7 @@ impl Completer {
         }
         if job.status == JobStatus::Pending {
             // Due again (a retry, a snooze, a schedule's next run): its group must say so.
-            if let Some(group) = &job.group {
-                let due = [(job.name.clone(), group.clone(), job.next_run_at)];
-                self.store.note_due_after_write(&due).await;
-            }
+            self.store.note_jobs_due([job]).await;
         }
         if job.status.is_active() {
             self.doorbells.ring_at(&job.name, job.next_run_at);

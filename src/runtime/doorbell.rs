@@ -62,14 +62,7 @@ impl Doorbell {
 
     /// Makes the idle loop wake at `at` (server time) as well as at its polls.
     pub(crate) fn ring_at(&self, at: DateTime) {
-        let mut due = self.due.lock().expect("due lock");
-        due.insert(at);
-        if due.len() > MAX_DUE_TIMES {
-            due.pop_last();
-        }
-        let soonest = due.first() == Some(&at);
-        drop(due);
-        if soonest {
+        if self.remember(at) {
             // The loop may be asleep until a later time: let it pick the sooner one.
             self.ring();
         }
@@ -78,11 +71,17 @@ impl Doorbell {
     /// Makes the loop's next idle wait end at `at` (server time), without waking it now:
     /// for the loop itself, about to sleep.
     pub(crate) fn wake_at(&self, at: DateTime) {
+        self.remember(at);
+    }
+
+    /// Keeps `at` among the due times; true if it is the soonest now.
+    fn remember(&self, at: DateTime) -> bool {
         let mut due = self.due.lock().expect("due lock");
         due.insert(at);
         if due.len() > MAX_DUE_TIMES {
             due.pop_last();
         }
+        due.first() == Some(&at)
     }
 
     /// True, once, while the loop sleeps after finding nothing due.

@@ -55,23 +55,6 @@ pub(crate) enum JobGroup<'a> {
     Only(&'a str),
 }
 
-fn due(name: &str, group: JobGroup, now: DateTime) -> Document {
-    let mut filter = doc! { "name": name };
-    match group {
-        JobGroup::Any => {}
-        // Matches a missing field; no job stores a null group.
-        JobGroup::Ungrouped => {
-            filter.insert("group", Bson::Null);
-        }
-        JobGroup::Only(group) => {
-            filter.insert("group", group);
-        }
-    }
-    filter.insert("status", JobStatus::Pending.as_str());
-    filter.insert("nextRunAt", doc! { "$lte": now });
-    filter
-}
-
 /// What one claim asks for.
 struct Claim<'a> {
     name: &'a str,
@@ -80,8 +63,22 @@ struct Claim<'a> {
 }
 
 impl Claim<'_> {
+    /// The due `pending` jobs it may take.
     fn due(&self, now: DateTime) -> Document {
-        due(self.name, self.group, now)
+        let mut filter = doc! { "name": self.name };
+        match self.group {
+            JobGroup::Any => {}
+            // Matches a missing field; no job stores a null group.
+            JobGroup::Ungrouped => {
+                filter.insert("group", Bson::Null);
+            }
+            JobGroup::Only(group) => {
+                filter.insert("group", group);
+            }
+        }
+        filter.insert("status", JobStatus::Pending.as_str());
+        filter.insert("nextRunAt", doc! { "$lte": now });
+        filter
     }
 }
 
@@ -230,11 +227,7 @@ impl Store {
             .cloned()
             .collect();
         if ids.is_empty() {
-            return Ok(Claimed {
-                jobs: Vec::new(),
-                contended: false,
-                unreadable: Vec::new(),
-            });
+            return Ok(Claimed::none());
         }
         let claim_id = ObjectId::new();
         let mut still_due = claim.due(now);
@@ -247,9 +240,8 @@ impl Store {
             .map_err(|e| self.db_err(e))?;
         if taken.modified_count == 0 {
             return Ok(Claimed {
-                jobs: Vec::new(),
                 contended: true,
-                unreadable: Vec::new(),
+                ..Claimed::none()
             });
         }
         let read_back = async {

@@ -111,9 +111,7 @@ impl Store {
         let requeued = res.modified_count == 1;
         if requeued {
             self.release_slot(job).await;
-            let mut back = job.clone();
-            back.next_run_at = back.next_run_at.min(now);
-            self.note_jobs_due([&back]).await;
+            self.note_jobs_due([job]).await;
         }
         Ok(requeued)
     }

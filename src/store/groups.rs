@@ -29,6 +29,7 @@ use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::{ReadPreference, SelectionCriteria};
 
 use super::claim::{Claimed, JobGroup};
+use super::queries::count_of;
 use super::Store;
 use crate::error::Result;
 use crate::options::RateLimit;
@@ -114,6 +115,7 @@ pub struct GroupSummary {
     pub served_at: Option<DateTime>,
 }
 
+/// A signed counter of a group document (`running`); 0 when absent.
 fn read_i64(doc: &Document, key: &str) -> i64 {
     match doc.get(key) {
         Some(Bson::Int64(v)) => *v,
@@ -312,11 +314,7 @@ impl Store {
             tracing::warn!(%err, name, "could not mark groups served");
         }
         let mut fair = FairClaimed {
-            claimed: Claimed {
-                jobs: Vec::new(),
-                contended: false,
-                unreadable: Vec::new(),
-            },
+            claimed: Claimed::none(),
             wait_until: None,
             tried_ungrouped,
             ungrouped_empty: false,
@@ -699,7 +697,7 @@ impl Store {
                 });
             summary
                 .counts
-                .add(status, read_i64(&row, "count").max(0) as u64);
+                .add(status, row.get("count").and_then(count_of).unwrap_or(0));
             if status == JobStatus::Pending.as_str() {
                 summary.oldest_due = row.get_datetime("oldest").ok().copied();
             }
@@ -723,7 +721,7 @@ impl Store {
                 .map_err(|e| self.db_err(e))?;
             while let Some(row) = rows.try_next().await.map_err(|e| self.db_err(e))? {
                 if let Ok(name) = row.get_str("_id") {
-                    let n = read_i64(&row, "n").max(0) as u64;
+                    let n = row.get("n").and_then(count_of).unwrap_or(0);
                     let entry = out.entry(name.to_owned()).or_default();
                     if paused {
                         entry.1 = n;
@@ -751,10 +749,11 @@ struct MemberClaimed {
 
 impl MemberClaimed {
     fn contended() -> Self {
-        let mut claimed = Claimed::none();
-        claimed.contended = true;
         MemberClaimed {
-            claimed,
+            claimed: Claimed {
+                contended: true,
+                ..Claimed::none()
+            },
             wait_until: None,
             empty: false,
             grouped: true,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
-use super::documents::{cancel_update, fenced_execution, unlock};
+use super::documents::{cancel_update, unlock};
 use super::queries::bulk_filter;
 use super::unique::{lock_id, Holder};
 use super::Store;
@@ -309,31 +309,7 @@ impl Store {
     /// Cancels the jobs of a chunk still in a status the selection allows, and frees the
     /// keys of those really cancelled (not claimed meanwhile).
     pub(crate) async fn cancel_chunk(&self, selection: &Selection, jobs: &[Job]) -> Result<u64> {
-        // Runs holding a group slot go one by one, fenced by their claim, so each that
-        // is cancelled gives its slot back exactly once.
-        let mut cancelled = 0;
-        let running = JobStatus::Processing.as_str();
-        if selection.statuses.contains(&running) {
-            for job in jobs.iter().filter(|j| j.group_slot.is_some()) {
-                let res = self
-                    .coll
-                    .update_one(
-                        fenced_execution(job.id, job.claim_id),
-                        cancel_update(self.now()),
-                    )
-                    .await
-                    .map_err(|e| self.db_err(e))?;
-                if res.modified_count == 1 {
-                    cancelled += 1;
-                    self.release_slot(job).await;
-                }
-            }
-        }
-        let ids: Vec<ObjectId> = jobs
-            .iter()
-            .filter(|j| j.group_slot.is_none())
-            .map(|j| j.id)
-            .collect();
+        let ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
         let res = self
             .coll
             .update_many(
@@ -353,7 +329,7 @@ impl Store {
                 self.release_key(&job).await;
             }
         }
-        Ok(cancelled + res.modified_count)
+        Ok(res.modified_count)
     }
 
     /// Puts the jobs `ids` of a selection back to `pending`, due at `at`, `failCount` 0:
