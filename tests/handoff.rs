@@ -20,6 +20,16 @@ fn concurrency(n: usize) -> WorkerOptions {
     }
 }
 
+/// `fast_options()` without polls while a test runs: a worker woken by its poll is not
+/// idle while it looks, and a job enqueued then is an ordinary pending job (a
+/// `pollInterval` of 50 ms made that a race).
+fn idle_options() -> monque::MonqueOptions {
+    monque::MonqueOptions {
+        poll_interval: Duration::from_secs(30),
+        ..fast_options()
+    }
+}
+
 /// Waits until the worker has looked, found nothing and gone idle.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -28,7 +38,7 @@ async fn settle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_enqueued_while_its_worker_idles_starts_claimed_by_it() {
     let db = TestDb::new("handoff");
-    let q = db.queue(fast_options()).await;
+    let q = db.queue(idle_options()).await;
     let runs = counting_worker(&q, "h", Duration::ZERO, concurrency(2));
     q.start().unwrap();
     settle().await;
@@ -113,7 +123,7 @@ async fn jobs_are_left_pending_when_no_idle_worker_may_take_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_waits_for_a_handed_off_job_like_any_claimed_one() {
     let db = TestDb::new("handoff_stop");
-    let q = db.queue(fast_options()).await;
+    let q = db.queue(idle_options()).await;
     let runs = counting_worker(&q, "h", Duration::from_millis(400), concurrency(1));
     q.start().unwrap();
     settle().await;
@@ -129,7 +139,7 @@ async fn stop_waits_for_a_handed_off_job_like_any_claimed_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enqueue_abandoned_by_its_caller_still_runs_its_handed_off_job() {
     let db = TestDb::new("handoff_drop");
-    let q = db.queue(fast_options()).await;
+    let q = db.queue(idle_options()).await;
     let runs = counting_worker(&q, "h", Duration::ZERO, concurrency(2));
     q.start().unwrap();
     settle().await;
