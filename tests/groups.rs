@@ -228,3 +228,95 @@ async fn a_schedule_in_a_group_runs_in_it_and_can_leave_it() {
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;
 }
+
+/// The groups collection of `q` (`<collection>_groups`).
+fn groups_collection(q: &monque::Monque) -> mongodb::Collection<mongodb::bson::Document> {
+    let jobs = q.collection();
+    jobs.client()
+        .database(&jobs.namespace().db)
+        .collection(&format!("{}_groups", jobs.name()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_a_tenant_once_its_jobs_are_gone_and_its_next_job_still_runs() {
+    use mongodb::bson::{doc, DateTime};
+    let db = TestDb::new("groups_prune");
+    let q = db
+        .queue(monque::MonqueOptions {
+            job_retention: monque::JobRetention {
+                completed: Some(Duration::from_millis(1)),
+                ..Default::default()
+            },
+            // The test sweeps when it wants to (purge_expired).
+            retention_interval: Duration::from_secs(3600),
+            ..fast_options()
+        })
+        .await;
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let seen = runs.clone();
+    q.register(
+        "sync",
+        move |ctx: JobContext| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .push(ctx.job.group.clone().unwrap_or_default());
+                Ok::<_, HandlerError>(())
+            }
+        },
+        WorkerOptions {
+            group_concurrency: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q.start().unwrap();
+    let jobs = vec![in_group("sync", "gone", 0), in_group("sync", "recent", 1)];
+    q.enqueue_many(jobs).await.unwrap();
+    let groups = groups_collection(&q);
+    // Both ran, and the claims found their groups empty since.
+    eventually(Duration::from_secs(10), "both groups drained", || async {
+        groups
+            .count_documents(doc! { "due": { "$exists": false }, "running": 0_i64 })
+            .await
+            .unwrap()
+            == 2
+    })
+    .await;
+    // "gone" was last served two hours ago, "recent" a minute ago (as if the clock had
+    // moved on).
+    let ago = |ms: i64| DateTime::from_millis(DateTime::now().timestamp_millis() - ms);
+    for (group, served) in [("gone", ago(2 * 3_600_000)), ("recent", ago(60_000))] {
+        groups
+            .update_one(
+                doc! { "group": group },
+                doc! { "$set": { "servedAt": served } },
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(q.purge_expired().await.unwrap(), 2, "both jobs expired");
+    let left: Vec<String> = q
+        .groups("sync")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group)
+        .collect();
+    assert_eq!(left, vec!["recent".to_string()], "only the idle group went");
+    // Its next job makes it again and runs.
+    q.enqueue_many(vec![in_group("sync", "gone", 2)])
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the tenant's next job ran",
+        || async { runs.lock().unwrap().iter().filter(|g| *g == "gone").count() == 2 },
+    )
+    .await;
+    assert_eq!(q.groups("sync").await.unwrap().len(), 2);
+    q.stop(None).await.unwrap();
+    db.drop_db(&q).await;
+}

@@ -252,7 +252,7 @@ export class Monque extends EventEmitter<MonqueEvents> {
     return management.isPaused(this.connectOnce, name)
   }
 
-  /** Deletes the jobs past `jobRetention` now; started instances also do it periodically. */
+  /** Deletes the jobs past `jobRetention` now, and idle groups' documents; started instances also do it periodically. Resolves with how many jobs. */
   purgeExpired(): Promise<number> {
     return management.purgeExpired(this.connectOnce)
   }

@@ -495,8 +495,9 @@ impl Monque {
         self.inner.store.is_paused(name).await
     }
 
-    /// Deletes the jobs past `job_retention` now (started instances also do it every
-    /// `retention_interval`). Returns how many.
+    /// Deletes the jobs past `job_retention` now, and the documents of groups idle for an
+    /// hour (started instances also do it every `retention_interval`). Returns how many
+    /// jobs.
     pub async fn purge_expired(&self) -> Result<u64> {
         self.inner.retention.sweep().await
     }

@@ -4,6 +4,9 @@
 //! runs one), keeps per-status durations, and never touches a recurring job, which is
 //! never in a final status while its schedule lives. Only final statuses are deleted,
 //! and those hold no uniqueKey lock (store/transitions.rs).
+//!
+//! The same sweep deletes the documents of groups left idle (store/groups.rs): without
+//! it a queue of many short-lived tenants would keep one for every tenant ever seen.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,10 @@ use crate::error::Result;
 use crate::events::{Event, EventBus};
 use crate::options::JobRetention;
 use crate::store::Store;
+
+/// An idle group's document is kept this long after its last claim, so groups that come
+/// and go keep their place in the turns.
+const IDLE_GROUPS_KEPT_FOR: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Retention {
     store: Arc<Store>,
@@ -61,7 +68,8 @@ impl Retention {
         }
     }
 
-    /// Deletes the jobs past their retention now. Returns how many.
+    /// Deletes the jobs past their retention now, then idle groups' documents. Returns
+    /// how many jobs.
     pub(crate) async fn sweep(&self) -> Result<u64> {
         let deleted = self.store.delete_expired(&self.retention).await?;
         if deleted > 0 {
@@ -70,6 +78,10 @@ impl Retention {
                 kind: "jobs:expired",
                 count: deleted,
             });
+        }
+        let groups = self.store.prune_idle_groups(IDLE_GROUPS_KEPT_FOR).await?;
+        if groups > 0 {
+            tracing::info!(groups, "idle groups pruned");
         }
         Ok(deleted)
     }

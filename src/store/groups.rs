@@ -21,6 +21,9 @@
 //! slot returns once, to where it was taken. A crash
 //! between the two writes leaves one slot too many; [`Store::recount_groups`] sets the
 //! count from the jobs again once the group has not been claimed from for a lease.
+//!
+//! An idle group's document holds nothing a claim needs, so the retention sweep deletes
+//! it after an hour ([`Store::prune_idle_groups`]); the group's next job makes it again.
 
 use std::collections::HashMap;
 
@@ -93,8 +96,9 @@ struct Member {
 
 struct GroupDoc {
     group: String,
-    /// The `noted` count read with it (settle_due's guard).
+    /// The `noted` count and `due` read with it (settle_due's guard).
     noted: Bson,
+    due: Bson,
     running: i64,
 }
 
@@ -262,6 +266,7 @@ impl Store {
                 group: Some(GroupDoc {
                     group: group.to_owned(),
                     noted: g.get("noted").cloned().unwrap_or(Bson::Null),
+                    due: g.get("due").cloned().unwrap_or(Bson::Null),
                     running: read_i64(g, "running"),
                 }),
                 share: 0,
@@ -473,7 +478,7 @@ impl Store {
         }
         let claimed = claimed?;
         if taken == 0 && !claimed.contended {
-            self.settle_due(name, &g.group, g.noted).await?;
+            self.settle_due(name, &g.group, g.noted, g.due).await?;
         }
         Ok(MemberClaimed::of(claimed, Some(&g.group), want))
     }
@@ -526,9 +531,28 @@ impl Store {
     }
 
     /// A group found without due work: its due time becomes its next pending job's (or
-    /// none), unless a write noted a pending job meanwhile (`noted` moved).
-    pub(super) async fn settle_due(&self, name: &str, group: &str, noted: Bson) -> Result<()> {
-        let next = self
+    /// none), unless a write noted a pending job meanwhile (`noted` moved). `due` joins
+    /// the guard for a document pruned and made again meanwhile
+    /// ([`prune_idle_groups`](Self::prune_idle_groups)): its `noted` starts over, its
+    /// `due` is its new job's.
+    pub(super) async fn settle_due(
+        &self,
+        name: &str,
+        group: &str,
+        noted: Bson,
+        due: Bson,
+    ) -> Result<()> {
+        let next = self.next_pending_at(name, group).await?;
+        self.set_settled_due(name, group, (noted, due), next).await
+    }
+
+    /// When the group's next pending job is due, if it has one.
+    pub(super) async fn next_pending_at(
+        &self,
+        name: &str,
+        group: &str,
+    ) -> Result<Option<DateTime>> {
+        Ok(self
             .coll
             .find_one(doc! { "name": name, "group": group, "status": JobStatus::Pending.as_str() })
             .sort(doc! { "nextRunAt": 1 })
@@ -536,7 +560,18 @@ impl Store {
             .selection_criteria(primary())
             .await
             .map_err(|e| self.db_err(e))?
-            .and_then(|d| d.get_datetime("nextRunAt").ok().copied());
+            .and_then(|d| d.get_datetime("nextRunAt").ok().copied()))
+    }
+
+    /// The write half of [`settle_due`](Self::settle_due): `due` becomes `next`, if the
+    /// document still has the `(noted, due)` that was read.
+    pub(super) async fn set_settled_due(
+        &self,
+        name: &str,
+        group: &str,
+        (noted, due): (Bson, Bson),
+        next: Option<DateTime>,
+    ) -> Result<()> {
         // None is an absent `due`, not null: `$min` would keep a null (null sorts
         // before every date) and the group would never be due again.
         let update = match next {
@@ -545,7 +580,7 @@ impl Store {
         };
         self.groups
             .update_one(
-                doc! { "_id": group_id(name, group), "noted": noted },
+                doc! { "_id": group_id(name, group), "noted": noted, "due": due },
                 update,
             )
             .await
@@ -597,6 +632,30 @@ impl Store {
             }
         }
         Ok(changed)
+    }
+
+    /// Deletes the documents of groups that are idle (nothing due, no slot held, not
+    /// paused) and were not served since `idle_for` ago. They hold nothing a claim
+    /// needs: the next write that makes one of the group's jobs pending creates the
+    /// document again, and `getGroups` still lists a group that has jobs. The filter is
+    /// the guard, so a group noted meanwhile is kept. Returns how many.
+    pub(crate) async fn prune_idle_groups(&self, idle_for: std::time::Duration) -> Result<u64> {
+        let cutoff = DateTime::from_millis(
+            self.now()
+                .timestamp_millis()
+                .saturating_sub(idle_for.as_millis() as i64),
+        );
+        let res = self
+            .groups
+            .delete_many(doc! {
+                "due": { "$exists": false },
+                "running": { "$lte": 0_i64 },
+                "paused": false,
+                "servedAt": { "$lt": cutoff },
+            })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(res.deleted_count)
     }
 
     /// Pauses or resumes one group of `name` (created if it has none yet, so a group can

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mongodb::bson::{doc, oid::ObjectId, DateTime};
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 
 use super::{new_job_document, Completion, Failure, Settled, Store, Upserted};
 use crate::error::Error;
@@ -619,7 +619,8 @@ async fn a_group_noted_while_a_claim_settles_it_stays_due() {
         )
         .await
         .unwrap();
-    s.settle_due("sync", "g", noted).await.unwrap();
+    let due = read.get("due").cloned().unwrap();
+    s.settle_due("sync", "g", noted, due).await.unwrap();
     let after = s
         .groups
         .find_one(doc! { "name": "sync", "group": "g" })
@@ -630,6 +631,98 @@ async fn a_group_noted_while_a_claim_settles_it_stays_due() {
         after.get_datetime("due").ok(),
         read.get_datetime("due").ok(),
         "the settle missed: the group still looks due"
+    );
+    t.drop().await;
+}
+
+async fn group_doc(s: &Store, group: &str) -> Option<Document> {
+    s.groups
+        .find_one(doc! { "name": "sync", "group": group })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_idle_groups_are_pruned_and_come_back_with_their_next_job() {
+    let t = TestStore::new("group_prune").await;
+    let s = &t.store;
+    for g in ["idle", "due", "held", "paused", "recent"] {
+        insert(s, "sync", in_group(g)).await;
+    }
+    // Every group but "due" was drained; "held" still holds a slot, "recent" was
+    // served a moment ago, "paused" is paused.
+    s.coll
+        .delete_many(doc! { "group": { "$ne": "due" } })
+        .await
+        .unwrap();
+    let long_ago = DateTime::from_millis(DateTime::now().timestamp_millis() - 3_600_000);
+    s.groups
+        .update_many(
+            doc! { "group": { "$ne": "due" } },
+            doc! { "$unset": { "due": "" }, "$set": { "servedAt": long_ago } },
+        )
+        .await
+        .unwrap();
+    let set = |group: &'static str, update: Document| async move {
+        s.groups
+            .update_one(doc! { "group": group }, doc! { "$set": update })
+            .await
+            .unwrap();
+    };
+    set("held", doc! { "running": 1_i64 }).await;
+    set("recent", doc! { "servedAt": DateTime::now() }).await;
+    s.set_group_paused("sync", "paused", true).await.unwrap();
+
+    let pruned = s.prune_idle_groups(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(pruned, 1);
+    assert!(group_doc(s, "idle").await.is_none());
+    for kept in ["due", "held", "paused", "recent"] {
+        assert!(group_doc(s, kept).await.is_some(), "{kept} was kept");
+    }
+
+    // Its next job makes it again, due, and a fair claim takes it.
+    let again = insert(s, "sync", in_group("idle")).await;
+    let doc = group_doc(s, "idle").await.expect("made again");
+    assert_eq!(doc.get_datetime("due").ok(), Some(&again.next_run_at));
+    let claimed = fair(s, 4, super::GroupLimits::default()).await;
+    assert!(claimed.iter().any(|j| j.id == again.id));
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn a_settle_read_before_a_prune_misses_the_group_made_again() {
+    let t = TestStore::new("group_prune_settle").await;
+    let s = &t.store;
+    let first = insert(s, "sync", in_group("g")).await;
+    // A claim reads the group (noted 1, due), finds its job gone and no other pending,
+    // and is slow to write that down.
+    let read = group_doc(s, "g").await.unwrap();
+    s.coll.delete_one(doc! { "_id": first.id }).await.unwrap();
+    let guard = (
+        read.get("noted").cloned().unwrap(),
+        read.get("due").cloned().unwrap(),
+    );
+    let next = s.next_pending_at("sync", "g").await.unwrap();
+    assert_eq!(next, None);
+    // Meanwhile another claim settles it, retention prunes it, and a new job makes it
+    // again: noted 1 once more.
+    s.set_settled_due("sync", "g", guard.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(s.prune_idle_groups(Duration::ZERO).await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = insert(s, "sync", in_group("g")).await;
+    assert_eq!(
+        group_doc(s, "g").await.unwrap().get("noted"),
+        Some(&guard.0)
+    );
+    // The slow claim's write must not take the new job's due time away.
+    s.set_settled_due("sync", "g", guard, next).await.unwrap();
+    let after = group_doc(s, "g").await.unwrap();
+    assert_eq!(
+        after.get_datetime("due").ok(),
+        Some(&second.next_run_at),
+        "the new job's group is still due"
     );
     t.drop().await;
 }
