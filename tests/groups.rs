@@ -229,16 +229,19 @@ async fn a_schedule_in_a_group_runs_in_it_and_can_leave_it() {
     db.drop_db(&q).await;
 }
 
-/// The groups collection of `q` (`<collection>_groups`).
-fn groups_collection(q: &monque::Monque) -> mongodb::Collection<mongodb::bson::Document> {
+/// A collection of `q` beside its jobs (`<collection>_<suffix>`).
+fn other_collection(
+    q: &monque::Monque,
+    suffix: &str,
+) -> mongodb::Collection<mongodb::bson::Document> {
     let jobs = q.collection();
     jobs.client()
         .database(&jobs.namespace().db)
-        .collection(&format!("{}_groups", jobs.name()))
+        .collection(&format!("{}_{suffix}", jobs.name()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_forgets_a_tenant_once_its_jobs_are_gone_and_its_next_job_still_runs() {
+async fn retention_forgets_an_idle_tenants_group_and_window_and_its_next_job_runs() {
     use mongodb::bson::{doc, DateTime};
     let db = TestDb::new("groups_prune");
     let q = db
@@ -267,6 +270,10 @@ async fn retention_forgets_a_tenant_once_its_jobs_are_gone_and_its_next_job_stil
         },
         WorkerOptions {
             group_concurrency: Some(1),
+            group_limiter: Some(monque::RateLimit {
+                max: 100,
+                duration: Duration::from_secs(1),
+            }),
             ..Default::default()
         },
     )
@@ -274,7 +281,7 @@ async fn retention_forgets_a_tenant_once_its_jobs_are_gone_and_its_next_job_stil
     q.start().unwrap();
     let jobs = vec![in_group("sync", "gone", 0), in_group("sync", "recent", 1)];
     q.enqueue_many(jobs).await.unwrap();
-    let groups = groups_collection(&q);
+    let groups = other_collection(&q, "groups");
     // Both ran, and the claims found their groups empty since.
     eventually(Duration::from_secs(10), "both groups drained", || async {
         groups
@@ -296,8 +303,27 @@ async fn retention_forgets_a_tenant_once_its_jobs_are_gone_and_its_next_job_stil
             .await
             .unwrap();
     }
+    // So did their rate-limit windows: "gone"'s two hours ago.
+    let windows = other_collection(&q, "rate_limits");
+    windows
+        .update_one(
+            doc! { "_id": "sync\0gone" },
+            doc! { "$set": { "endsAt": ago(2 * 3_600_000) } },
+        )
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(q.purge_expired().await.unwrap(), 2, "both jobs expired");
+    let window_of = |group: &'static str| {
+        let windows = windows.clone();
+        async move {
+            windows
+                .count_documents(doc! { "_id": format!("sync\0{group}") })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!((window_of("gone").await, window_of("recent").await), (0, 1));
     let left: Vec<String> = q
         .groups("sync")
         .await
@@ -317,6 +343,7 @@ async fn retention_forgets_a_tenant_once_its_jobs_are_gone_and_its_next_job_stil
     )
     .await;
     assert_eq!(q.groups("sync").await.unwrap().len(), 2);
+    assert_eq!(window_of("gone").await, 1, "its limiter counts again");
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;
 }

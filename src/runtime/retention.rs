@@ -5,8 +5,9 @@
 //! never in a final status while its schedule lives. Only final statuses are deleted,
 //! and those hold no uniqueKey lock (store/transitions.rs).
 //!
-//! The same sweep deletes the documents of groups left idle (store/groups.rs): without
-//! it a queue of many short-lived tenants would keep one for every tenant ever seen.
+//! The same sweep deletes the documents of groups left idle (store/groups.rs) and
+//! rate-limit windows that ended (store/rate_limits.rs): without it a queue of many
+//! short-lived tenants would keep one of each for every tenant ever seen.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use crate::options::JobRetention;
 use crate::store::Store;
 
 /// An idle group's document is kept this long after its last claim, so groups that come
-/// and go keep their place in the turns.
+/// and go keep their place in the turns. Ended rate-limit windows are kept as long.
 const IDLE_GROUPS_KEPT_FOR: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Retention {
@@ -80,8 +81,13 @@ impl Retention {
             });
         }
         let groups = self.store.prune_idle_groups(IDLE_GROUPS_KEPT_FOR).await?;
-        if groups > 0 {
-            tracing::info!(groups, "idle groups pruned");
+        let windows = self.store.prune_ended_windows(IDLE_GROUPS_KEPT_FOR).await?;
+        if groups + windows > 0 {
+            tracing::info!(
+                groups,
+                windows,
+                "idle groups and ended rate-limit windows pruned"
+            );
         }
         Ok(deleted)
     }

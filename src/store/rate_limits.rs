@@ -1,8 +1,10 @@
 //! Rate limits shared by every instance: at most `max` jobs of a name start per
 //! `duration`. One document per name in `<collection>_rate_limits` counts the starts of
-//! the current fixed window (`{ _id: name, windowStart, count }`). Before a claim, a
+//! the current fixed window (`{ _id: name, windowStart, endsAt, count }`). Before a claim, a
 //! worker takes permits from it with a guarded update (the window it read, room for
 //! what it takes), and gives back those its claim did not use (runtime/worker.rs).
+//! Windows that ended long ago are deleted by the retention sweep: a group limiter
+//! keeps one per group, and tenants come and go.
 
 use mongodb::bson::{doc, DateTime};
 
@@ -40,7 +42,9 @@ impl Store {
                 .map_err(|e| self.db_err(e))?;
             let Some(current) = current else {
                 let count = want.min(limit.max);
-                let first = doc! { "_id": name, "windowStart": now, "count": count as i64 };
+                let ends = DateTime::from_millis(now.timestamp_millis().saturating_add(span));
+                let first =
+                    doc! { "_id": name, "windowStart": now, "endsAt": ends, "count": count as i64 };
                 match self.rate_limits.insert_one(first).await {
                     Ok(_) => return Ok(Permits::Granted { count, window: now }),
                     Err(e) if Error::is_duplicate_key(&e) => continue, // another instance was first
@@ -63,7 +67,11 @@ impl Store {
                     .rate_limits
                     .update_one(
                         doc! { "_id": name, "windowStart": window },
-                        doc! { "$set": { "windowStart": now, "count": count as i64 } },
+                        doc! { "$set": {
+                            "windowStart": now,
+                            "endsAt": DateTime::from_millis(now.timestamp_millis().saturating_add(span)),
+                            "count": count as i64,
+                        } },
                     )
                     .await
                     .map_err(|e| self.db_err(e))?;
@@ -96,6 +104,23 @@ impl Store {
         Ok(Permits::WaitUntil(DateTime::from_millis(
             self.now().timestamp_millis() + 10,
         )))
+    }
+
+    /// Deletes the windows that ended more than `ended_for` ago. A worker that read one
+    /// finds its guarded update missing and starts the next window, as it would have.
+    /// Windows written before `endsAt` existed are kept until their next window.
+    pub(crate) async fn prune_ended_windows(&self, ended_for: std::time::Duration) -> Result<u64> {
+        let cutoff = DateTime::from_millis(
+            self.now()
+                .timestamp_millis()
+                .saturating_sub(ended_for.as_millis() as i64),
+        );
+        let res = self
+            .rate_limits
+            .delete_many(doc! { "endsAt": { "$lt": cutoff } })
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(res.deleted_count)
     }
 
     /// Gives back permits a claim did not use, if their window is still current.

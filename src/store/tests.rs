@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 
 use super::{new_job_document, Completion, Failure, Settled, Store, Upserted};
@@ -724,6 +725,44 @@ async fn a_settle_read_before_a_prune_misses_the_group_made_again() {
         Some(&second.next_run_at),
         "the new job's group is still due"
     );
+    t.drop().await;
+}
+
+#[tokio::test]
+async fn rate_limit_windows_that_ended_are_pruned_and_current_ones_kept() {
+    use crate::options::RateLimit;
+    let t = TestStore::new("window_prune").await;
+    let s = &t.store;
+    let per = |ms| RateLimit {
+        max: 5,
+        duration: Duration::from_millis(ms),
+    };
+    s.take_permits("ended", per(1), 5).await.unwrap();
+    s.take_permits("current", per(3_600_000), 5).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(s.prune_ended_windows(Duration::ZERO).await.unwrap(), 1);
+    let left: Vec<_> = s
+        .rate_limits
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.get_str("_id").unwrap().to_owned())
+        .collect();
+    assert_eq!(left, vec!["current".to_string()]);
+    // The full window that is still current still holds: nothing was reset.
+    assert!(matches!(
+        s.take_permits("current", per(3_600_000), 1).await.unwrap(),
+        super::Permits::WaitUntil(_)
+    ));
+    // The pruned key starts a new window.
+    assert!(matches!(
+        s.take_permits("ended", per(3_600_000), 2).await.unwrap(),
+        super::Permits::Granted { count: 2, .. }
+    ));
     t.drop().await;
 }
 
