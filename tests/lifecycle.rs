@@ -222,7 +222,8 @@ async fn run_at_in_the_future_waits() {
     )
     .unwrap();
     q.start().unwrap();
-    let at = monque::DateTime::from_millis(monque::DateTime::now().timestamp_millis() + 700);
+    // Far enough ahead that the enqueue, the sleep and the read below fit before it.
+    let at = monque::DateTime::from_millis(monque::DateTime::now().timestamp_millis() + 2_000);
     let job = q
         .enqueue(
             "later",

@@ -519,8 +519,28 @@ async fn a_pause_is_obeyed_by_another_instance_and_persists() {
     assert!(admin.is_paused(Some("sync")).await.unwrap());
     assert!(!admin.is_paused(Some("other")).await.unwrap());
     assert!(!admin.is_paused(None).await.unwrap());
-    // Past one heartbeat, the worker instance has seen the pause.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The worker instance has seen the pause once a heartbeat started after it: two
+    // presence updates after the pause (beats run one after another, presence last).
+    let beat = || async {
+        admin
+            .instances()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.names.iter().any(|n| n == "sync"))
+            .map(|i| i.heartbeat_at)
+    };
+    let (mut seen, mut advances) = (beat().await, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while advances < 2 {
+        assert!(std::time::Instant::now() < deadline, "no heartbeats");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = beat().await;
+        if now.is_some() && now != seen {
+            advances += usize::from(seen.is_some());
+            seen = now;
+        }
+    }
     admin.now("sync", json!({})).await.unwrap();
     admin.now("other", json!({})).await.unwrap();
     eventually(Duration::from_secs(5), "the unpaused name ran", || async {

@@ -19,7 +19,8 @@ async fn a_snoozed_job_runs_again_after_its_delay_without_a_failure() {
             ..fast_options()
         })
         .await;
-    let delay = Duration::from_millis(400);
+    // Long enough that the stored job is read below before it is due again.
+    let delay = Duration::from_millis(1000);
     let runs: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let r = runs.clone();
     q.register(
@@ -49,16 +50,16 @@ async fn a_snoozed_job_runs_again_after_its_delay_without_a_failure() {
     q.start().unwrap();
     let job = q.now("not-ready", json!({})).await.unwrap();
 
-    eventually(Duration::from_secs(1), "first snooze", || async {
+    eventually(Duration::from_secs(5), "first snooze", || async {
         !snoozes.lock().unwrap().is_empty()
     })
     .await;
     let stored = get(&q, job.id).await;
     assert_eq!((stored.status, stored.fail_count), (JobStatus::Pending, 0));
     assert_eq!(stored.claim_id, None);
-    assert!(stored.next_run_at.timestamp_millis() >= stored.updated_at.timestamp_millis() + 400);
+    assert!(stored.next_run_at.timestamp_millis() >= stored.updated_at.timestamp_millis() + 1000);
 
-    eventually(Duration::from_secs(5), "completed", || async {
+    eventually(Duration::from_secs(10), "completed", || async {
         get(&q, job.id).await.status == JobStatus::Completed
     })
     .await;
