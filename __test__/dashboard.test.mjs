@@ -141,7 +141,6 @@ test('the dashboard: a name\'s groups with their counts; pause and resume one gr
   await page.waitForSelector('#groups-section:not([hidden]) #groups tr[data-group="acme"]')
   const rows = await page.$$eval('#groups tr[data-group]', (trs) => trs.map((tr) => [tr.dataset.group, tr.querySelector('[data-field="pending"]').textContent]))
   assert.deepEqual(rows, [['acme', '5'], ['globex', '2'], ['initech', '1']], 'most pending first')
-  await page.screenshot({ path: new URL('../docs/dashboard-groups.png', import.meta.url).pathname })
   await page.click('#groups button[data-action="pause-group"][data-group="globex"]')
   await page.waitForSelector('#confirm button[data-confirm="yes"]', { visible: true })
   await page.click('#confirm button[data-confirm="yes"]')
@@ -152,6 +151,28 @@ test('the dashboard: a name\'s groups with their counts; pause and resume one gr
   await page.click('#confirm button[data-confirm="yes"]')
   await page.waitForSelector('#groups tr[data-group="globex"][data-paused="false"]')
   assert.equal((await monque.getGroups('sync-tenant')).find((g) => g.group === 'globex').paused, false)
+
+  // A group's name filters the jobs to it; bulk actions then act on that tenant alone.
+  await page.click('#groups button[data-filter-group="globex"]')
+  await page.waitForSelector('#filter-group:not([hidden])')
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#jobs tr[data-id]')]
+    return rows.length === 2 && document.querySelector('#groups tr[data-group="globex"][aria-current="true"]')
+  })
+  assert.equal(await page.$eval('#filter-group-name', (el) => el.textContent), 'globex')
+  assert.match(await page.$eval('#bulk-scope', (el) => el.textContent), /in group globex \(≈2\)/)
+  await page.screenshot({ path: new URL('../docs/dashboard-groups.png', import.meta.url).pathname })
+  await page.click('#bulk button[data-action="bulk-cancel"]')
+  await page.waitForSelector('#confirm button[data-confirm="yes"]', { visible: true })
+  assert.match(await page.$eval('#confirm-text', (el) => el.textContent), /Cancel 2 pending jobs of sync-tenant in group globex\?/)
+  await page.click('#confirm button[data-confirm="yes"]')
+  await page.waitForSelector('#toast .msg.ok')
+  const counts = Object.fromEntries((await monque.getGroups('sync-tenant')).map((g) => [g.group, [g.counts.pending, g.counts.cancelled]]))
+  assert.deepEqual(counts, { acme: [5, 0], globex: [0, 2], initech: [1, 0] })
+  // Clearing the group shows every group's jobs again.
+  await page.click('#filter-group-clear')
+  await page.waitForFunction(() => document.querySelector('#filter-group').hidden)
+  await page.waitForFunction(() => document.querySelectorAll('#jobs tr[data-id]').length === 6)
   assert.deepEqual(problems, [])
 })
 

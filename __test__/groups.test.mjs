@@ -217,3 +217,41 @@ test('bad group input is a typed error and writes nothing', async (t) => {
   assert.equal(await jobs.countDocuments(), 0)
   assert.equal(await db.collection('monque_jobs_groups').countDocuments(), 0)
 })
+
+test('one tenant\'s jobs: listed, paged, cancelled and retried by group; a bad group touches nothing', async (t) => {
+  const { db, name: database } = await testDb(t)
+  const monque = await producer(database, t)
+  await monque.enqueueMany([
+    ...Array.from({ length: 3 }, (_, i) => ({ name: 'sync', data: { i }, options: { group: 'acme' } })),
+    ...Array.from({ length: 2 }, (_, i) => ({ name: 'sync', data: { i }, options: { group: 'globex' } })),
+    { name: 'report', data: {}, options: { group: 'acme' } },
+    { name: 'sync', data: {} },
+  ])
+  const acme = await monque.getJobs({ group: 'acme' })
+  assert.deepEqual(acme.map((j) => [j.name, j.group]).sort(), [['report', 'acme'], ['sync', 'acme'], ['sync', 'acme'], ['sync', 'acme']])
+  const page = await monque.getJobsWithCursor({ filter: { name: 'sync', group: 'acme' }, limit: 2 })
+  assert.equal(page.jobs.length, 2)
+  assert.equal(page.hasNext, true)
+  const rest = await monque.getJobsWithCursor({ filter: { name: 'sync', group: 'acme' }, limit: 2, cursor: page.nextCursor })
+  assert.deepEqual(rest.jobs.map((j) => j.group), ['acme'])
+
+  assert.equal(await monque.cancelJobs({ name: 'sync', group: 'acme' }), 3)
+  const stats = (group) => monque.getQueueStats({ name: 'sync', group })
+  assert.deepEqual([(await stats('acme')).cancelled, (await stats('globex')).pending], [3, 2])
+  assert.equal((await monque.getJobs({ name: 'report' }))[0].status, 'pending', 'another name\'s acme job stays')
+  // Both groups settled (as a claim that found them empty would leave them): the retry
+  // makes acme due again, and only acme.
+  const groups = db.collection('monque_jobs_groups')
+  await groups.updateMany({}, { $unset: { due: '' } })
+  assert.equal(await monque.retryJobs({ name: 'sync', group: 'acme' }), 3)
+  assert.equal((await stats('acme')).pending, 3)
+  const due = async (group) => groups.countDocuments({ name: 'sync', group, due: { $exists: true } })
+  assert.deepEqual([await due('acme'), await due('globex')], [1, 0])
+
+  for (const group of ['', 'x'.repeat(257), 7]) {
+    await assert.rejects(monque.cancelJobs({ group }), (e) => e.code === 'INVALID_OPTION', `group ${JSON.stringify(group)}`)
+    await assert.rejects(monque.getJobs({ group }), (e) => e.code === 'INVALID_OPTION')
+  }
+  await assert.rejects(monque.getJobs({ groups: 'acme' }), (e) => e.code === 'INVALID_OPTION' || e.code === 'INVALID_SELECTOR')
+  assert.deepEqual([(await stats('acme')).pending, (await stats('globex')).pending], [3, 2], 'nothing changed')
+})

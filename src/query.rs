@@ -13,6 +13,9 @@ use crate::status::JobStatus;
 pub struct JobSelector {
     /// Only jobs of this name.
     pub name: Option<String>,
+    /// Only jobs of this group (of any name, unless `name` is given too): one tenant's
+    /// jobs, to list or act on.
+    pub group: Option<String>,
     /// Only jobs in one of these statuses (empty: any).
     pub status: Vec<JobStatus>,
     /// Only jobs created before this time.

@@ -347,3 +347,94 @@ async fn retention_forgets_an_idle_tenants_group_and_window_and_its_next_job_run
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_jobs_can_be_listed_cancelled_and_retried_alone() {
+    use mongodb::bson::doc;
+    use monque::{JobQuery, JobSelector, JobStatus};
+    let db = TestDb::new("groups_select");
+    let q = db.queue(fast_options()).await;
+    let mut jobs: Vec<NewJob> = (0..3).map(|i| in_group("sync", "acme", i)).collect();
+    jobs.extend((0..2).map(|i| in_group("sync", "globex", i)));
+    jobs.push(in_group("report", "acme", 0));
+    jobs.push(NewJob {
+        name: "sync".into(),
+        data: json!({}),
+        options: Default::default(),
+    });
+    q.enqueue_many(jobs).await.unwrap();
+    let select = |name: Option<&str>, group: &str| JobSelector {
+        name: name.map(Into::into),
+        group: Some(group.into()),
+        ..Default::default()
+    };
+    let listed = |selector: JobSelector| {
+        let q = q.clone();
+        async move {
+            q.get_jobs(JobQuery {
+                selector,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // Across names, then of one name.
+    let acme = listed(select(None, "acme")).await;
+    assert_eq!(acme.len(), 4);
+    assert!(acme.iter().all(|j| j.group.as_deref() == Some("acme")));
+    assert_eq!(listed(select(Some("sync"), "acme")).await.len(), 3);
+
+    // Cancel one tenant of one name: the others are untouched.
+    assert_eq!(
+        q.cancel_jobs(&select(Some("sync"), "acme")).await.unwrap(),
+        3
+    );
+    let stats = |group: &'static str| {
+        let q = q.clone();
+        async move { q.group_stats("sync", group).await.unwrap() }
+    };
+    assert_eq!(
+        (stats("acme").await.cancelled, stats("acme").await.pending),
+        (3, 0)
+    );
+    assert_eq!(stats("globex").await.pending, 2);
+    assert_eq!(
+        listed(select(Some("report"), "acme")).await[0].status,
+        JobStatus::Pending
+    );
+
+    // Retry them: only that tenant's group is made due (both were settled meanwhile).
+    let groups = other_collection(&q, "groups");
+    groups
+        .update_many(doc! {}, doc! { "$unset": { "due": "" } })
+        .await
+        .unwrap();
+    let retried = q
+        .retry_jobs(
+            &select(Some("sync"), "acme"),
+            Some(Duration::from_millis(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(retried, 3);
+    assert_eq!(stats("acme").await.pending, 3);
+    let due = |group: &'static str| {
+        let groups = groups.clone();
+        async move {
+            groups
+                .count_documents(
+                    doc! { "name": "sync", "group": group, "due": { "$exists": true } },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!((due("acme").await, due("globex").await), (1, 0));
+
+    // A bad group is refused and nothing is touched.
+    let err = q.cancel_jobs(&select(None, "")).await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_OPTION");
+    assert_eq!(stats("acme").await.pending, 3);
+    db.drop_db(&q).await;
+}

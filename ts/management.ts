@@ -19,7 +19,7 @@ export async function getJob<T>(queue: QueueHandle, id: JobId): Promise<Job<T> |
 }
 
 export async function getJobs<T>(queue: QueueHandle, options: GetJobsOptions): Promise<Job<T>[]> {
-  onlyKeys(options, ['name', 'status', 'olderThan', 'newerThan', 'limit', 'skip', 'withoutData', 'sortBy', 'sort'], 'getJobs options')
+  onlyKeys(options, ['name', 'group', 'status', 'olderThan', 'newerThan', 'limit', 'skip', 'withoutData', 'sortBy', 'sort'], 'getJobs options')
   const { limit, skip, withoutData, sortBy, sort, ...selector } = options
   const query = JSON.stringify({ ...encodeSelector(selector), limit, skip, withoutData, sortBy, sort })
   const native = await queue()
@@ -115,9 +115,10 @@ export async function metrics(queue: QueueHandle): Promise<string> {
 
 function encodeSelector(selector: JobSelector): Record<string, unknown> {
   if (selector === null || typeof selector !== 'object') throw new MonqueError('INVALID_SELECTOR', 'selector must be an object')
-  onlyKeys(selector, ['name', 'status', 'olderThan', 'newerThan'], 'selector')
+  onlyKeys(selector, ['name', 'group', 'status', 'olderThan', 'newerThan'], 'selector')
   return {
     name: selector.name,
+    group: selector.group,
     status: selector.status,
     olderThan: epochMs(selector.olderThan, 'olderThan'),
     newerThan: epochMs(selector.newerThan, 'newerThan'),

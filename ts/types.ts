@@ -107,6 +107,8 @@ export interface Logger {
 /** Which jobs a listing or bulk operation is about. Bulk operations refuse an empty one. */
 export interface JobSelector {
   name?: string
+  /** Only jobs of this group (one tenant), of any name unless `name` is given too. */
+  group?: string
   status?: JobStatus | JobStatus[]
   /** Created before this time. */
   olderThan?: Date | number

@@ -233,11 +233,12 @@ fn date(m: &Map<String, Value>, key: &str) -> R<Option<DateTime>> {
     Ok(number(m, key)?.map(|ms| DateTime::from_millis(ms as i64)))
 }
 
-/// `{ name, status (one or a list), olderThan, newerThan }`, times in epoch ms.
+/// `{ name, group, status (one or a list), olderThan, newerThan }`, times in epoch ms.
 pub(super) fn selector_value(value: Value) -> R<JobSelector> {
     let m = as_object(value)?;
     Ok(JobSelector {
         name: string(&m, "name")?,
+        group: string(&m, "group")?,
         status: statuses(&m)?,
         older_than: date(&m, "olderThan")?,
         newer_than: date(&m, "newerThan")?,

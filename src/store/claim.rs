@@ -298,7 +298,7 @@ impl Store {
                 let due = [(claim.name.to_owned(), group.to_owned(), self.now())];
                 self.note_due(&due).await
             }
-            JobGroup::Any | JobGroup::Ungrouped => self.note_all_due(Some(claim.name)).await,
+            JobGroup::Any | JobGroup::Ungrouped => self.note_all_due(Some(claim.name), None).await,
         };
         if let Err(err) = noted {
             tracing::warn!(%err, "could not mark the groups of a handed-back batch due");

@@ -197,12 +197,16 @@ impl Store {
         self.note_due_after_write(&due).await
     }
 
-    /// Every group of `name` (of all names with `None`) is due now: after writes that
-    /// made jobs pending without saying which groups (bulk management). Early is safe.
-    pub(crate) async fn note_all_due(&self, name: Option<&str>) -> Result<()> {
+    /// Every group of `name` (of all names with `None`) is due now, or only `group` of
+    /// them: after writes that made jobs pending without saying which groups (bulk
+    /// management). Early is safe.
+    pub(crate) async fn note_all_due(&self, name: Option<&str>, group: Option<&str>) -> Result<()> {
         let mut filter = Document::new();
         if let Some(name) = name {
             filter.insert("name", name);
+        }
+        if let Some(group) = group {
+            filter.insert("group", group);
         }
         let update = doc! { "$min": { "due": self.now() }, "$inc": { "noted": 1_i64 } };
         self.groups

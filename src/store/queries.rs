@@ -7,6 +7,7 @@ use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use super::Store;
 use crate::error::{Error, Result};
 use crate::job::{validate_job_name, Job};
+use crate::new_job::validate_group;
 use crate::query::{
     CursorQuery, Direction, JobPage, JobQuery, JobSelector, QueueStats, SortField, SortOrder,
 };
@@ -134,6 +135,7 @@ static WITHOUT_DATA: std::sync::LazyLock<Document> =
 
 fn is_empty(selector: &JobSelector) -> bool {
     selector.name.is_none()
+        && selector.group.is_none()
         && selector.status.is_empty()
         && selector.older_than.is_none()
         && selector.newer_than.is_none()
@@ -145,6 +147,10 @@ pub(super) fn selector_filter(selector: &JobSelector) -> Result<Document> {
     if let Some(name) = &selector.name {
         validate_job_name(name)?;
         filter.insert("name", name);
+    }
+    if let Some(group) = &selector.group {
+        validate_group(group)?;
+        filter.insert("group", group);
     }
     if !selector.status.is_empty() {
         let statuses: Vec<&str> = selector.status.iter().map(|s| s.as_str()).collect();
@@ -167,7 +173,7 @@ pub(super) fn selector_filter(selector: &JobSelector) -> Result<Document> {
 pub(super) fn bulk_filter(selector: &JobSelector, allowed: &[JobStatus]) -> Result<Document> {
     if is_empty(selector) {
         return Err(Error::InvalidSelector(
-            "give at least one of name, status, olderThan, newerThan",
+            "give at least one of name, group, status, olderThan, newerThan",
         ));
     }
     let statuses: Vec<JobStatus> = if selector.status.is_empty() {

@@ -354,8 +354,11 @@ impl Store {
             .map_err(|e| self.db_err(e))?;
         if res.modified_count > 0 {
             // Which groups got jobs back is not known here: all of the selection's are due.
-            self.note_all_due(selection.filter.get_str("name").ok())
-                .await?;
+            self.note_all_due(
+                selection.filter.get_str("name").ok(),
+                selection.filter.get_str("group").ok(),
+            )
+            .await?;
         }
         Ok(res.modified_count)
     }

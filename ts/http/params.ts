@@ -72,6 +72,8 @@ function selectorFromQuery(q: URLSearchParams): JobSelector {
   const selector: JobSelector = {}
   const name = q.get('name')
   if (name) selector.name = jobName(name)
+  const group = q.get('group')
+  if (group) selector.group = groupName(group)
   const status = q.get('status')
   if (status) selector.status = statuses(status)
   const newer = q.get('newerThan')
@@ -83,7 +85,7 @@ function selectorFromQuery(q: URLSearchParams): JobSelector {
 
 /** A page of jobs as the query string asks, data left out, at most `MAX_PAGE`. */
 export function pageQuery(q: URLSearchParams): CursorOptions {
-  const known = new Set(['name', 'status', 'newerThan', 'olderThan', 'cursor', 'limit', 'direction', 'sortBy', 'sort'])
+  const known = new Set(['name', 'group', 'status', 'newerThan', 'olderThan', 'cursor', 'limit', 'direction', 'sortBy', 'sort'])
   for (const key of q.keys()) if (!known.has(key)) throw bad('INVALID_OPTION', `unknown parameter ${JSON.stringify(key)}`)
   const options: CursorOptions = { filter: selectorFromQuery(q), withoutData: true }
   const limit = q.get('limit')
@@ -109,20 +111,21 @@ export function pageQuery(q: URLSearchParams): CursorOptions {
 }
 
 /**
- * The selector of a bulk write, from a JSON body: only `name`, `status`, `olderThan`
- * and `newerThan`, and at least a name or a status (a bulk write never selects the
- * whole queue by accident).
+ * The selector of a bulk write, from a JSON body: only `name`, `group`, `status`,
+ * `olderThan` and `newerThan`, and at least a name, a group or a status (a bulk write
+ * never selects the whole queue by accident).
  */
 export function bulkSelector(body: Record<string, unknown>): JobSelector {
-  const allowed = new Set(['name', 'status', 'olderThan', 'newerThan'])
+  const allowed = new Set(['name', 'group', 'status', 'olderThan', 'newerThan'])
   for (const key of Object.keys(body)) if (!allowed.has(key)) throw bad('INVALID_SELECTOR', `unknown selector field ${JSON.stringify(key)}`)
   const selector: JobSelector = {}
   if (body.name !== undefined) selector.name = jobName(body.name)
+  if (body.group !== undefined) selector.group = groupName(body.group)
   if (body.status !== undefined) selector.status = statuses(body.status)
   if (body.olderThan !== undefined) selector.olderThan = date(body.olderThan, 'olderThan')
   if (body.newerThan !== undefined) selector.newerThan = date(body.newerThan, 'newerThan')
-  if (selector.name === undefined && selector.status === undefined) {
-    throw bad('INVALID_SELECTOR', 'a bulk action needs a name or a status (it never selects every job)')
+  if (selector.name === undefined && selector.group === undefined && selector.status === undefined) {
+    throw bad('INVALID_SELECTOR', 'a bulk action needs a name, a group or a status (it never selects every job)')
   }
   return selector
 }

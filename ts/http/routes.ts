@@ -96,6 +96,7 @@ export const routes: Route[] = [
     summary: 'A page of jobs (data left out), filtered, sorted, with cursors for the pages around it',
     query: {
       name: 'a job name',
+      group: "a group's jobs (one tenant), of every name unless name is given",
       status: 'statuses, comma-separated',
       newerThan: 'created after (ISO date or epoch ms)',
       olderThan: 'created before',
@@ -114,9 +115,10 @@ export const routes: Route[] = [
       path: `/api/jobs/bulk/${verb}`,
       returns: 'Count',
       action: `bulk-${verb}`,
-      summary: `${verb[0]!.toUpperCase()}${verb.slice(1)}s every job the selector matches (a name or a status is required)`,
+      summary: `${verb[0]!.toUpperCase()}${verb.slice(1)}s every job the selector matches (a name, a group or a status is required)`,
       body: {
         name: { type: 'string', description: 'a job name' },
+        group: { type: 'string', description: "a group's jobs (one tenant), of every name unless name is given" },
         status: { type: 'array', description: 'statuses' },
         olderThan: { type: 'string', description: 'created before' },
         newerThan: { type: 'string', description: 'created after' },

@@ -5,7 +5,8 @@
   #names (tbody): tr[data-name][data-paused]; count buttons [data-name][data-status] (text = the number; click
     filters the jobs); button[data-filter-name]; .paused-badge; #paused-summary;
     button[data-action=pause|resume|redrive][data-name]; td[data-spark=<name>] (svg.sparkline | "collecting…")
-  #filter-name (select, "" = all) · button[data-status-filter=<status>|""][aria-pressed] · #filter-after
+  #filter-name (select, "" = all) · #filter-group (hidden unless a group is picked) #filter-group-name
+    #filter-group-clear · button[data-status-filter=<status>|""][aria-pressed] · #filter-after
     #filter-before (datetime-local) · #sort-by · #sort-dir · #page-size · #filter-clear
   #bulk (only with a name/status filter): button[data-action=bulk-retry|bulk-cancel|bulk-delete]
   #jobs (tbody): tr[data-id] (.sel + aria-selected when selected), cells [data-field=status|name|id|priority|
@@ -15,7 +16,8 @@
     #dep-graph g[data-dep=<id>][data-status]; button[data-action=retry|cancel|run-now|reschedule|priority|delete]
     (disabled by status); #reschedule-at #priority-value #detail-close
   #groups-section (hidden unless the name filter's name has groups): #groups-name #groups-count; #groups (tbody):
-    tr[data-group][data-paused], cells [data-field=pending|processing|completed|failed|oldestDue|running|servedAt],
+    tr[data-group][data-paused][aria-current when it is the group filter], button[data-filter-group] (filters the
+    jobs to the group), cells [data-field=pending|processing|completed|failed|oldestDue|running|servedAt],
     .paused-badge, button[data-action=pause-group|resume-group][data-name][data-group]
   #schedules, #instances (tbody): tr[data-id] · #confirm: #confirm-text, button[data-confirm=yes|no]
   #toast: .msg.ok|.msg.err[data-code] · #help */
@@ -57,7 +59,8 @@ function patchRows(tb, html) {
 const S = {
   readOnly: true, // until api/capabilities says otherwise
   names: [], namesAt: 0, countsKey: '', byName: {}, hist: new Map(), // name -> [{ t, c: counts.completed }]
-  filter: { name: '', status: [], after: '', before: '', sortBy: 'createdAt', sort: 'desc', limit: 50 },
+  filter: { name: '', group: '', status: [], after: '', before: '', sortBy: 'createdAt', sort: 'desc', limit: 50 },
+  groups: new Map(), // group -> counts, of the filtered name
   page: { cursor: null, direction: 'forward' }, jobs: [], paging: {}, sel: null, selIdx: 0,
   detailId: null, detail: null, detailKey: '', lastDetail: 0, deps: new Map(), mode: '', poll: 0, stale: false,
 };
@@ -179,7 +182,11 @@ function spark(name) {
     + `<title>completed/min, last ${WIN} min: ${b.join(', ')}</title><polygon class="area" points="0,${H} ${pts} ${W},${H}"/>`
     + `<polyline class="line" points="${pts}"/></svg><span class="rate">${b[WIN - 1]}/min</span>`;
 }
-function countOf(name, statuses) {
+function countOf(name, statuses, group) {
+  if (group) {
+    const c = S.groups.get(group) || {};
+    return statuses.length ? statuses.reduce((a, s) => a + num(c[s]), 0) : STATUSES.reduce((a, s) => a + num(c[s]), 0);
+  }
   let n = 0;
   for (const x of S.names) {
     if (name && x.name !== name) continue;
@@ -239,6 +246,8 @@ const loadNames = (manual) => api('api/names').then((n) => applyNames(n, manual)
 function syncFilters() {
   const f = S.filter;
   renderNameSelect();
+  $('#filter-group').hidden = !f.group;
+  $('#filter-group-name').textContent = f.group;
   for (const b of $$('[data-status-filter]')) {
     const s = b.dataset.statusFilter;
     b.setAttribute('aria-pressed', String(s ? f.status.includes(s) : !f.status.length));
@@ -250,6 +259,8 @@ function syncFilters() {
   $('#page-size').value = String(f.limit);
 }
 function setFilter(patch) {
+  // A group belongs to its name: another name shows every group again.
+  if ('name' in patch && patch.name !== S.filter.name && !('group' in patch)) patch = { ...patch, group: '' };
   Object.assign(S.filter, patch);
   S.page = { cursor: null, direction: 'forward' }; // a cursor belongs to its filter and sort
   syncFilters();
@@ -258,14 +269,15 @@ function setFilter(patch) {
 }
 function renderBulk() {
   const f = S.filter, box = $('#bulk');
-  box.hidden = S.readOnly || !(f.name || f.status.length);
-  $('#bulk-scope').textContent = `All ${stw(f.status)}jobs of ${f.name || 'every name'} (≈${countOf(f.name, f.status)}):`;
+  box.hidden = S.readOnly || !(f.name || f.group || f.status.length);
+  $('#bulk-scope').textContent = `All ${stw(f.status)}jobs of ${f.name || 'every name'}${f.group ? ` in group ${f.group}` : ''} (≈${countOf(f.name, f.status, f.group)}):`;
 }
 let jobsSeq = 0, jobsTimer = 0, lastJobs = 0;
 async function loadJobs() {
   const seq = ++jobsSeq, f = S.filter, q = new URLSearchParams(), sec = $('#jobs-section');
   lastJobs = Date.now();
   if (f.name) q.set('name', f.name);
+  if (f.group) q.set('group', f.group);
   if (f.status.length) q.set('status', f.status.join(','));
   if (isoOf(f.after)) q.set('newerThan', isoOf(f.after));
   if (isoOf(f.before)) q.set('olderThan', isoOf(f.before));
@@ -298,6 +310,7 @@ async function loadGroups() {
   try {
     const list = await api(`api/names/${enc(name)}/groups`);
     if (seq !== groupsSeq) return;
+    S.groups = new Map((list || []).map((g) => [g.group, g.counts || {}]));
     if (!list?.length) { sec.hidden = true; return; }
     // Most waiting work first: the groups an operator looks at.
     const rows = list.slice().sort((a, b) => num(b.counts?.pending) - num(a.counts?.pending) || String(a.group).localeCompare(String(b.group)));
@@ -305,7 +318,8 @@ async function loadGroups() {
     $('#groups-count').textContent = rows.length > MAX_GROUP_ROWS ? `(top ${MAX_GROUP_ROWS} of ${rows.length})` : `(${rows.length})`;
     patchRows($('#groups'), rows.slice(0, MAX_GROUP_ROWS).map((g) => {
       const c = g.counts || {}, act = g.paused ? 'resume-group' : 'pause-group';
-      return `<tr data-group="${esc(g.group)}" data-paused="${g.paused}"><th scope="row">${esc(g.group)}${g.paused ? '<span class="badge paused-badge">paused</span>' : ''}</th>`
+      const cur = g.group === S.filter.group ? ' aria-current="true"' : '';
+      return `<tr data-group="${esc(g.group)}" data-paused="${g.paused}"${cur}><th scope="row"><button type="button" class="link" data-filter-group="${esc(g.group)}" title="Show this group's jobs">${esc(g.group)}</button>${g.paused ? '<span class="badge paused-badge">paused</span>' : ''}</th>`
         + ['pending', 'processing', 'completed', 'failed'].map((k) => `<td class="num" data-field="${k}">${num(c[k])}</td>`).join('')
         + `<td data-field="oldestDue">${g.oldestDue ? relHtml(g.oldestDue) : '—'}</td><td class="num" data-field="running">${num(g.running)}</td>`
         + `<td data-field="servedAt">${g.servedAt ? relHtml(g.servedAt) : '—'}</td>`
@@ -343,7 +357,7 @@ function renderJobs() {
 }
 function renderPageInfo() {
   const f = S.filter;
-  $('#page-info').textContent = plural(S.jobs.length, 'job') + ' on this page' + (f.after || f.before ? '' : ` · ≈${countOf(f.name, f.status)} matching`);
+  $('#page-info').textContent = plural(S.jobs.length, 'job') + ' on this page' + (f.after || f.before ? '' : ` · ≈${countOf(f.name, f.status, f.group)} matching`);
 }
 const rowEl = (id) => $(`#jobs tr[data-id="${CSS.escape(id)}"]`);
 function select(id, scroll) {
@@ -528,11 +542,12 @@ function onAction(btn) {
       (r) => `Retried ${plural(num(r?.count), 'job')} of ${name}`, { yes: 'Redrive' });
   }
   if (a.startsWith('bulk-')) {
-    const op = a.slice(5), verb = op[0].toUpperCase() + op.slice(1), n = countOf(f.name, f.status), body = {};
+    const op = a.slice(5), verb = op[0].toUpperCase() + op.slice(1), n = countOf(f.name, f.status, f.group), body = {};
     if (f.name) body.name = f.name;
+    if (f.group) body.group = f.group;
     if (f.status.length) body.status = [...f.status];
-    if (!f.name && !f.status.length) return;
-    return act(`${verb} ${n} ${stw(f.status)}job${n === 1 ? '' : 's'} of ${f.name || 'all names'}?`
+    if (!f.name && !f.group && !f.status.length) return;
+    return act(`${verb} ${n} ${stw(f.status)}job${n === 1 ? '' : 's'} of ${f.name || 'all names'}${f.group ? ` in group ${f.group}` : ''}?`
       + (f.after || f.before ? ' (Date filters do not apply to bulk actions.)' : '') + (op === 'delete' ? ' This cannot be undone.' : ''),
       () => post('api/jobs/bulk/' + op, body), (r) => `${{ retry: 'Retried', cancel: 'Cancelled', delete: 'Deleted' }[op]} ${plural(num(r?.count), 'job')}`, { yes: verb + ' all', danger: op !== 'retry' });
   }
@@ -653,12 +668,17 @@ document.addEventListener('click', (e) => {
       return (top < 48 || top > innerHeight - 200) && sec.scrollIntoView({ block: 'start' });
     }
     if (d.filterName != null) return setFilter({ name: d.filterName, status: [] });
+    if (d.filterGroup != null) {
+      setFilter({ group: d.filterGroup });
+      return $('#jobs-section').scrollIntoView({ block: 'start' });
+    }
     if (d.openJob) return openDetail(d.openJob);
     if (b.closest('#toast .msg')) return b.closest('.msg').remove();
     ({
       'detail-close': closeDetail, 'refresh-btn': () => refresh(true), 'prev-page': () => page('backward'), 'next-page': () => page('forward'),
       'help-btn': () => toggleHelp(true), 'help-close': () => toggleHelp(false),
-      'filter-clear': () => setFilter({ name: '', status: [], after: '', before: '' }),
+      'filter-clear': () => setFilter({ name: '', group: '', status: [], after: '', before: '' }),
+      'filter-group-clear': () => setFilter({ group: '' }),
     })[b.id]?.();
     return;
   }
