@@ -241,7 +241,7 @@ fn other_collection(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_forgets_an_idle_tenants_group_and_window_and_its_next_job_runs() {
+async fn retention_forgets_an_idle_tenants_group_and_window_and_its_jobs_still_run() {
     use mongodb::bson::{doc, DateTime};
     let db = TestDb::new("groups_prune");
     let q = db
@@ -262,9 +262,15 @@ async fn retention_forgets_an_idle_tenants_group_and_window_and_its_next_job_run
         move |ctx: JobContext| {
             let seen = seen.clone();
             async move {
-                seen.lock()
-                    .unwrap()
-                    .push(ctx.job.group.clone().unwrap_or_default());
+                let group = ctx.job.group.clone().unwrap_or_default();
+                let first = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(group.clone());
+                    seen.iter().filter(|g| **g == group).count() == 1
+                };
+                if group == "broke" && first {
+                    return Err(HandlerError::permanent("tenant misconfigured"));
+                }
                 Ok::<_, HandlerError>(())
             }
         },
@@ -279,26 +285,35 @@ async fn retention_forgets_an_idle_tenants_group_and_window_and_its_next_job_run
     )
     .unwrap();
     q.start().unwrap();
-    let jobs = vec![in_group("sync", "gone", 0), in_group("sync", "recent", 1)];
+    // "broke"'s job fails for good on its first run; retention keeps failed jobs.
+    let jobs = vec![
+        in_group("sync", "gone", 0),
+        in_group("sync", "recent", 1),
+        in_group("sync", "broke", 2),
+    ];
     q.enqueue_many(jobs).await.unwrap();
     let groups = other_collection(&q, "groups");
-    // Both ran, and the claims found their groups empty since.
-    eventually(Duration::from_secs(10), "both groups drained", || async {
+    // All ran, and the claims found their groups empty since.
+    eventually(Duration::from_secs(10), "every group drained", || async {
         groups
-            .count_documents(doc! { "due": { "$exists": false }, "running": 0_i64 })
+            .count_documents(doc! { "idleSince": { "$exists": true }, "due": { "$exists": false }, "running": 0_i64 })
             .await
             .unwrap()
-            == 2
+            == 3
     })
     .await;
-    // "gone" was last served two hours ago, "recent" a minute ago (as if the clock had
-    // moved on).
+    // "gone" and "broke" went idle two hours ago, "recent" a minute ago (as if the
+    // clock had moved on).
     let ago = |ms: i64| DateTime::from_millis(DateTime::now().timestamp_millis() - ms);
-    for (group, served) in [("gone", ago(2 * 3_600_000)), ("recent", ago(60_000))] {
+    for (group, idle) in [
+        ("gone", ago(2 * 3_600_000)),
+        ("broke", ago(2 * 3_600_000)),
+        ("recent", ago(60_000)),
+    ] {
         groups
             .update_one(
                 doc! { "group": group },
-                doc! { "$set": { "servedAt": served } },
+                doc! { "$set": { "idleSince": idle } },
             )
             .await
             .unwrap();
@@ -313,7 +328,16 @@ async fn retention_forgets_an_idle_tenants_group_and_window_and_its_next_job_run
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(q.purge_expired().await.unwrap(), 2, "both jobs expired");
+    assert_eq!(
+        q.purge_expired().await.unwrap(),
+        2,
+        "the completed jobs expired"
+    );
+    assert_eq!(
+        groups.count_documents(doc! {}).await.unwrap(),
+        1,
+        "only recent's document is left"
+    );
     let window_of = |group: &'static str| {
         let windows = windows.clone();
         async move {
@@ -331,7 +355,28 @@ async fn retention_forgets_an_idle_tenants_group_and_window_and_its_next_job_run
         .into_iter()
         .map(|g| g.group)
         .collect();
-    assert_eq!(left, vec!["recent".to_string()], "only the idle group went");
+    assert_eq!(
+        left,
+        ["broke", "recent"],
+        "gone went; broke is listed by its failed job"
+    );
+    // The broken tenant is fixed: a bulk retry by group makes its document again and
+    // its job runs (a retry that only marked existing documents due would leave it).
+    let broke = monque::JobSelector {
+        name: Some("sync".into()),
+        group: Some("broke".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        q.retry_jobs(&broke, Some(Duration::from_millis(1)))
+            .await
+            .unwrap(),
+        1
+    );
+    eventually(Duration::from_secs(10), "the retried job ran", || async {
+        q.group_stats("sync", "broke").await.unwrap().completed == 1
+    })
+    .await;
     // Its next job makes it again and runs.
     q.enqueue_many(vec![in_group("sync", "gone", 2)])
         .await
@@ -342,7 +387,7 @@ async fn retention_forgets_an_idle_tenants_group_and_window_and_its_next_job_run
         || async { runs.lock().unwrap().iter().filter(|g| *g == "gone").count() == 2 },
     )
     .await;
-    assert_eq!(q.groups("sync").await.unwrap().len(), 2);
+    assert_eq!(q.groups("sync").await.unwrap().len(), 3);
     assert_eq!(window_of("gone").await, 1, "its limiter counts again");
     q.stop(None).await.unwrap();
     db.drop_db(&q).await;

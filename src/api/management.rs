@@ -194,7 +194,7 @@ impl Management {
             let jobs = self.store.next_chunk(&selection, after).await?;
             let Some(last) = jobs.last() else { break };
             after = Some(last.id);
-            let mut groups: BTreeMap<i64, Vec<ObjectId>> = BTreeMap::new();
+            let mut groups: BTreeMap<i64, Vec<Job>> = BTreeMap::new();
             for job in jobs {
                 let at = due(seen);
                 seen += 1;
@@ -206,16 +206,13 @@ impl Management {
                         Err(err) => return Err(err),
                     }
                 } else {
-                    groups
-                        .entry(at.timestamp_millis())
-                        .or_default()
-                        .push(job.id);
+                    groups.entry(at.timestamp_millis()).or_default().push(job);
                 }
             }
-            for (at, ids) in groups {
+            for (at, jobs) in groups {
                 retried += self
                     .store
-                    .retry_group(&selection, ids, DateTime::from_millis(at))
+                    .retry_group(&selection, &jobs, DateTime::from_millis(at))
                     .await?;
             }
         }

@@ -80,14 +80,22 @@ impl Retention {
                 count: deleted,
             });
         }
-        let groups = self.store.prune_idle_groups(IDLE_GROUPS_KEPT_FOR).await?;
-        let windows = self.store.prune_ended_windows(IDLE_GROUPS_KEPT_FOR).await?;
-        if groups + windows > 0 {
-            tracing::info!(
-                groups,
-                windows,
-                "idle groups and ended rate-limit windows pruned"
-            );
+        // Housekeeping: a failure here is logged, not the sweep's (its jobs are gone).
+        let groups = self.store.prune_idle_groups(IDLE_GROUPS_KEPT_FOR).await;
+        let windows = self.store.prune_ended_windows(IDLE_GROUPS_KEPT_FOR).await;
+        match (groups, windows) {
+            (Ok(groups), Ok(windows)) => {
+                if groups + windows > 0 {
+                    tracing::info!(
+                        groups,
+                        windows,
+                        "idle groups and ended rate-limit windows pruned"
+                    );
+                }
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::warn!(%err, "could not prune idle groups or ended rate-limit windows; the next sweep will");
+            }
         }
         Ok(deleted)
     }

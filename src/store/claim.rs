@@ -280,6 +280,16 @@ impl Store {
 
     /// Best effort: puts every job still held by `claim_id` back to `pending`.
     async fn unclaim(&self, claim: &Claim<'_>, claim_id: ObjectId) {
+        // A claim of any job may have taken grouped ones: which groups, read first (the
+        // hand-back unsets `claimId`). This path is rare: a read after the claim failed.
+        let held_groups = match claim.group {
+            JobGroup::Any => self
+                .coll
+                .distinct("group", doc! { "claimId": claim_id })
+                .await
+                .ok(),
+            JobGroup::Only(_) | JobGroup::Ungrouped => None,
+        };
         let res = self
             .coll
             .update_many(
@@ -293,12 +303,22 @@ impl Store {
         // Grouped jobs among them are pending again: their groups must look due (a
         // claim may have settled a group while they were out). Their slots stay
         // counted by the caller until the recount.
-        let noted = match claim.group {
-            JobGroup::Only(group) => {
-                let due = [(claim.name.to_owned(), group.to_owned(), self.now())];
+        let now = self.now();
+        let noted = match (claim.group, held_groups) {
+            (JobGroup::Only(group), _) => {
+                self.note_due(&[(claim.name.to_owned(), group.to_owned(), now)])
+                    .await
+            }
+            (JobGroup::Any, Some(groups)) => {
+                let due: Vec<_> = groups
+                    .iter()
+                    .filter_map(|g| Some((claim.name.to_owned(), g.as_str()?.to_owned(), now)))
+                    .collect();
                 self.note_due(&due).await
             }
-            JobGroup::Any | JobGroup::Ungrouped => self.note_all_due(Some(claim.name), None).await,
+            // Even that read failed: every group of the name that has a document.
+            (JobGroup::Any, None) => self.note_all_due(claim.name).await,
+            (JobGroup::Ungrouped, _) => Ok(()),
         };
         if let Err(err) = noted {
             tracing::warn!(%err, "could not mark the groups of a handed-back batch due");

@@ -23,12 +23,13 @@
 //! count from the jobs again once the group has not been claimed from for a lease.
 //!
 //! An idle group's document holds nothing a claim needs, so the retention sweep deletes
-//! it after an hour ([`Store::prune_idle_groups`]); the group's next job makes it again.
+//! it after an hour ([`Store::prune_idle_groups`]). Every write that makes a grouped job
+//! pending upserts its group's document, so the group's next job makes it again.
 
 use std::collections::HashMap;
 
 use futures_util::{StreamExt, TryStreamExt};
-use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::options::{ReadPreference, SelectionCriteria};
 
 use super::claim::{Claimed, JobGroup};
@@ -96,9 +97,9 @@ struct Member {
 
 struct GroupDoc {
     group: String,
-    /// The `noted` count and `due` read with it (settle_due's guard).
+    /// The `noted` count and `born` id read with it (settle_due's guard).
     noted: Bson,
-    due: Bson,
+    born: Bson,
     running: i64,
 }
 
@@ -151,7 +152,7 @@ impl Store {
             let update = doc! {
                 "$min": { "due": at },
                 "$inc": { "noted": 1_i64 },
-                "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0), "paused": false },
+                "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0), "paused": false, "born": ObjectId::new() },
             };
             writes.push(self.upsert_group(name, group, update));
         }
@@ -197,20 +198,12 @@ impl Store {
         self.note_due_after_write(&due).await
     }
 
-    /// Every group of `name` (of all names with `None`) is due now, or only `group` of
-    /// them: after writes that made jobs pending without saying which groups (bulk
-    /// management). Early is safe.
-    pub(crate) async fn note_all_due(&self, name: Option<&str>, group: Option<&str>) -> Result<()> {
-        let mut filter = Document::new();
-        if let Some(name) = name {
-            filter.insert("name", name);
-        }
-        if let Some(group) = group {
-            filter.insert("group", group);
-        }
+    /// Every group of `name` that has a document is due now: after a hand-back that
+    /// could not tell which groups got jobs back. Early is safe.
+    pub(crate) async fn note_all_due(&self, name: &str) -> Result<()> {
         let update = doc! { "$min": { "due": self.now() }, "$inc": { "noted": 1_i64 } };
         self.groups
-            .update_many(filter, update)
+            .update_many(doc! { "name": name }, update)
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(())
@@ -270,7 +263,7 @@ impl Store {
                 group: Some(GroupDoc {
                     group: group.to_owned(),
                     noted: g.get("noted").cloned().unwrap_or(Bson::Null),
-                    due: g.get("due").cloned().unwrap_or(Bson::Null),
+                    born: g.get("born").cloned().unwrap_or(Bson::Null),
                     running: read_i64(g, "running"),
                 }),
                 share: 0,
@@ -482,7 +475,7 @@ impl Store {
         }
         let claimed = claimed?;
         if taken == 0 && !claimed.contended {
-            self.settle_due(name, &g.group, g.noted, g.due).await?;
+            self.settle_due(name, &g.group, g.noted, g.born).await?;
         }
         Ok(MemberClaimed::of(claimed, Some(&g.group), want))
     }
@@ -535,19 +528,19 @@ impl Store {
     }
 
     /// A group found without due work: its due time becomes its next pending job's (or
-    /// none), unless a write noted a pending job meanwhile (`noted` moved). `due` joins
+    /// none), unless a write noted a pending job meanwhile (`noted` moved). `born` joins
     /// the guard for a document pruned and made again meanwhile
-    /// ([`prune_idle_groups`](Self::prune_idle_groups)): its `noted` starts over, its
-    /// `due` is its new job's.
+    /// ([`prune_idle_groups`](Self::prune_idle_groups)): its `noted` starts over, but
+    /// every document is born with a new id.
     pub(super) async fn settle_due(
         &self,
         name: &str,
         group: &str,
         noted: Bson,
-        due: Bson,
+        born: Bson,
     ) -> Result<()> {
         let next = self.next_pending_at(name, group).await?;
-        self.set_settled_due(name, group, (noted, due), next).await
+        self.set_settled_due(name, group, (noted, born), next).await
     }
 
     /// When the group's next pending job is due, if it has one.
@@ -568,23 +561,25 @@ impl Store {
     }
 
     /// The write half of [`settle_due`](Self::settle_due): `due` becomes `next`, if the
-    /// document still has the `(noted, due)` that was read.
+    /// document still has the `(noted, born)` that was read. A group left without due
+    /// work is `idleSince` now (the prune's clock).
     pub(super) async fn set_settled_due(
         &self,
         name: &str,
         group: &str,
-        (noted, due): (Bson, Bson),
+        (noted, born): (Bson, Bson),
         next: Option<DateTime>,
     ) -> Result<()> {
         // None is an absent `due`, not null: `$min` would keep a null (null sorts
         // before every date) and the group would never be due again.
         let update = match next {
             Some(next) => doc! { "$set": { "due": next } },
-            None => doc! { "$unset": { "due": "" } },
+            None => doc! { "$unset": { "due": "" }, "$set": { "idleSince": self.now() } },
         };
+        // A missing `born` (a document from before it existed) is matched by null.
         self.groups
             .update_one(
-                doc! { "_id": group_id(name, group), "noted": noted, "due": due },
+                doc! { "_id": group_id(name, group), "noted": noted, "born": born },
                 update,
             )
             .await
@@ -639,10 +634,11 @@ impl Store {
     }
 
     /// Deletes the documents of groups that are idle (nothing due, no slot held, not
-    /// paused) and were not served since `idle_for` ago. They hold nothing a claim
-    /// needs: the next write that makes one of the group's jobs pending creates the
-    /// document again, and `getGroups` still lists a group that has jobs. The filter is
-    /// the guard, so a group noted meanwhile is kept. Returns how many.
+    /// paused) and have been since `idle_for` ago (`idleSince`, set when a claim found
+    /// the group without due work). They hold nothing a claim needs: every write that
+    /// makes one of the group's jobs pending upserts the document again, and
+    /// `getGroups` still lists a group that has jobs. The filter is the guard, so a
+    /// group noted meanwhile is kept. Returns how many.
     pub(crate) async fn prune_idle_groups(&self, idle_for: std::time::Duration) -> Result<u64> {
         let cutoff = DateTime::from_millis(
             self.now()
@@ -655,7 +651,7 @@ impl Store {
                 "due": { "$exists": false },
                 "running": { "$lte": 0_i64 },
                 "paused": false,
-                "servedAt": { "$lt": cutoff },
+                "idleSince": { "$lt": cutoff },
             })
             .await
             .map_err(|e| self.db_err(e))?;
@@ -672,7 +668,7 @@ impl Store {
     ) -> Result<()> {
         let mut update = doc! {
             "$set": { "paused": paused },
-            "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0) },
+            "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0), "born": ObjectId::new() },
         };
         if !paused {
             // Its work was skipped meanwhile: due now (early is safe).

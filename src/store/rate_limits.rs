@@ -89,7 +89,9 @@ impl Store {
                 .rate_limits
                 .update_one(
                     doc! { "_id": name, "windowStart": window, "count": { "$lte": limit.max as i64 - count } },
-                    doc! { "$inc": { "count": count } },
+                    // Whoever counts in a window says how long it lasts for them: a
+                    // longer limit deployed beside a shorter one keeps it from the prune.
+                    doc! { "$inc": { "count": count }, "$max": { "endsAt": ends } },
                 )
                 .await
                 .map_err(|e| self.db_err(e))?;

@@ -650,8 +650,8 @@ async fn only_idle_groups_are_pruned_and_come_back_with_their_next_job() {
     for g in ["idle", "due", "held", "paused", "recent"] {
         insert(s, "sync", in_group(g)).await;
     }
-    // Every group but "due" was drained; "held" still holds a slot, "recent" was
-    // served a moment ago, "paused" is paused.
+    // Every group but "due" was drained an hour ago; "held" still holds a slot,
+    // "recent" went idle a moment ago, "paused" is paused.
     s.coll
         .delete_many(doc! { "group": { "$ne": "due" } })
         .await
@@ -660,7 +660,7 @@ async fn only_idle_groups_are_pruned_and_come_back_with_their_next_job() {
     s.groups
         .update_many(
             doc! { "group": { "$ne": "due" } },
-            doc! { "$unset": { "due": "" }, "$set": { "servedAt": long_ago } },
+            doc! { "$unset": { "due": "" }, "$set": { "idleSince": long_ago } },
         )
         .await
         .unwrap();
@@ -671,7 +671,7 @@ async fn only_idle_groups_are_pruned_and_come_back_with_their_next_job() {
             .unwrap();
     };
     set("held", doc! { "running": 1_i64 }).await;
-    set("recent", doc! { "servedAt": DateTime::now() }).await;
+    set("recent", doc! { "idleSince": DateTime::now() }).await;
     s.set_group_paused("sync", "paused", true).await.unwrap();
 
     let pruned = s.prune_idle_groups(Duration::from_secs(60)).await.unwrap();
@@ -701,21 +701,30 @@ async fn a_settle_read_before_a_prune_misses_the_group_made_again() {
     s.coll.delete_one(doc! { "_id": first.id }).await.unwrap();
     let guard = (
         read.get("noted").cloned().unwrap(),
-        read.get("due").cloned().unwrap(),
+        read.get("born").cloned().unwrap(),
     );
     let next = s.next_pending_at("sync", "g").await.unwrap();
     assert_eq!(next, None);
-    // Meanwhile another claim settles it, retention prunes it, and a new job makes it
-    // again: noted 1 once more.
+    // Meanwhile another claim settles it, retention prunes it, and a new job due at
+    // the same moment makes it again: noted 1 and the same due once more.
     s.set_settled_due("sync", "g", guard.clone(), None)
         .await
         .unwrap();
-    assert_eq!(s.prune_idle_groups(Duration::ZERO).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let second = insert(s, "sync", in_group("g")).await;
+    assert_eq!(s.prune_idle_groups(Duration::ZERO).await.unwrap(), 1);
+    let second = insert(
+        s,
+        "sync",
+        EnqueueOptions {
+            run_at: Some(first.next_run_at),
+            ..in_group("g")
+        },
+    )
+    .await;
+    let again = group_doc(s, "g").await.unwrap();
     assert_eq!(
-        group_doc(s, "g").await.unwrap().get("noted"),
-        Some(&guard.0)
+        (again.get("noted"), again.get("due")),
+        (read.get("noted"), read.get("due"))
     );
     // The slow claim's write must not take the new job's due time away.
     s.set_settled_due("sync", "g", guard, next).await.unwrap();

@@ -332,15 +332,16 @@ impl Store {
         Ok(res.modified_count)
     }
 
-    /// Puts the jobs `ids` of a selection back to `pending`, due at `at`, `failCount` 0:
+    /// Puts the jobs of a selection back to `pending`, due at `at`, `failCount` 0:
     /// those still in a status the selection allows. Jobs holding a uniqueKey or with
     /// dependencies go through [`retry`](Self::retry) one by one instead.
     pub(crate) async fn retry_group(
         &self,
         selection: &Selection,
-        ids: Vec<ObjectId>,
+        jobs: &[Job],
         at: DateTime,
     ) -> Result<u64> {
+        let ids: Vec<ObjectId> = jobs.iter().map(|j| j.id).collect();
         let res = self
             .coll
             .update_many(
@@ -353,12 +354,14 @@ impl Store {
             .await
             .map_err(|e| self.db_err(e))?;
         if res.modified_count > 0 {
-            // Which groups got jobs back is not known here: all of the selection's are due.
-            self.note_all_due(
-                selection.filter.get_str("name").ok(),
-                selection.filter.get_str("group").ok(),
-            )
-            .await?;
+            // Their groups are due by `at` (an upsert each: a group idle long enough may
+            // have lost its document). A job of the chunk claimed meanwhile and not
+            // retried makes its group look due early, which is safe.
+            let due: Vec<_> = jobs
+                .iter()
+                .filter_map(|j| Some((j.name.clone(), j.group.clone()?, at)))
+                .collect();
+            self.note_due_after_write(&due).await;
         }
         Ok(res.modified_count)
     }
