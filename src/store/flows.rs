@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::bson::{doc, oid::ObjectId, Document};
 use mongodb::options::{ReadPreference, ReturnDocument, SelectionCriteria};
 
 use super::Store;
@@ -233,9 +233,7 @@ impl Store {
     /// first: the process that wrote a dependency's end may have died before it
     /// settled them, or hit an error.
     pub(crate) async fn stalled_waiting(&self) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
-        let stale = DateTime::from_millis(
-            self.now().timestamp_millis() - self.lease_duration.as_millis() as i64,
-        );
+        let stale = self.ago(self.lease_duration);
         let filter = doc! { "status": JobStatus::Waiting.as_str(), "updatedAt": { "$lt": stale } };
         let oldest = self
             .coll

@@ -591,9 +591,7 @@ impl Store {
     /// claim's reservation is in flight) to the jobs that hold a slot, guarded by what
     /// was read. Returns how many counts changed.
     pub(crate) async fn recount_groups(&self) -> Result<u64> {
-        let quiet_since = DateTime::from_millis(
-            self.now().timestamp_millis() - self.lease_duration.as_millis() as i64,
-        );
+        let quiet_since = self.ago(self.lease_duration);
         let quiet = doc! { "running": { "$gt": 0 }, "servedAt": { "$lt": quiet_since } };
         let held = self.groups_served_longest_ago(quiet, RECOUNT_BATCH).await?;
         let mut changed = 0;
@@ -640,11 +638,7 @@ impl Store {
     /// `getGroups` still lists a group that has jobs. The filter is the guard, so a
     /// group noted meanwhile is kept. Returns how many.
     pub(crate) async fn prune_idle_groups(&self, idle_for: std::time::Duration) -> Result<u64> {
-        let cutoff = DateTime::from_millis(
-            self.now()
-                .timestamp_millis()
-                .saturating_sub(idle_for.as_millis() as i64),
-        );
+        let cutoff = self.ago(idle_for);
         let res = self
             .groups
             .delete_many(doc! {

@@ -55,9 +55,7 @@ impl Store {
 
     /// The instances whose last heartbeat is younger than a lease.
     pub(crate) async fn live_instances(&self) -> Result<Vec<Instance>> {
-        let since = DateTime::from_millis(
-            self.now().timestamp_millis() - self.lease_duration.as_millis() as i64,
-        );
+        let since = self.ago(self.lease_duration);
         let docs: Vec<Document> = self
             .instances
             .find(doc! { "heartbeatAt": { "$gte": since } })

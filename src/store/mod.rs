@@ -177,6 +177,15 @@ impl Store {
         self.clock.now()
     }
 
+    /// The server's time `span` ago: where "older than" filters start.
+    pub(crate) fn ago(&self, span: Duration) -> DateTime {
+        DateTime::from_millis(
+            self.now()
+                .timestamp_millis()
+                .saturating_sub(span.as_millis() as i64),
+        )
+    }
+
     pub(crate) fn clock(&self) -> Arc<Clock> {
         self.clock.clone()
     }

@@ -112,11 +112,7 @@ impl Store {
     /// finds its guarded update missing and starts the next window, as it would have.
     /// Windows written before `endsAt` existed are kept until their next window.
     pub(crate) async fn prune_ended_windows(&self, ended_for: std::time::Duration) -> Result<u64> {
-        let cutoff = DateTime::from_millis(
-            self.now()
-                .timestamp_millis()
-                .saturating_sub(ended_for.as_millis() as i64),
-        );
+        let cutoff = self.ago(ended_for);
         let res = self
             .rate_limits
             .delete_many(doc! { "endsAt": { "$lt": cutoff } })
