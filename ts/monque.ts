@@ -45,6 +45,8 @@ export class Monque extends EventEmitter<MonqueEvents> {
   private readonly pending = new Map<string, { handler: Handler; options: WorkerOptions }>()
   /** Abort controllers of running handlers, by `<jobId>:<claimId>`. */
   private readonly controllers = new Map<string, AbortController>()
+  /** What each running handler returned, kept alive as long as its controller is listed. */
+  private readonly settling = new WeakMap<AbortController, unknown>()
   private keepAlive?: NodeJS.Timeout
   private readonly logger?: Logger
   /** OpenTelemetry spans, when `@opentelemetry/api` is installed and telemetry is on. */
@@ -365,9 +367,14 @@ export class Monque extends EventEmitter<MonqueEvents> {
         const tracing = this.tracing
         // The run's span (tracing.ts) goes to the core at once, for the attempts history.
         const onSpan = (traceparent: string) => native.recordRunSpan(execution, traceparent)
-        result = tracing
-          ? await tracing.consume(raw, controller.signal, onSpan, () => snoozeMs !== undefined, async () => handler(job))
-          : await handler(job)
+        const pending = tracing
+          ? tracing.consume(raw, controller.signal, onSpan, () => snoozeMs !== undefined, async () => handler(job))
+          : handler(job)
+        // Held while the run is in flight (its controller is listed): a handler promise
+        // nothing else references could be garbage-collected unsettled, and with it the
+        // core's reply channel. A run that never settles is its timeout's to end.
+        this.settling.set(controller, pending)
+        result = await pending
       } catch (err) {
         if (snoozeMs !== undefined) return JSON.stringify({ ok: false, snooze: snoozeMs })
         const message = describeThrown(err)
