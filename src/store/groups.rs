@@ -152,7 +152,7 @@ impl Store {
             let update = doc! {
                 "$min": { "due": at },
                 "$inc": { "noted": 1_i64 },
-                "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0), "paused": false, "born": ObjectId::new() },
+                "$setOnInsert": { "paused": false },
             };
             writes.push(self.upsert_group(name, group, update));
         }
@@ -662,7 +662,6 @@ impl Store {
     ) -> Result<()> {
         let mut update = doc! {
             "$set": { "paused": paused },
-            "$setOnInsert": { "running": 0_i64, "servedAt": DateTime::from_millis(0), "born": ObjectId::new() },
         };
         if !paused {
             // Its work was skipped meanwhile: due now (early is safe).
@@ -676,10 +675,20 @@ impl Store {
     /// create it at once: the loser of the `_id` applies its update to the winner's
     /// document.
     async fn upsert_group(&self, name: &str, group: &str, mut update: Document) -> Result<()> {
-        if let Ok(on_insert) = update.get_document_mut("$setOnInsert") {
-            on_insert.insert("name", name);
-            on_insert.insert("group", group);
-        }
+        // What every new group document starts with; `born` tells it from one pruned
+        // before it (settle_due's guard).
+        let mut on_insert = match update.remove("$setOnInsert") {
+            Some(Bson::Document(d)) => d,
+            _ => Document::new(),
+        };
+        on_insert.extend(doc! {
+            "name": name,
+            "group": group,
+            "running": 0_i64,
+            "servedAt": DateTime::from_millis(0),
+            "born": ObjectId::new(),
+        });
+        update.insert("$setOnInsert", on_insert);
         for _ in 0..2 {
             match self
                 .groups

@@ -33,6 +33,8 @@ impl Store {
         want: u32,
     ) -> Result<Permits> {
         let span = limit.duration.as_millis() as i64;
+        let ends_after =
+            |start: DateTime| DateTime::from_millis(start.timestamp_millis().saturating_add(span));
         for _ in 0..ATTEMPTS {
             let now = self.now();
             let current = self
@@ -42,9 +44,7 @@ impl Store {
                 .map_err(|e| self.db_err(e))?;
             let Some(current) = current else {
                 let count = want.min(limit.max);
-                let ends = DateTime::from_millis(now.timestamp_millis().saturating_add(span));
-                let first =
-                    doc! { "_id": name, "windowStart": now, "endsAt": ends, "count": count as i64 };
+                let first = doc! { "_id": name, "windowStart": now, "endsAt": ends_after(now), "count": count as i64 };
                 match self.rate_limits.insert_one(first).await {
                     Ok(_) => return Ok(Permits::Granted { count, window: now }),
                     Err(e) if Error::is_duplicate_key(&e) => continue, // another instance was first
@@ -59,7 +59,7 @@ impl Store {
                 .get_i64("count")
                 .or_else(|_| current.get_i32("count").map(i64::from))
                 .unwrap_or(0);
-            let ends = DateTime::from_millis(window.timestamp_millis().saturating_add(span));
+            let ends = ends_after(window);
             if ends <= now {
                 // The window is over: start the next one, unless someone just did.
                 let count = want.min(limit.max);
@@ -69,7 +69,7 @@ impl Store {
                         doc! { "_id": name, "windowStart": window },
                         doc! { "$set": {
                             "windowStart": now,
-                            "endsAt": DateTime::from_millis(now.timestamp_millis().saturating_add(span)),
+                            "endsAt": ends_after(now),
                             "count": count as i64,
                         } },
                     )
